@@ -1,0 +1,19 @@
+.PHONY: run test bench build vet
+
+# Run audex (API + worker) with everything it needs.
+run:
+	bash scripts/run.sh
+
+# Run the whole test suite against real PostgreSQL.
+test:
+	bash scripts/test.sh
+
+# Load synthetic events and print the performance figures (BENCHMARKS.md).
+bench:
+	bash scripts/bench.sh
+
+build:
+	go build ./...
+
+vet:
+	gofmt -l . | (! grep .) && go vet ./...

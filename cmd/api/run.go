@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/audex-dev/audex/internal/api"
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+const usage = `usage:
+  api [serve]                 serve the HTTP API (AUDEX_LISTEN, default 127.0.0.1:8080)
+  api migrate                 bring the database (audex's and River's tables) up to date
+  api keys create --tenant T --scopes s1,s2 [--name N]
+                              create a key; prints only the plain key
+  api keys list [--tenant T]  list keys (never the key itself)
+  api keys revoke KEY_OR_ID   revoke a key by id or plain key
+  api keys check KEY          exit 0 if KEY is an active key`
+
+// run is the whole command, with its environment passed in so that tests
+// can run it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, logger)
+	case "migrate":
+		return migrate(ctx, cfg, stdout)
+	case "keys":
+		return keys(ctx, cfg, args, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+}
+
+func migrate(ctx context.Context, cfg config.Config, stdout io.Writer) error {
+	created, err := store.CreateDatabaseIfMissing(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintln(stdout, "created the database")
+	}
+	pool, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "database is up to date")
+	return nil
+}
+
+// openMigrated opens the database and refuses an out-of-date schema.
+func openMigrated(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	pool, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CheckSchema(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	pool, err := openMigrated(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	secret := []byte(cfg.CursorSecret)
+	if len(secret) == 0 {
+		if secret, err = store.CursorSecret(ctx, pool); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	logger.Info("api_listening", slog.String("addr", ln.Addr().String()))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("api_shutting_down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}

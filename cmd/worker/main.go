@@ -1,0 +1,69 @@
+// Command worker works audex's background jobs (River): today the
+// partition maintenance; exports, purges and retention as they arrive.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+// drainTimeout is how long a stopping worker lets running jobs finish
+// before cancelling them (they resume elsewhere).
+const drainTimeout = 30 * time.Second
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("worker takes no arguments, got %q", args[0])
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	pool, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := store.CheckSchema(ctx, pool); err != nil {
+		return err
+	}
+	client, err := jobs.NewClient(jobs.Config{Pool: pool, Logger: logger})
+	if err != nil {
+		return err
+	}
+	// Start gets a context that outlives the signal: cancelling Start's
+	// context would cancel running jobs instead of letting them drain.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	logger.Info("worker_started")
+	<-ctx.Done()
+	logger.Info("worker_stopping")
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+	defer cancel()
+	if err := client.Stop(stopCtx); err != nil {
+		logger.Warn("worker_drain_timeout", slog.Any("error", err))
+		return client.StopAndCancel(context.WithoutCancel(ctx))
+	}
+	return nil
+}

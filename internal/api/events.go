@@ -1,0 +1,90 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+// listResponse is the body of a page of events.
+type listResponse struct {
+	Events     []audex.Event `json:"events"`
+	NextCursor *string       `json:"next_cursor"`
+	HasMore    bool          `json:"has_more"`
+}
+
+func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	q, err := parseListQuery(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
+	page, err := s.listPage(r, key.TenantID, q, "events")
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+// listPage reads one page of a listing: limit+1 rows tell whether there is
+// more, and the cursor is bound to the tenant, filters, order and route.
+func (s *Server) listPage(r *http.Request, tenantID string, q listQuery, route string) (listResponse, error) {
+	scope := scopeFingerprint(tenantID, route, q.filter, q.order)
+	var after *audex.Position
+	if q.cursor != "" {
+		pos, err := s.cursors.decode(q.cursor, scope)
+		if err != nil {
+			return listResponse{}, err
+		}
+		after = &pos
+	}
+	events, err := store.ListEvents(r.Context(), s.pool, tenantID, q.filter, q.order, after, q.limit+1)
+	if err != nil {
+		return listResponse{}, err
+	}
+	page := listResponse{Events: events}
+	if len(events) > q.limit {
+		page.Events = events[:q.limit]
+		last := page.Events[q.limit-1]
+		next := s.cursors.encode(audex.Position{OccurredAt: last.OccurredAt, ID: last.ID}, scope)
+		page.NextCursor, page.HasMore = &next, true
+	}
+	if page.Events == nil {
+		page.Events = []audex.Event{}
+	}
+	return page, nil
+}
+
+func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	if r.URL.RawQuery != "" {
+		return invalid("", "this route takes no query parameters")
+	}
+	id := r.PathValue("id")
+	if !validEventID(id) {
+		return notFound("event")
+	}
+	e, err := store.GetEvent(r.Context(), s.pool, key.TenantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("event")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, e)
+	return nil
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request, _ audex.APIKey) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ audex.APIKey) error {
+	if err := store.Ping(r.Context(), s.pool); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}

@@ -1,0 +1,408 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+// Ingest limits (API.md, plus bounds on free-text fields so that one event
+// cannot bloat every index it is in).
+const (
+	maxBodyBytes     = 5 << 20
+	maxBatchEvents   = 1000
+	maxMetadataBytes = 16 << 10
+	maxMetadataDepth = 64
+	maxIDLength      = 128
+	maxActionLength  = 128
+	maxNameLength    = 512  // actor/target id, type and name, request_id
+	maxTextLength    = 2048 // resource, path, user_agent
+	maxMethodLength  = 32
+	// reservedActionPrefix marks events that audex writes itself.
+	reservedActionPrefix = "audit."
+)
+
+type ingestRequest struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+type ingestResponse struct {
+	IDs        []string `json:"ids"`
+	Accepted   int      `json:"accepted"`
+	Duplicates int      `json:"duplicates"`
+}
+
+// eventInput is one event as a client sends it. Pointers tell "not given"
+// (or null) from an empty value.
+type eventInput struct {
+	ID         *string         `json:"id"`
+	OccurredAt *string         `json:"occurred_at"`
+	ReceivedAt json.RawMessage `json:"received_at"`
+	Action     *string         `json:"action"`
+	Actor      json.RawMessage `json:"actor"`
+	Target     json.RawMessage `json:"target"`
+	Resource   *string         `json:"resource"`
+	SourceIP   *string         `json:"source_ip"`
+	UserAgent  *string         `json:"user_agent"`
+	RequestID  *string         `json:"request_id"`
+	Method     *string         `json:"method"`
+	Path       *string         `json:"path"`
+	StatusCode *int            `json:"status_code"`
+	Success    *bool           `json:"success"`
+	DurationMS *int64          `json:"duration_ms"`
+	Metadata   json.RawMessage `json:"metadata"`
+}
+
+type partyInput struct {
+	ID   *string `json:"id"`
+	Type *string `json:"type"`
+	Name *string `json:"name"`
+}
+
+func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	if r.URL.RawQuery != "" {
+		return invalid("", "this route takes no query parameters")
+	}
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	var req ingestRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	if len(req.Events) == 0 || len(req.Events) > maxBatchEvents {
+		return invalid("events", "events must hold 1 to %d events", maxBatchEvents)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	events := make([]audex.Event, len(req.Events))
+	for i, raw := range req.Events {
+		e, err := parseEvent(fmt.Sprintf("events[%d]", i), raw, now)
+		if err != nil {
+			return err
+		}
+		events[i] = e
+	}
+	stored, err := store.InsertEvents(r.Context(), s.pool, key.TenantID, events)
+	if err != nil {
+		return err
+	}
+	resp := ingestResponse{IDs: make([]string, len(events))}
+	for i, e := range events {
+		resp.IDs[i] = e.ID
+		if stored[i] {
+			resp.Accepted++
+		} else {
+			resp.Duplicates++
+		}
+	}
+	writeJSON(w, http.StatusCreated, resp)
+	return nil
+}
+
+// requireJSON checks that the request body is declared as JSON.
+func requireJSON(r *http.Request) error {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mediaType != "application/json" {
+		return invalid("Content-Type", "Content-Type must be application/json")
+	}
+	return nil
+}
+
+// decodeBody reads a JSON object of at most maxBodyBytes into v, rejecting
+// unknown fields and trailing data.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return &Error{Code: CodePayloadTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", maxBodyBytes)}
+		}
+		return invalid("", "could not read the request body")
+	}
+	return decodeStrict("", body, v)
+}
+
+// decodeStrict decodes one JSON object from data into v. Errors name the
+// offending field below prefix.
+func decodeStrict(prefix string, data []byte, v any) error {
+	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return invalid(prefix, "%s must be a JSON object", nameOr(prefix, "the body"))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(prefix, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return invalid(prefix, "%s has data after the JSON object", nameOr(prefix, "the body"))
+	}
+	return nil
+}
+
+// jsonError turns an encoding/json error into an invalid_argument error.
+func jsonError(prefix string, err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return invalid(prefix, "malformed JSON: %v", err)
+	case errors.As(err, &typ):
+		field := joinField(prefix, typ.Field)
+		return invalid(field, "%s must be %s", field, jsonTypeName(typ.Type.String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		field := joinField(prefix, name)
+		return invalid(field, "unknown field %s", field)
+	}
+	return invalid(prefix, "malformed JSON")
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.Contains(goType, "string"):
+		return "a string"
+	case strings.Contains(goType, "bool"):
+		return "a boolean"
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case strings.Contains(goType, "[]"):
+		return "an array"
+	}
+	return "an object"
+}
+
+func joinField(prefix, name string) string {
+	switch {
+	case prefix == "":
+		return name
+	case name == "":
+		return prefix
+	}
+	return prefix + "." + name
+}
+
+func nameOr(field, fallback string) string {
+	if field == "" {
+		return fallback
+	}
+	return field
+}
+
+// parseEvent validates one ingested event and returns it ready to store,
+// with a server id when the client gave none and occurred_at defaulting to
+// now.
+func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, error) {
+	var in eventInput
+	if err := decodeStrict(field, raw, &in); err != nil {
+		return audex.Event{}, err
+	}
+	f := func(name string) string { return field + "." + name }
+	if len(in.ReceivedAt) > 0 {
+		return audex.Event{}, invalid(f("received_at"), "received_at is set by the server and cannot be given")
+	}
+	e := audex.Event{OccurredAt: now}
+	if in.ID != nil {
+		if !validEventID(*in.ID) {
+			return e, invalid(f("id"), "id must be 1 to %d characters of A-Z a-z 0-9 _ . : -", maxIDLength)
+		}
+		e.ID = *in.ID
+	} else {
+		e.ID = audex.NewID("evt")
+	}
+	if in.OccurredAt != nil {
+		t, err := parseTime(f("occurred_at"), *in.OccurredAt)
+		if err != nil {
+			return e, err
+		}
+		e.OccurredAt = t
+	}
+	if in.Action == nil || *in.Action == "" {
+		return e, invalid(f("action"), "action is required")
+	}
+	if !validAction(*in.Action) {
+		return e, invalid(f("action"), "action must be 1 to %d characters of a-z 0-9 _ . : -", maxActionLength)
+	}
+	if strings.HasPrefix(*in.Action, reservedActionPrefix) {
+		return e, invalid(f("action"), "actions starting with %q are reserved for audex", reservedActionPrefix)
+	}
+	e.Action = *in.Action
+
+	actor, given, err := parseParty(f("actor"), in.Actor)
+	if err != nil {
+		return e, err
+	}
+	if !given || actor.ID == nil || *actor.ID == "" {
+		return e, invalid(f("actor.id"), "actor.id is required")
+	}
+	e.Actor = audex.Actor{ID: *actor.ID, Type: actor.Type, Name: actor.Name}
+	target, given, err := parseParty(f("target"), in.Target)
+	if err != nil {
+		return e, err
+	}
+	if given && (target.ID != nil || target.Type != nil || target.Name != nil) {
+		e.Target = &audex.Target{ID: target.ID, Type: target.Type, Name: target.Name}
+	}
+
+	for _, t := range []struct {
+		name string
+		v    *string
+		max  int
+	}{
+		{"resource", in.Resource, maxTextLength},
+		{"user_agent", in.UserAgent, maxTextLength},
+		{"request_id", in.RequestID, maxNameLength},
+		{"method", in.Method, maxMethodLength},
+		{"path", in.Path, maxTextLength},
+	} {
+		if t.v != nil {
+			if err := checkText(f(t.name), *t.v, t.max); err != nil {
+				return e, err
+			}
+		}
+	}
+	e.Resource, e.UserAgent, e.RequestID, e.Method, e.Path = in.Resource, in.UserAgent, in.RequestID, in.Method, in.Path
+
+	if in.SourceIP != nil {
+		addr, err := netip.ParseAddr(*in.SourceIP)
+		if err != nil || addr.Zone() != "" {
+			return e, invalid(f("source_ip"), "source_ip must be an IPv4 or IPv6 address")
+		}
+		ip := addr.String()
+		e.SourceIP = &ip
+	}
+	if in.StatusCode != nil && (*in.StatusCode < 100 || *in.StatusCode > 599) {
+		return e, invalid(f("status_code"), "status_code must be an HTTP status from 100 to 599")
+	}
+	if in.DurationMS != nil && *in.DurationMS < 0 {
+		return e, invalid(f("duration_ms"), "duration_ms must not be negative")
+	}
+	e.StatusCode, e.Success, e.DurationMS = in.StatusCode, in.Success, in.DurationMS
+
+	metadata, err := parseMetadata(f("metadata"), in.Metadata)
+	if err != nil {
+		return e, err
+	}
+	e.Metadata = metadata
+	return e, nil
+}
+
+// parseParty decodes an actor or target object; given is false when it is
+// absent or null.
+func parseParty(field string, raw json.RawMessage) (p partyInput, given bool, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return p, false, nil
+	}
+	if err := decodeStrict(field, raw, &p); err != nil {
+		return p, true, err
+	}
+	for name, v := range map[string]*string{"id": p.ID, "type": p.Type, "name": p.Name} {
+		if v != nil {
+			if err := checkText(field+"."+name, *v, maxNameLength); err != nil {
+				return p, true, err
+			}
+		}
+	}
+	return p, true, nil
+}
+
+// parseMetadata checks that metadata is a JSON object of at most
+// maxMetadataBytes that PostgreSQL's jsonb can store (no NUL characters,
+// numbers in numeric's range, bounded nesting) and returns it compacted;
+// absent or null becomes {}.
+func parseMetadata(field string, raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage("{}"), nil
+	}
+	if len(raw) > maxMetadataBytes {
+		return nil, invalid(field, "metadata must be at most %d bytes of JSON", maxMetadataBytes)
+	}
+	if raw[0] != '{' {
+		return nil, invalid(field, "metadata must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, invalid(field, "metadata is malformed JSON")
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				depth++
+				if depth > maxMetadataDepth {
+					return nil, invalid(field, "metadata nests deeper than %d levels", maxMetadataDepth)
+				}
+			} else {
+				depth--
+			}
+		case string:
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, invalid(field, "metadata must not contain NUL characters (\\u0000)")
+			}
+		case json.Number:
+			if !numericInRange(string(v)) {
+				return nil, invalid(field, "metadata holds a number out of range: %.40s", string(v))
+			}
+		}
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, invalid(field, "metadata is malformed JSON")
+	}
+	return compact.Bytes(), nil
+}
+
+// numericInRange reports whether a JSON number's exponent is small enough
+// for PostgreSQL's numeric type.
+func numericInRange(n string) bool {
+	i := strings.IndexAny(n, "eE")
+	if i < 0 {
+		return true
+	}
+	exp, err := strconv.Atoi(n[i+1:])
+	return err == nil && exp >= -1000 && exp <= 1000
+}
+
+// validEventID reports whether id is 1 to 128 characters of A-Z a-z 0-9 _ . : -.
+func validEventID(id string) bool {
+	if len(id) == 0 || len(id) > maxIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// validAction reports whether a is 1 to 128 characters of a-z 0-9 _ . : -.
+func validAction(a string) bool {
+	if len(a) == 0 || len(a) > maxActionLength {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

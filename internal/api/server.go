@@ -1,0 +1,137 @@
+// Package api is audex's HTTP API: routing, authentication, validation and
+// the mapping of errors to the contract's error shape. It reads and writes
+// through internal/store and must not import cmd/*, sinks or job workers.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/audex-dev/audex"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	Pool         *pgxpool.Pool
+	Logger       *slog.Logger
+	CursorSecret []byte
+}
+
+// Server serves the audex API. Create it with New.
+type Server struct {
+	pool    *pgxpool.Pool
+	logger  *slog.Logger
+	cursors cursorSigner
+	mux     *http.ServeMux
+
+	touchMu     sync.Mutex
+	lastTouched map[string]time.Time
+}
+
+// Route is one entry of the router's table.
+type Route struct {
+	Method  string
+	Pattern string // net/http pattern path, e.g. /v1/audit/events/{id}
+	Scope   string // required scope; empty for routes without auth
+	handle  handlerFunc
+}
+
+// handlerFunc is a route's handler. key is the authenticated key (zero for
+// routes without a scope); a returned error is sent as the error body.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, key audex.APIKey) error
+
+// New returns a Server with every route registered.
+func New(cfg Config) *Server {
+	s := &Server{
+		pool:        cfg.Pool,
+		logger:      cfg.Logger,
+		cursors:     cursorSigner{secret: cfg.CursorSecret},
+		mux:         http.NewServeMux(),
+		lastTouched: map[string]time.Time{},
+	}
+	for _, rt := range s.Routes() {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	return s
+}
+
+// Routes is the router's table: every route the server answers.
+func (s *Server) Routes() []Route {
+	return []Route{
+		{Method: "GET", Pattern: "/healthz", handle: s.handleHealthz},
+		{Method: "GET", Pattern: "/readyz", handle: s.handleReadyz},
+		{Method: "POST", Pattern: "/v1/audit/events", Scope: audex.ScopeWrite, handle: s.handleIngest},
+		{Method: "GET", Pattern: "/v1/audit/events", Scope: audex.ScopeRead, handle: s.handleListEvents},
+		{Method: "GET", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeRead, handle: s.handleGetEvent},
+	}
+}
+
+// ServeHTTP answers every request; requests that match no route get the
+// API's error shape (404, or 405 with Allow) rather than net/http's text.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer s.recoverPanic(w, r)
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r) // the mux, not h, fills in r.PathValue
+		return
+	}
+	// Let the mux decide between 404 and 405, then answer in our shape.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", rec.Header().Get("Allow"))
+		s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
+		return
+	}
+	s.writeError(w, r, &Error{Code: CodeNotFound, Message: "no route " + r.Method + " " + r.URL.Path})
+}
+
+func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	if v := recover(); v != nil {
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+		s.logger.ErrorContext(r.Context(), "handler_panic", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("panic", v))
+		writeJSON(w, http.StatusInternalServerError, map[string]*Error{"error": {Code: CodeInternal, Message: "internal error"}})
+	}
+}
+
+// wrap authenticates (when the route has a scope) and turns a returned
+// error into the error body.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var key audex.APIKey
+		if rt.Scope != "" {
+			var err error
+			if key, err = s.authenticate(r, rt.Scope); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		if err := rt.handle(w, r, key); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// bearerKey returns the API key a request presents: Authorization: Bearer,
+// else X-API-Key.
+func bearerKey(r *http.Request) (string, *Error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, key, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+			return "", &Error{Code: CodeUnauthenticated, Message: "Authorization must be \"Bearer <api key>\"", Field: "Authorization"}
+		}
+		return strings.TrimSpace(key), nil
+	}
+	if key := r.Header.Get("X-API-Key"); key != "" {
+		return key, nil
+	}
+	return "", &Error{Code: CodeUnauthenticated, Message: "an API key is required (Authorization: Bearer <api key>)"}
+}

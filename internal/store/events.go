@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
+)
+
+// eventColumns are the columns of events in the order that scanEvent reads
+// and that CopyFrom writes (after tenant_id).
+var eventColumns = []string{
+	"id", "occurred_at", "received_at", "action",
+	"actor_id", "actor_type", "actor_name",
+	"target_id", "target_type", "target_name",
+	"resource", "source_ip", "user_agent", "request_id", "method", "path",
+	"status_code", "success", "duration_ms", "metadata",
+}
+
+// selectEventColumns reads eventColumns, with source_ip as plain text.
+var selectEventColumns = strings.Replace(strings.Join(eventColumns, ", "), "source_ip", "host(source_ip)", 1)
+
+// InsertEvents stores a batch of a tenant's events, all or none, in one
+// transaction (nested in db's when db is one). Each event must carry its
+// id. An event whose id is already stored in the tenant, or repeats an
+// earlier id of the same batch, is not stored again: the first stored copy
+// wins. It returns, per event, whether it was newly stored, and sets
+// ReceivedAt on the stored ones to the transaction's time. Safe to call
+// concurrently with the same ids: one caller stores each id.
+func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.Event) ([]bool, error) {
+	stored := make([]bool, len(events))
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		ids := make([]string, len(events))
+		times := make([]time.Time, len(events))
+		for i, e := range events {
+			ids[i], times[i] = e.ID, e.OccurredAt
+		}
+		// unnest keeps array order, so of two rows with one id the first is
+		// inserted and the second meets the conflict.
+		rows, err := tx.Query(ctx, `
+			INSERT INTO event_ids (tenant_id, id, occurred_at)
+			SELECT $1, u.id, u.occurred_at FROM unnest($2::text[], $3::timestamptz[]) AS u(id, occurred_at)
+			ON CONFLICT DO NOTHING
+			RETURNING id, now()`, tenantID, ids, times)
+		if err != nil {
+			return err
+		}
+		fresh := make(map[string]bool, len(events))
+		var receivedAt time.Time
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id, &receivedAt); err != nil {
+				rows.Close()
+				return err
+			}
+			fresh[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		copyRows := make([][]any, 0, len(fresh))
+		for i := range events {
+			if !fresh[events[i].ID] {
+				continue
+			}
+			delete(fresh, events[i].ID)
+			stored[i] = true
+			events[i].ReceivedAt = receivedAt.UTC()
+			copyRows = append(copyRows, eventRow(tenantID, &events[i]))
+		}
+		_, err = tx.CopyFrom(ctx, pgx.Identifier{"events"}, append([]string{"tenant_id"}, eventColumns...), pgx.CopyFromRows(copyRows))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", translate(err))
+	}
+	return stored, nil
+}
+
+// eventRow is one row for CopyFrom into events, in tenant_id + eventColumns
+// order.
+func eventRow(tenantID string, e *audex.Event) []any {
+	var sourceIP any
+	if e.SourceIP != nil {
+		if addr, err := netip.ParseAddr(*e.SourceIP); err == nil {
+			sourceIP = netip.PrefixFrom(addr, addr.BitLen())
+		}
+	}
+	var targetID, targetType, targetName *string
+	if e.Target != nil {
+		targetID, targetType, targetName = e.Target.ID, e.Target.Type, e.Target.Name
+	}
+	metadata := string(e.Metadata)
+	if metadata == "" {
+		metadata = "{}"
+	}
+	return []any{
+		tenantID, e.ID, e.OccurredAt, e.ReceivedAt, e.Action,
+		e.Actor.ID, e.Actor.Type, e.Actor.Name,
+		targetID, targetType, targetName,
+		e.Resource, sourceIP, e.UserAgent, e.RequestID, e.Method, e.Path,
+		e.StatusCode, e.Success, e.DurationMS, metadata,
+	}
+}
+
+// scanEvent reads one row of selectEventColumns.
+func scanEvent(row pgx.CollectableRow) (audex.Event, error) {
+	var e audex.Event
+	var target audex.Target
+	var metadata []byte
+	err := row.Scan(
+		&e.ID, &e.OccurredAt, &e.ReceivedAt, &e.Action,
+		&e.Actor.ID, &e.Actor.Type, &e.Actor.Name,
+		&target.ID, &target.Type, &target.Name,
+		&e.Resource, &e.SourceIP, &e.UserAgent, &e.RequestID, &e.Method, &e.Path,
+		&e.StatusCode, &e.Success, &e.DurationMS, &metadata,
+	)
+	if err != nil {
+		return e, err
+	}
+	e.OccurredAt, e.ReceivedAt = e.OccurredAt.UTC(), e.ReceivedAt.UTC()
+	if target.ID != nil || target.Type != nil || target.Name != nil {
+		e.Target = &target
+	}
+	e.Metadata = json.RawMessage(metadata)
+	return e, nil
+}
+
+// GetEvent returns one of the tenant's events, or ErrNotFound.
+func GetEvent(ctx context.Context, db DBTX, tenantID, id string) (audex.Event, error) {
+	// The event_ids row says which partition holds the event; the planner
+	// prunes the others at run time.
+	rows, err := db.Query(ctx, `
+		SELECT `+selectEventColumns+` FROM events
+		WHERE tenant_id = $1 AND id = $2
+		  AND occurred_at = (SELECT occurred_at FROM event_ids WHERE tenant_id = $1 AND id = $2)`, tenantID, id)
+	if err != nil {
+		return audex.Event{}, fmt.Errorf("get event: %w", translate(err))
+	}
+	e, err := pgx.CollectExactlyOneRow(rows, scanEvent)
+	if err != nil {
+		return audex.Event{}, fmt.Errorf("get event: %w", translate(err))
+	}
+	return e, nil
+}
+
+// ListEvents returns up to limit of the tenant's events that match f, in
+// order by (occurred_at, id), starting after the position after when it is
+// given.
+func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.filter(f)
+	dir, cmp := "ASC", ">"
+	if order == audex.OrderDesc {
+		dir, cmp = "DESC", "<"
+	}
+	if after != nil {
+		q.where(fmt.Sprintf("(occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID)))
+	}
+	sql := fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY occurred_at %s, id %s LIMIT %s",
+		selectEventColumns, strings.Join(q.conds, " AND "), dir, dir, q.arg(limit))
+	rows, err := db.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", translate(err))
+	}
+	events, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", translate(err))
+	}
+	return events, nil
+}
+
+// queryBuilder collects the conditions and positional arguments of one
+// statement.
+type queryBuilder struct {
+	conds []string
+	args  []any
+}
+
+// arg adds a positional argument and returns its placeholder.
+func (q *queryBuilder) arg(v any) string {
+	q.args = append(q.args, v)
+	return "$" + strconv.Itoa(len(q.args))
+}
+
+func (q *queryBuilder) where(cond string) { q.conds = append(q.conds, cond) }
+
+// filter adds the conditions of f. Prefix filters become index ranges.
+func (q *queryBuilder) filter(f audex.Filter) {
+	if f.Since != nil {
+		q.where("occurred_at >= " + q.arg(*f.Since))
+	}
+	if f.Until != nil {
+		q.where("occurred_at < " + q.arg(*f.Until))
+	}
+	switch len(f.Actions) {
+	case 0:
+	case 1:
+		q.where("action = " + q.arg(f.Actions[0]))
+	default:
+		q.where("action = ANY(" + q.arg(f.Actions) + "::text[])")
+	}
+	q.prefix("action", f.ActionPrefix)
+	q.equal("actor_id", f.ActorID)
+	q.equal("actor_type", f.ActorType)
+	q.equal("target_id", f.TargetID)
+	q.equal("target_type", f.TargetType)
+	q.prefix("resource", f.ResourcePrefix)
+	if f.Success != nil {
+		q.where("success = " + q.arg(*f.Success))
+	}
+	if f.SourceIP != nil {
+		q.where("source_ip <<= " + q.arg(*f.SourceIP) + "::inet")
+	}
+	q.equal("request_id", f.RequestID)
+}
+
+func (q *queryBuilder) equal(column string, value *string) {
+	if value != nil {
+		q.where(column + " = " + q.arg(*value))
+	}
+}
+
+// prefix matches column values that start with value, as a range that a
+// btree index on the "C"-collated column serves.
+func (q *queryBuilder) prefix(column string, value *string) {
+	if value == nil || *value == "" {
+		return
+	}
+	q.where(column + " >= " + q.arg(*value))
+	if upper, ok := prefixUpperBound(*value); ok {
+		q.where(column + " < " + q.arg(upper))
+	}
+}
+
+// prefixUpperBound returns the least valid UTF-8 string that is greater, in
+// byte order, than every string starting with p: p with its last code point
+// replaced by the next one (dropping trailing U+10FFFF). ok is false when no
+// such string exists.
+func prefixUpperBound(p string) (string, bool) {
+	for len(p) > 0 {
+		r, size := utf8.DecodeLastRuneInString(p)
+		p = p[:len(p)-size]
+		if r == utf8.MaxRune {
+			continue
+		}
+		next := r + 1
+		if next == 0xD800 { // skip the surrogates, which UTF-8 cannot hold
+			next = 0xE000
+		}
+		return p + string(next), true
+	}
+	return "", false
+}

@@ -1,0 +1,170 @@
+// Package storetest gives tests a real, migrated PostgreSQL database of
+// their own: one per test binary, cloned from a template that is migrated
+// once per schema version, so that test packages run in parallel. Tests in
+// a binary share the database and keep out of each other's way by using a
+// tenant of their own (NewTenant). It is imported by tests only.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/migrations"
+)
+
+// DatabasePrefix starts the name of every database that tests create, so
+// that `make test` can drop the ones a previous run left behind.
+const DatabasePrefix = "audex_test_"
+
+// adminURL is a database where tests may create databases.
+func adminURL() string {
+	if v := os.Getenv("AUDEX_TEST_DATABASE_URL"); v != "" {
+		return v
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+var (
+	once    sync.Once
+	dbURL   string
+	pool    *pgxpool.Pool
+	initErr error
+)
+
+// DatabaseURL returns the URL of this test binary's database, creating it
+// on first use. A database that cannot be reached fails the test.
+func DatabaseURL(t testing.TB) string {
+	t.Helper()
+	once.Do(func() { dbURL, pool, initErr = setup() })
+	if initErr != nil {
+		t.Fatalf("test database: %v (is PostgreSQL running? `make test` starts one)", initErr)
+	}
+	return dbURL
+}
+
+// Pool returns a pool on this test binary's database.
+func Pool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	DatabaseURL(t)
+	return pool
+}
+
+func setup() (string, *pgxpool.Pool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, adminURL())
+	if err != nil {
+		return "", nil, err
+	}
+	defer admin.Close(ctx)
+	template, err := ensureTemplate(ctx, admin)
+	if err != nil {
+		return "", nil, err
+	}
+	name := DatabasePrefix + randomHex(6)
+	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
+		return "", nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	u := withDatabase(adminURL(), name)
+	p, err := store.Open(ctx, u)
+	return u, p, err
+}
+
+// ensureTemplate returns the name of a migrated template database for the
+// current migrations, creating it under an advisory lock if needed.
+func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
+	name := DatabasePrefix + "tmpl_" + migrationsHash()
+	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock(hashtext('audex_test_template'))`); err != nil {
+		return "", err
+	}
+	defer admin.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext('audex_test_template'))`) //nolint:errcheck
+	var exists bool
+	if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	building := name + "_wip"
+	if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+building); err != nil {
+		return "", err
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+building); err != nil {
+		return "", err
+	}
+	p, err := store.Open(ctx, withDatabase(adminURL(), building))
+	if err != nil {
+		return "", err
+	}
+	err = store.Migrate(ctx, p)
+	p.Close()
+	if err != nil {
+		return "", fmt.Errorf("migrate template: %w", err)
+	}
+	if _, err := admin.Exec(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", building, name)); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// migrationsHash names the template after the migrations and the month
+// (Migrate creates the partitions around the current month).
+func migrationsHash() string {
+	h := sha256.New()
+	_ = fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := fs.ReadFile(migrations.FS, path)
+			h.Write([]byte(path))
+			h.Write(b)
+		}
+		return nil
+	})
+	h.Write([]byte(time.Now().UTC().Format("2006-01")))
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+func withDatabase(rawURL, name string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		panic(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NewTenant returns a tenant id that no other test uses.
+func NewTenant(t testing.TB) string {
+	t.Helper()
+	return "t_" + strings.ToLower(randomHex(6))
+}
+
+// NewKey creates an API key for tenant with scopes and returns the plain key.
+func NewKey(t testing.TB, tenant string, scopes ...string) string {
+	t.Helper()
+	plain, hash := audex.NewPlainKey()
+	if _, err := store.CreateAPIKey(context.Background(), Pool(t), tenant, "test", scopes, hash); err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	return plain
+}
