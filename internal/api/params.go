@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -58,7 +59,10 @@ func parseListQuery(rawQuery string) (listQuery, error) {
 	}
 	params := map[string][]string{}
 	given := map[string]string{} // canonical name -> name used
-	for name, vals := range values {
+	// Sorted, so that the error about a parameter given twice always names
+	// the same one.
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		vals := values[name]
 		canonical, ok := listParamAliases[name]
 		if !ok {
 			return listQuery{}, invalid(name, "unknown query parameter %q", name)

@@ -168,3 +168,28 @@ func NewKey(t testing.TB, tenant string, scopes ...string) string {
 	}
 	return plain
 }
+
+// EmptyDatabaseURL creates a database with no tables at all (as before
+// `api migrate`) and returns its URL; it is dropped when the test ends.
+func EmptyDatabaseURL(t testing.TB) string {
+	t.Helper()
+	DatabaseURL(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, adminURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	name := DatabasePrefix + "empty_" + randomHex(6)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if admin, err := pgx.Connect(ctx, adminURL()); err == nil {
+			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			admin.Close(ctx)
+		}
+	})
+	return withDatabase(adminURL(), name)
+}

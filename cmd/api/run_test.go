@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// runOut runs the command to completion and returns its stdout.
+func runOut(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), args, envOf(env), &stdout, &stderr)
+	return stdout.String(), err
+}
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ServeRefusesAnUnmigratedDatabaseAndMigrateFixesIt", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"DATABASE_URL": storetest.EmptyDatabaseURL(t), "AUDEX_LISTEN": "127.0.0.1:0"}
+		_, err := runOut(t, env, "serve")
+		require.ErrorContains(t, err, "api migrate")
+		_, err = runOut(t, env, "keys", "list")
+		require.ErrorContains(t, err, "api migrate")
+
+		out, err := runOut(t, env, "migrate")
+		require.NoError(t, err)
+		require.Contains(t, out, "up to date")
+		out, err = runOut(t, env, "migrate")
+		require.NoError(t, err, "migrate is idempotent")
+		require.Contains(t, out, "up to date")
+	})
+
+	t.Run("KeysCreateListRevokeCheck", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"DATABASE_URL": storetest.DatabaseURL(t)}
+		tenant := storetest.NewTenant(t)
+		key, err := runOut(t, env, "keys", "create", "--tenant", tenant, "--scopes", "audit:read,audit:write", "--name", "ci")
+		require.NoError(t, err)
+		key = strings.TrimSpace(key)
+		require.Regexp(t, `^adx_[A-Za-z0-9_-]{43}$`, key, "stdout holds only the key")
+
+		list, err := runOut(t, env, "keys", "list", "--tenant", tenant)
+		require.NoError(t, err)
+		require.Contains(t, list, "audit:read,audit:write")
+		require.Contains(t, list, "ci")
+		require.NotContains(t, list, key, "the key is never listed")
+
+		_, err = runOut(t, env, "keys", "check", key)
+		require.NoError(t, err)
+		out, err := runOut(t, env, "keys", "revoke", key)
+		require.NoError(t, err)
+		require.Contains(t, out, "revoked key_")
+		_, err = runOut(t, env, "keys", "revoke", key)
+		require.NoError(t, err, "revoking twice is not an error")
+		_, err = runOut(t, env, "keys", "check", key)
+		require.Error(t, err)
+
+		_, err = runOut(t, env, "keys", "create", "--tenant", tenant, "--scopes", "audit:everything")
+		require.ErrorContains(t, err, "unknown scope")
+		_, err = runOut(t, env, "keys", "create", "--scopes", "audit:read")
+		require.ErrorContains(t, err, "--tenant")
+		_, err = runOut(t, env, "keys", "revoke", "key_nope")
+		require.ErrorContains(t, err, "no key")
+	})
+
+	t.Run("ServesUntilCancelledThenShutsDown", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"DATABASE_URL": storetest.DatabaseURL(t), "AUDEX_LISTEN": "127.0.0.1:0"}
+		key, err := runOut(t, env, "keys", "create", "--tenant", storetest.NewTenant(t), "--scopes", "audit:read,audit:write")
+		require.NoError(t, err)
+		key = strings.TrimSpace(key)
+
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		stderr := &syncBuffer{}
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, nil, envOf(env), io.Discard, stderr) }()
+		addr := waitForListen(t, stderr)
+
+		body := `{"events":[{"action":"user.login","actor":{"id":"alice"}}]}`
+		req, _ := http.NewRequest("POST", "http://"+addr+"/v1/audit/events", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusCreated, res.StatusCode)
+
+		req, _ = http.NewRequest("GET", "http://"+addr+"/v1/audit/events?action=user.login", nil)
+		req.Header.Set("X-API-Key", key)
+		res, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		var page struct {
+			Events []map[string]any `json:"events"`
+		}
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&page))
+		res.Body.Close()
+		require.Len(t, page.Events, 1)
+
+		res, err = http.Get("http://" + addr + "/readyz")
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode)
+
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("serve did not stop after cancel")
+		}
+		require.NotContains(t, stderr.String(), key, "the key never reaches the log")
+	})
+
+	t.Run("BadConfigurationIsAnError", func(t *testing.T) {
+		t.Parallel()
+		_, err := runOut(t, map[string]string{"AUDEX_RETENTION_INTERVAL": "daily"}, "serve")
+		require.ErrorContains(t, err, "AUDEX_RETENTION_INTERVAL")
+		_, err = runOut(t, map[string]string{"DATABASE_URL": storetest.DatabaseURL(t)}, "frobnicate")
+		require.ErrorContains(t, err, "unknown command")
+	})
+
+	t.Run("UnreachableDatabaseErrorHidesThePassword", func(t *testing.T) {
+		t.Parallel()
+		_, err := runOut(t, map[string]string{"DATABASE_URL": "postgres://audex:s3cret-pw@127.0.0.1:1/audex"}, "migrate")
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "s3cret-pw")
+	})
+}
+
+// waitForListen reads the address from the api_listening log line.
+func waitForListen(t *testing.T, stderr *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "api_listening" {
+				return line.Addr
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("api did not start listening; log: %s", stderr.String())
+	return ""
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+
+	t.Run("RefusesAnUnmigratedDatabase", func(t *testing.T) {
+		t.Parallel()
+		url := storetest.EmptyDatabaseURL(t)
+		err := run(t.Context(), nil, func(k string) string {
+			if k == "DATABASE_URL" {
+				return url
+			}
+			return ""
+		}, io.Discard)
+		require.ErrorContains(t, err, "api migrate")
+	})
+
+	t.Run("CreatesMissingPartitionsAndStopsOnCancel", func(t *testing.T) {
+		t.Parallel()
+		pool := storetest.Pool(t)
+		future := time.Now().UTC().AddDate(0, 3, 0)
+		partition := fmt.Sprintf("events_%04d_%02d", future.Year(), future.Month())
+		_, err := pool.Exec(t.Context(), "DROP TABLE IF EXISTS "+partition)
+		require.NoError(t, err)
+
+		url := storetest.DatabaseURL(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		done := make(chan error, 1)
+		var stderr bytes.Buffer
+		go func() {
+			done <- run(ctx, nil, func(k string) string {
+				if k == "DATABASE_URL" {
+					return url
+				}
+				return ""
+			}, &stderr)
+		}()
+		require.Eventually(t, func() bool {
+			var exists bool
+			err := pool.QueryRow(t.Context(), "SELECT to_regclass($1) IS NOT NULL", partition).Scan(&exists)
+			return err == nil && exists
+		}, 20*time.Second, 100*time.Millisecond, "the partition maintenance job recreates %s", partition)
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(40 * time.Second):
+			t.Fatal("worker did not stop")
+		}
+	})
+}

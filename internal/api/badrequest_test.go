@@ -1,0 +1,263 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/api"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// ingestBody returns an ingest body of one event with fields changed:
+// a nil value removes the field.
+func ingestBody(changes map[string]any) string {
+	e := map[string]any{"action": "user.login", "actor": map[string]any{"id": "alice"}}
+	for k, v := range changes {
+		if v == nil {
+			delete(e, k)
+		} else {
+			e[k] = v
+		}
+	}
+	data, _ := json.Marshal(map[string]any{"events": []any{e}})
+	return string(data)
+}
+
+func manyEvents(n int) string {
+	events := make([]string, n)
+	for i := range events {
+		events[i] = `{"action":"a","actor":{"id":"x"}}`
+	}
+	return `{"events":[` + strings.Join(events, ",") + `]}`
+}
+
+func TestBadRequests(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for range 3 {
+		b.ingest(t, event("a", "x"))
+	}
+	var page listAnswer
+	b.do(t, "GET", "/v1/audit/events?limit=1&actor_id=x", b.key, nil).decode(t, &page)
+	cursor := *page.NextCursor
+	payload, sig, _ := strings.Cut(cursor, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	require.NoError(t, err)
+	forged := base64.RawURLEncoding.EncodeToString(bytes.Replace(raw, []byte(`"t":`), []byte(`"t":1`), 1)) + "." + sig
+
+	other := setup(t)
+	other.ingest(t, event("a", "x"), event("a", "x"))
+	var otherPage listAnswer
+	other.do(t, "GET", "/v1/audit/events?limit=1&actor_id=x", other.key, nil).decode(t, &otherPage)
+
+	list := "/v1/audit/events?"
+	cases := []struct {
+		name        string
+		method      string
+		path        string
+		contentType string // "-" sends none
+		body        string
+		status      int
+		code        string
+		field       string
+	}{
+		{"SinceNotATime", "GET", list + "since=yesterday", "", "", 400, "invalid_argument", "since"},
+		{"SinceWithoutZone", "GET", list + "since=2026-04-20T00:00:00", "", "", 400, "invalid_argument", "since"},
+		{"UntilBadMonth", "GET", list + "until=2026-13-01", "", "", 400, "invalid_argument", "until"},
+		{"SinceAfterUntil", "GET", list + "since=2026-04-21&until=2026-04-20", "", "", 400, "invalid_argument", "until"},
+		{"SinceEqualsUntil", "GET", list + "since=2026-04-20&until=2026-04-20T00:00:00Z", "", "", 400, "invalid_argument", "until"},
+		{"FromEqualsTo", "GET", list + "from=2026-04-20&to=2026-04-20", "", "", 400, "invalid_argument", "to"},
+		{"LimitZero", "GET", list + "limit=0", "", "", 400, "invalid_argument", "limit"},
+		{"Limit1001", "GET", list + "limit=1001", "", "", 400, "invalid_argument", "limit"},
+		{"LimitNotANumber", "GET", list + "limit=ten", "", "", 400, "invalid_argument", "limit"},
+		{"LimitNegative", "GET", list + "limit=-5", "", "", 400, "invalid_argument", "limit"},
+		{"LimitTwice", "GET", list + "limit=1&limit=2", "", "", 400, "invalid_argument", "limit"},
+		{"UnknownParameter", "GET", list + "colour=red", "", "", 400, "invalid_argument", "colour"},
+		{"ParameterAndItsAlias", "GET", list + "since=2026-01-01&from=2026-01-01", "", "", 400, "invalid_argument", "since"},
+		{"BadOrder", "GET", list + "order=sideways", "", "", 400, "invalid_argument", "order"},
+		{"BadSortBy", "GET", list + "sort_by=action", "", "", 400, "invalid_argument", "sort_by"},
+		{"BadSuccess", "GET", list + "success=yes", "", "", 400, "invalid_argument", "success"},
+		{"BadSourceIP", "GET", list + "source_ip=10.0.0.300", "", "", 400, "invalid_argument", "source_ip"},
+		{"SourceIPWithZone", "GET", list + "source_ip=fe80::1%25eth0", "", "", 400, "invalid_argument", "source_ip"},
+		{"EmptyActionInList", "GET", list + "action=a,,b", "", "", 400, "invalid_argument", "action"},
+		{"NULInFilter", "GET", list + "request_id=a%00b", "", "", 400, "invalid_argument", "request_id"},
+		{"InvalidUTF8InFilter", "GET", list + "actor_id=%FF%FE", "", "", 400, "invalid_argument", "actor_id"},
+		{"OverlongFilter", "GET", list + "actor_id=" + strings.Repeat("a", 1025), "", "", 400, "invalid_argument", "actor_id"},
+		{"MalformedQueryString", "GET", list + "since=%zz", "", "", 400, "invalid_argument", ""},
+		{"GarbageCursor", "GET", list + "cursor=garbage", "", "", 400, "invalid_argument", "cursor"},
+		{"EmptyCursor", "GET", list + "cursor=", "", "", 400, "invalid_argument", "cursor"},
+		{"ForgedCursor", "GET", list + "actor_id=x&cursor=" + forged, "", "", 400, "invalid_argument", "cursor"},
+		{"CursorWithOtherFilters", "GET", list + "actor_id=y&cursor=" + cursor, "", "", 400, "invalid_argument", "cursor"},
+		{"CursorWithOtherOrder", "GET", list + "actor_id=x&order=asc&cursor=" + cursor, "", "", 400, "invalid_argument", "cursor"},
+		{"CursorOfAnotherTenant", "GET", list + "actor_id=x&cursor=" + *otherPage.NextCursor, "", "", 400, "invalid_argument", "cursor"},
+		{"QueryOnGetEvent", "GET", "/v1/audit/events/x?pretty=1", "", "", 400, "invalid_argument", ""},
+
+		{"MalformedJSON", "POST", "/v1/audit/events", "", `{"events": [`, 400, "invalid_argument", ""},
+		{"NotJSONAtAll", "POST", "/v1/audit/events", "", `hello`, 400, "invalid_argument", ""},
+		{"WrongContentType", "POST", "/v1/audit/events", "text/plain", ingestBody(nil), 400, "invalid_argument", "Content-Type"},
+		{"NoContentType", "POST", "/v1/audit/events", "-", ingestBody(nil), 400, "invalid_argument", "Content-Type"},
+		{"OversizedBody", "POST", "/v1/audit/events", "", `{"events":[{"action":"a","actor":{"id":"x"},"metadata":{"pad":"` + strings.Repeat("x", 6<<20) + `"}}]}`, 413, "payload_too_large", ""},
+		{"TooManyEvents", "POST", "/v1/audit/events", "", manyEvents(1001), 400, "invalid_argument", "events"},
+		{"NoEvents", "POST", "/v1/audit/events", "", `{"events":[]}`, 400, "invalid_argument", "events"},
+		{"EventsMissing", "POST", "/v1/audit/events", "", `{}`, 400, "invalid_argument", "events"},
+		{"EventsNotAnArray", "POST", "/v1/audit/events", "", `{"events":{}}`, 400, "invalid_argument", "events"},
+		{"UnknownTopLevelField", "POST", "/v1/audit/events", "", `{"events":[{"action":"a","actor":{"id":"x"}}],"extra":1}`, 400, "invalid_argument", "extra"},
+		{"TrailingData", "POST", "/v1/audit/events", "", ingestBody(nil) + `{}`, 400, "invalid_argument", ""},
+		{"QueryOnIngest", "POST", "/v1/audit/events?async=1", "", ingestBody(nil), 400, "invalid_argument", ""},
+		{"EventNotAnObject", "POST", "/v1/audit/events", "", `{"events":[1]}`, 400, "invalid_argument", "events[0]"},
+		{"UnknownEventField", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"colour": "red"}), 400, "invalid_argument", "events[0].colour"},
+		{"UnknownActorField", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": "a", "email": "x"}}), 400, "invalid_argument", "events[0].actor.email"},
+		{"MissingAction", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"action": nil}), 400, "invalid_argument", "events[0].action"},
+		{"ActionWithCapitals", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"action": "User.Login"}), 400, "invalid_argument", "events[0].action"},
+		{"ActionTooLong", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"action": strings.Repeat("a", 129)}), 400, "invalid_argument", "events[0].action"},
+		{"ReservedAction", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"action": "audit.key_created"}), 400, "invalid_argument", "events[0].action"},
+		{"MissingActor", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": nil}), 400, "invalid_argument", "events[0].actor.id"},
+		{"EmptyActorID", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": ""}}), 400, "invalid_argument", "events[0].actor.id"},
+		{"ActorNotAnObject", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": "alice"}), 400, "invalid_argument", "events[0].actor"},
+		{"ActorIDNotAString", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": 7}}), 400, "invalid_argument", "events[0].actor.id"},
+		{"NULInActorName", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": "a", "name": "a\x00b"}}), 400, "invalid_argument", "events[0].actor.name"},
+		{"BadSourceIPOnIngest", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"source_ip": "999.1.1.1"}), 400, "invalid_argument", "events[0].source_ip"},
+		{"MetadataOver16KiB", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"metadata": map[string]any{"pad": strings.Repeat("x", 16<<10)}}), 400, "invalid_argument", "events[0].metadata"},
+		{"MetadataNotAnObject", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"metadata": []int{1}}), 400, "invalid_argument", "events[0].metadata"},
+		{"MetadataWithNUL", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"metadata": map[string]any{"k": "a\x00"}}), 400, "invalid_argument", "events[0].metadata"},
+		{"MetadataHugeNumber", "POST", "/v1/audit/events", "", `{"events":[{"action":"a","actor":{"id":"x"},"metadata":{"n":1e99999}}]}`, 400, "invalid_argument", "events[0].metadata"},
+		{"MetadataTooDeep", "POST", "/v1/audit/events", "", `{"events":[{"action":"a","actor":{"id":"x"},"metadata":{"n":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}]}`, 400, "invalid_argument", "events[0].metadata"},
+		{"OccurredAtNotATime", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"occurred_at": "last tuesday"}), 400, "invalid_argument", "events[0].occurred_at"},
+		{"OccurredAtANumber", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"occurred_at": 1700000000}), 400, "invalid_argument", "events[0].occurred_at"},
+		{"IDWithSpace", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"id": "a b"}), 400, "invalid_argument", "events[0].id"},
+		{"IDTooLong", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"id": strings.Repeat("a", 129)}), 400, "invalid_argument", "events[0].id"},
+		{"EmptyID", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"id": ""}), 400, "invalid_argument", "events[0].id"},
+		{"StatusCodeFraction", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"status_code": 200.5}), 400, "invalid_argument", "events[0].status_code"},
+		{"StatusCodeOutOfRange", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"status_code": 99}), 400, "invalid_argument", "events[0].status_code"},
+		{"StatusCodeHuge", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"status_code": 1e30}), 400, "invalid_argument", "events[0].status_code"},
+		{"NegativeDuration", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"duration_ms": -1}), 400, "invalid_argument", "events[0].duration_ms"},
+		{"ReceivedAtGiven", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"received_at": "2026-01-01T00:00:00Z"}), 400, "invalid_argument", "events[0].received_at"},
+		{"SuccessAsString", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"success": "yes"}), 400, "invalid_argument", "events[0].success"},
+		{"ResourceTooLong", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"resource": strings.Repeat("r", 2049)}), 400, "invalid_argument", "events[0].resource"},
+		{"SecondEventBad", "POST", "/v1/audit/events", "", `{"events":[{"action":"a","actor":{"id":"x"}},{"action":"","actor":{"id":"x"}}]}`, 400, "invalid_argument", "events[1].action"},
+
+		{"UnknownRoute", "GET", "/v1/audit/nothing", "", "", 404, "not_found", ""},
+		{"WrongMethod", "DELETE", "/v1/audit/events", "", "", 405, "method_not_allowed", ""},
+		{"EventIDWithBadCharacters", "GET", "/v1/audit/events/" + strings.Repeat("%C3%A9", 3), "", "", 404, "not_found", ""},
+	}
+	require.GreaterOrEqual(t, len(cases), 40)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req, err := http.NewRequestWithContext(t.Context(), tc.method, b.url+tc.path, body)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+b.key)
+			switch tc.contentType {
+			case "":
+				if tc.body != "" {
+					req.Header.Set("Content-Type", "application/json; charset=utf-8")
+				}
+			case "-":
+			default:
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			res, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer res.Body.Close()
+			data, err := io.ReadAll(res.Body)
+			require.NoError(t, err)
+			require.Equal(t, tc.status, res.StatusCode, "body: %s", data)
+			require.Equal(t, "application/json", res.Header.Get("Content-Type"))
+			var got struct {
+				Error api.Error `json:"error"`
+			}
+			require.NoError(t, json.Unmarshal(data, &got), "body: %s", data)
+			require.Equal(t, tc.code, got.Error.Code)
+			require.Equal(t, tc.field, got.Error.Field, "message: %s", got.Error.Message)
+			require.NotEmpty(t, got.Error.Message)
+		})
+	}
+	t.Run("NothingWasStored", func(t *testing.T) {
+		require.Len(t, b.listAll(t, "limit=1000"), 3)
+	})
+}
+
+func TestAccessMatrix(t *testing.T) {
+	t.Parallel()
+	b, other := setup(t), setup(t)
+	ownID := b.ingest(t, event("doc.read", "alice")).IDs[0]
+	otherID := other.ingest(t, event("doc.read", "mallory")).IDs[0]
+
+	revoked := storetest.NewKey(t, b.tenant, "audit:read", "audit:write", "audit:export", "audit:admin")
+	_, err := store.RevokeAPIKey(t.Context(), storetest.Pool(t), "", audex.HashKey(revoked))
+	require.NoError(t, err)
+
+	pathOf := func(pattern, id string) string { return strings.ReplaceAll(pattern, "{id}", id) }
+	for _, rt := range b.server.Routes() {
+		if rt.Scope == "" {
+			continue
+		}
+		name := rt.Method + " " + rt.Pattern
+		t.Run(name, func(t *testing.T) {
+			path := pathOf(rt.Pattern, ownID)
+			var body any
+			if rt.Method == "POST" {
+				body = map[string]any{"events": []any{event("doc.read", "alice")}}
+			}
+			for _, auth := range []struct {
+				name, header, value string
+			}{
+				{"NoKey", "", ""},
+				{"MalformedAuthorization", "Authorization", "Basic dXNlcjpwYXNz"},
+				{"UnknownKey", "Authorization", "Bearer adx_unknown"},
+				{"RevokedKey", "Authorization", "Bearer " + revoked},
+				{"RevokedKeyAsXAPIKey", "X-API-Key", revoked},
+			} {
+				req, err := http.NewRequestWithContext(t.Context(), rt.Method, b.url+path, nil)
+				require.NoError(t, err)
+				if auth.header != "" {
+					req.Header.Set(auth.header, auth.value)
+				}
+				res, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				res.Body.Close()
+				require.Equal(t, http.StatusUnauthorized, res.StatusCode, auth.name)
+			}
+			var allButScope []string
+			for _, s := range []string{"audit:read", "audit:write", "audit:export", "audit:admin", "operator"} {
+				if s != rt.Scope {
+					allButScope = append(allButScope, s)
+				}
+			}
+			lacking := storetest.NewKey(t, b.tenant, allButScope...)
+			res := b.do(t, rt.Method, path, lacking, body)
+			require.Equal(t, http.StatusForbidden, res.status, "body: %s", res.body)
+			require.Equal(t, "permission_denied", res.errorBody(t).Code)
+
+			res = b.do(t, rt.Method, path, b.key, body)
+			require.Less(t, res.status, 300, "the tenant's own key works: %s", res.body)
+
+			// Another tenant's id looks exactly like an id that does not exist.
+			if strings.Contains(rt.Pattern, "{id}") {
+				res := b.do(t, rt.Method, pathOf(rt.Pattern, otherID), b.key, body)
+				missing := b.do(t, rt.Method, pathOf(rt.Pattern, "no-such-id"), b.key, body)
+				require.Equal(t, http.StatusNotFound, res.status)
+				require.Equal(t, missing.body, res.body)
+			}
+		})
+	}
+	t.Run("ListShowsOnlyTheTenantsOwnEvents", func(t *testing.T) {
+		for _, e := range b.listAllWithAudit(t, "limit=1000") {
+			require.NotEqual(t, otherID, e.ID)
+			require.NotEqual(t, "mallory", e.Actor.ID)
+		}
+	})
+}

@@ -1,0 +1,92 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex/internal/config"
+)
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audex.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(body), 0o600))
+	return path
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+
+	t.Run("DefaultsNeedNothing", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := config.Load(envOf(nil))
+		require.NoError(t, err)
+		require.Equal(t, config.DefaultDatabaseURL, cfg.DatabaseURL)
+		require.Equal(t, "127.0.0.1:8080", cfg.Listen)
+		require.Equal(t, 24*time.Hour, cfg.RetentionInterval)
+		require.Equal(t, []config.Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}}, cfg.Destinations)
+	})
+
+	t.Run("EnvironmentWinsOverTheFile", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "listen: 127.0.0.1:9999\nretention_interval: 1h\ndatabase_url: postgres://file/db\n")
+		cfg, err := config.Load(envOf(map[string]string{"AUDEX_CONFIG": path, "AUDEX_LISTEN": "127.0.0.1:7000"}))
+		require.NoError(t, err)
+		require.Equal(t, "127.0.0.1:7000", cfg.Listen)
+		require.Equal(t, time.Hour, cfg.RetentionInterval)
+		require.Equal(t, "postgres://file/db", cfg.DatabaseURL)
+	})
+
+	t.Run("DestinationsComeFromTheFile", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, `
+destinations:
+  - name: archive
+    type: s3
+    bucket: audit-archive
+    prefix: exports
+    region: us-east-1
+    endpoint: http://127.0.0.1:9000
+    tenants: ["*"]
+`)
+		cfg, err := config.Load(envOf(map[string]string{"AUDEX_CONFIG": path}))
+		require.NoError(t, err)
+		require.Len(t, cfg.Destinations, 1)
+		require.Equal(t, "audit-archive", cfg.Destinations[0].Bucket)
+	})
+
+	for name, tc := range map[string]struct {
+		file string
+		env  map[string]string
+		want string
+	}{
+		"UnknownKey":          {file: "lisen: x\n", want: "lisen"},
+		"BadInterval":         {file: "retention_interval: daily\n", want: "retention_interval"},
+		"BadIntervalEnv":      {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "soon"}, want: "AUDEX_RETENTION_INTERVAL"},
+		"DestinationType":     {file: "destinations: [{name: x, type: ftp, bucket: b}]\n", want: "type must be"},
+		"DestinationTwice":    {file: "destinations: [{name: x, type: file, bucket: a}, {name: x, type: file, bucket: b}]\n", want: "used twice"},
+		"DestinationNoBucket": {file: "destinations: [{name: x, type: s3}]\n", want: "bucket is required"},
+		"ShortCursorSecret":   {env: map[string]string{"AUDEX_CURSOR_SECRET": "short"}, want: "AUDEX_CURSOR_SECRET"},
+	} {
+		t.Run("Rejects"+name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			if tc.file != "" {
+				env["AUDEX_CONFIG"] = writeFile(t, tc.file)
+			}
+			_, err := config.Load(envOf(env))
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}

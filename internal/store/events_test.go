@@ -1,0 +1,90 @@
+package store_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+func newEvent(id string, at time.Time) audex.Event {
+	return audex.Event{ID: id, OccurredAt: at, Action: "doc.read", Actor: audex.Actor{ID: "alice"}, Metadata: []byte("{}")}
+}
+
+func TestInsertEvents(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ConcurrentInsertsOfOneIDStoreItOnce", func(t *testing.T) {
+		t.Parallel()
+		pool := storetest.Pool(t)
+		tenant := storetest.NewTenant(t)
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		storedCount := 0
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				batch := make([]audex.Event, 20)
+				for i := range batch {
+					batch[i] = newEvent(fmt.Sprintf("id-%d", i), now)
+				}
+				stored, err := store.InsertEvents(t.Context(), pool, tenant, batch)
+				require.NoError(t, err)
+				mu.Lock()
+				defer mu.Unlock()
+				for _, s := range stored {
+					if s {
+						storedCount++
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		require.Equal(t, 20, storedCount)
+		var rows int
+		require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1`, tenant).Scan(&rows))
+		require.Equal(t, 20, rows)
+	})
+
+	t.Run("NewPartitionTakesOverItsRowsFromTheDefault", func(t *testing.T) {
+		t.Parallel()
+		pool := storetest.Pool(t)
+		tenant := storetest.NewTenant(t)
+		// A month far from now has no partition, so the row lands in the
+		// default partition until its month gets one.
+		at := time.Date(2031, 7, 14, 10, 0, 0, 0, time.UTC)
+		_, err := store.InsertEvents(t.Context(), pool, tenant, []audex.Event{newEvent("far", at)})
+		require.NoError(t, err)
+		partitionOf := func() string {
+			var name string
+			require.NoError(t, pool.QueryRow(t.Context(), `SELECT tableoid::regclass::text FROM events WHERE tenant_id = $1 AND id = 'far'`, tenant).Scan(&name))
+			return name
+		}
+		require.Equal(t, "events_default", partitionOf())
+
+		require.NoError(t, store.EnsureEventPartitions(t.Context(), pool, at))
+		require.Equal(t, "events_2031_07", partitionOf())
+		e, err := store.GetEvent(t.Context(), pool, tenant, "far")
+		require.NoError(t, err)
+		require.Equal(t, at, e.OccurredAt)
+		require.NoError(t, store.EnsureEventPartitions(t.Context(), pool, at), "idempotent")
+	})
+
+	t.Run("GetOfAnotherTenantsEventIsNotFound", func(t *testing.T) {
+		t.Parallel()
+		pool := storetest.Pool(t)
+		owner, other := storetest.NewTenant(t), storetest.NewTenant(t)
+		_, err := store.InsertEvents(t.Context(), pool, owner, []audex.Event{newEvent("mine", time.Now().UTC())})
+		require.NoError(t, err)
+		_, err = store.GetEvent(t.Context(), pool, other, "mine")
+		require.ErrorIs(t, err, store.ErrNotFound)
+	})
+}
