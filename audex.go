@@ -123,6 +123,10 @@ func (k APIKey) HasScope(scope string) bool {
 	return false
 }
 
+// ReservedActionPrefix starts the actions of the events that audex writes
+// itself; clients cannot ingest them or delete them one by one.
+const ReservedActionPrefix = "audit."
+
 // PlainKeyPrefix starts every plain API key, so that secret scanners and
 // people can recognise one.
 const PlainKeyPrefix = "adx_"

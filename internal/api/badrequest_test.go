@@ -200,17 +200,27 @@ func TestAccessMatrix(t *testing.T) {
 	_, err := store.RevokeAPIKey(t.Context(), storetest.Pool(t), "", audex.HashKey(revoked))
 	require.NoError(t, err)
 
-	pathOf := func(pattern, id string) string { return strings.ReplaceAll(pattern, "{id}", id) }
+	pathOf := func(pattern, id string) string {
+		return strings.NewReplacer("{id}", id, "{actor_id}", "alice", "{target_id}", "doc-1").Replace(pattern)
+	}
+	bodies := map[string]any{
+		"POST /v1/audit/events": map[string]any{"events": []any{event("doc.read", "alice")}},
+		"POST /v1/audit/export": map[string]any{"since": "2020-01-01", "until": "2100-01-01"},
+	}
 	for _, rt := range b.server.Routes() {
 		if rt.Scope == "" {
 			continue
 		}
 		name := rt.Method + " " + rt.Pattern
 		t.Run(name, func(t *testing.T) {
-			path := pathOf(rt.Pattern, ownID)
-			var body any
+			id := ownID
+			if rt.Method == "DELETE" {
+				id = b.ingest(t, event("doc.read", "alice")).IDs[0] // one to delete
+			}
+			path := pathOf(rt.Pattern, id)
+			body := bodies[name]
 			if rt.Method == "POST" {
-				body = map[string]any{"events": []any{event("doc.read", "alice")}}
+				require.NotNil(t, body, "the matrix needs an example body for %s", name)
 			}
 			for _, auth := range []struct {
 				name, header, value string

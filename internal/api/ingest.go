@@ -29,8 +29,6 @@ const (
 	maxNameLength    = 512  // actor/target id, type and name, request_id
 	maxTextLength    = 2048 // resource, path, user_agent
 	maxMethodLength  = 32
-	// reservedActionPrefix marks events that audex writes itself.
-	reservedActionPrefix = "audit."
 )
 
 type ingestRequest struct {
@@ -233,8 +231,8 @@ func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, 
 	if !validAction(*in.Action) {
 		return e, invalid(f("action"), "action must be 1 to %d characters of a-z 0-9 _ . : -", maxActionLength)
 	}
-	if strings.HasPrefix(*in.Action, reservedActionPrefix) {
-		return e, invalid(f("action"), "actions starting with %q are reserved for audex", reservedActionPrefix)
+	if strings.HasPrefix(*in.Action, audex.ReservedActionPrefix) {
+		return e, invalid(f("action"), "actions starting with %q are reserved for audex", audex.ReservedActionPrefix)
 	}
 	e.Action = *in.Action
 

@@ -49,10 +49,14 @@ type listQuery struct {
 	cursor string
 }
 
-// parseListQuery parses the query string of GET /v1/audit/events. Unknown
-// parameters, a parameter given twice (or with its alias) and malformed
-// values are errors naming the parameter.
-func parseListQuery(rawQuery string) (listQuery, error) {
+// Parameters that only listings take (not summaries).
+var pagingParams = []string{"order", "sort_by", "limit", "cursor"}
+
+// parseListQuery parses the query string of GET /v1/audit/events, less the
+// canonical parameters in excluded (and their aliases). Unknown parameters,
+// a parameter given twice (or with its alias) and malformed values are
+// errors naming the parameter.
+func parseListQuery(rawQuery string, excluded ...string) (listQuery, error) {
 	values, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return listQuery{}, invalid("", "malformed query string")
@@ -64,7 +68,7 @@ func parseListQuery(rawQuery string) (listQuery, error) {
 	for _, name := range slices.Sorted(maps.Keys(values)) {
 		vals := values[name]
 		canonical, ok := listParamAliases[name]
-		if !ok {
+		if !ok || slices.Contains(excluded, canonical) {
 			return listQuery{}, invalid(name, "unknown query parameter %q", name)
 		}
 		if other, dup := given[canonical]; dup {
@@ -119,11 +123,7 @@ func parseListQuery(rawQuery string) (listQuery, error) {
 		slices.Sort(f.Actions)
 		f.Actions = slices.Compact(f.Actions)
 	}
-	for canonical, dst := range map[string]**string{
-		"action_prefix": &f.ActionPrefix, "actor_id": &f.ActorID, "actor_type": &f.ActorType,
-		"target_id": &f.TargetID, "target_type": &f.TargetType, "resource_prefix": &f.ResourcePrefix,
-		"request_id": &f.RequestID,
-	} {
+	for canonical, dst := range stringFilters(f) {
 		if v, _, ok := one(canonical); ok {
 			*dst = &v
 		}
@@ -167,6 +167,16 @@ func parseListQuery(rawQuery string) (listQuery, error) {
 		q.cursor = v
 	}
 	return q, nil
+}
+
+// stringFilters maps the canonical names of f's plain string filters to
+// its fields.
+func stringFilters(f *audex.Filter) map[string]**string {
+	return map[string]**string{
+		"action_prefix": &f.ActionPrefix, "actor_id": &f.ActorID, "actor_type": &f.ActorType,
+		"target_id": &f.TargetID, "target_type": &f.TargetType, "resource_prefix": &f.ResourcePrefix,
+		"request_id": &f.RequestID,
+	}
 }
 
 // parseTime parses an API time: RFC 3339 with Z or an offset, or a bare

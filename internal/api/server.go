@@ -69,6 +69,12 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Pattern: "/v1/audit/events", Scope: audex.ScopeWrite, handle: s.handleIngest},
 		{Method: "GET", Pattern: "/v1/audit/events", Scope: audex.ScopeRead, handle: s.handleListEvents},
 		{Method: "GET", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeRead, handle: s.handleGetEvent},
+		{Method: "DELETE", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeWrite, handle: s.handleDeleteEvent},
+		{Method: "GET", Pattern: "/v1/audit/filters", Scope: audex.ScopeRead, handle: s.handleFilters},
+		{Method: "GET", Pattern: "/v1/audit/summary", Scope: audex.ScopeRead, handle: s.handleSummary},
+		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, handle: s.handleActorTrail},
+		{Method: "GET", Pattern: "/v1/audit/targets/{target_id}", Scope: audex.ScopeRead, handle: s.handleTargetTrail},
+		{Method: "POST", Pattern: "/v1/audit/export", Scope: audex.ScopeExport, handle: s.handleDownload},
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -79,8 +80,12 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 			events[i].ReceivedAt = receivedAt.UTC()
 			copyRows = append(copyRows, eventRow(tenantID, &events[i]))
 		}
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"events"}, append([]string{"tenant_id"}, eventColumns...), pgx.CopyFromRows(copyRows))
-		return err
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, append([]string{"tenant_id"}, eventColumns...), pgx.CopyFromRows(copyRows)); err != nil {
+			return err
+		}
+		// Last, so that the hot event_values rows stay locked only until
+		// the commit that follows.
+		return addValueCounts(ctx, tx, tenantID, valueCounts(events, func(i int) bool { return stored[i] }))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", translate(err))
@@ -263,4 +268,90 @@ func prefixUpperBound(p string) (string, bool) {
 		return p + string(next), true
 	}
 	return "", false
+}
+
+// ErrProtected means the event is audex's own record of a change (an
+// audit.* event), which cannot be deleted one by one.
+var ErrProtected = fmt.Errorf("%w: audit.* events cannot be deleted one by one", ErrConflict)
+
+// DeleteEvent deletes one of the tenant's events and records
+// audit.event_deleted by actor, in one transaction. ErrNotFound when the
+// tenant has no such event, ErrProtected for an audit.* event. The id may
+// be ingested again afterwards.
+func DeleteEvent(ctx context.Context, db DBTX, tenantID, id string, actor audex.Actor) error {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			DELETE FROM event_ids WHERE tenant_id = $1 AND id = $2 RETURNING occurred_at`, tenantID, id)
+		if err != nil {
+			return err
+		}
+		occurredAt, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[time.Time])
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `
+			DELETE FROM events WHERE tenant_id = $1 AND occurred_at = $2 AND id = $3
+			RETURNING `+selectEventColumns, tenantID, occurredAt, id)
+		if err != nil {
+			return err
+		}
+		deleted, err := pgx.CollectExactlyOneRow(rows, scanEvent)
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(deleted.Action, audex.ReservedActionPrefix) {
+			return ErrProtected // rolls the deletion back
+		}
+		counts := valueCounts([]audex.Event{deleted}, nil)
+		for k := range counts {
+			counts[k] = -counts[k]
+		}
+		if err := addValueCounts(ctx, tx, tenantID, counts); err != nil {
+			return err
+		}
+		return RecordAuditEvent(ctx, tx, tenantID, audex.Event{
+			Action: "audit.event_deleted", Actor: actor, Target: audex.NewTarget("event", id),
+		})
+	})
+	if errors.Is(err, ErrProtected) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("delete event: %w", translate(err))
+	}
+	return nil
+}
+
+// StreamEvents calls fn for each of the tenant's events that match f, in
+// ascending (occurred_at, id) order, reading them as PostgreSQL sends them
+// so that memory does not grow with the result. When fn returns an error
+// or ctx ends, the query is cancelled on the server and the error returned.
+func StreamEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fn func(*audex.Event) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.filter(f)
+	rows, err := db.Query(ctx, fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY occurred_at, id",
+		selectEventColumns, strings.Join(q.conds, " AND ")), q.args...)
+	if err != nil {
+		return fmt.Errorf("stream events: %w", translate(err))
+	}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err == nil {
+			err = fn(&e)
+		}
+		if err != nil {
+			// Cancel first: closing unfinished rows would otherwise read
+			// the rest of the result.
+			cancel()
+			rows.Close()
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("stream events: %w", translate(err))
+	}
+	return nil
 }

@@ -1,0 +1,146 @@
+package api
+
+import (
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/format"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+// downloadWriteWindow is how long one stretch of a download may take to
+// reach the client; each batch of events extends it, so a download of any
+// size works while a stalled client is cut off.
+const downloadWriteWindow = time.Minute
+
+type downloadRequest struct {
+	Format  *string         `json:"format"`
+	Since   *string         `json:"since"`
+	Until   *string         `json:"until"`
+	Filters json.RawMessage `json:"filters"`
+}
+
+// handleDownload streams the tenant's matching events, oldest first, as
+// CSV, NDJSON or one JSON array (POST /v1/audit/export).
+func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	if r.URL.RawQuery != "" {
+		return invalid("", "this route takes no query parameters")
+	}
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	var req downloadRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	f := format.CSV
+	if req.Format != nil {
+		var ok bool
+		if f, ok = format.Parse(*req.Format); !ok {
+			return invalid("format", "format must be csv, ndjson (or jsonl) or json")
+		}
+	}
+	filter, err := parseBodyFilters(req.Filters)
+	if err != nil {
+		return err
+	}
+	if filter.Since, filter.Until, err = parseBounds(req.Since, req.Until); err != nil {
+		return err
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", format.ContentType(f))
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audex-%s-%s.%s"`,
+		filter.Since.Format("20060102T150405Z"), filter.Until.Format("20060102T150405Z"), format.Extension(f)))
+	h.Set("Vary", "Accept-Encoding")
+	out := &startedWriter{w: w}
+	var body io.Writer = out
+	var gz *gzip.Writer
+	if acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		gz, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
+		body = gz
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(downloadWriteWindow))
+	enc := format.NewEncoder(f, body)
+	count := 0
+	err = store.StreamEvents(r.Context(), s.pool, key.TenantID, filter, func(e *audex.Event) error {
+		if count++; count%10000 == 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(downloadWriteWindow))
+		}
+		return enc.Write(e)
+	})
+	if err == nil {
+		err = enc.Close()
+	}
+	if err == nil && gz != nil {
+		err = gz.Close()
+	}
+	if err != nil {
+		if !out.started {
+			for _, name := range []string{"Content-Disposition", "Content-Encoding", "Vary"} {
+				h.Del(name)
+			}
+			return err
+		}
+		// The status line is gone: abort the response so that the client
+		// sees a broken transfer rather than a short file.
+		if r.Context().Err() == nil {
+			s.logger.ErrorContext(r.Context(), "download_failed", "tenant_id", key.TenantID, "error", err)
+		}
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// parseBounds parses the required since and until of a download or export.
+func parseBounds(sinceRaw, untilRaw *string) (since, until *time.Time, err error) {
+	if sinceRaw == nil {
+		return nil, nil, invalid("since", "since is required")
+	}
+	if untilRaw == nil {
+		return nil, nil, invalid("until", "until is required")
+	}
+	s, err := parseTime("since", *sinceRaw)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := parseTime("until", *untilRaw)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRange(&s, &u, "until"); err != nil {
+		return nil, nil, err
+	}
+	return &s, &u, nil
+}
+
+// acceptsGzip reports whether the client accepts a gzip body.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+			return strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0"
+		}
+	}
+	return false
+}
+
+// startedWriter records whether anything was written, that is whether the
+// status line has been sent.
+type startedWriter struct {
+	w       io.Writer
+	started bool
+}
+
+func (s *startedWriter) Write(p []byte) (int, error) {
+	s.started = true
+	return s.w.Write(p)
+}

@@ -1,0 +1,123 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
+)
+
+// SummaryTopN is how many entries each top list of a summary holds.
+const SummaryTopN = 10
+
+// Summary aggregates a tenant's events that match a filter.
+type Summary struct {
+	TotalEvents      int64            `json:"total_events"`
+	SuccessfulEvents int64            `json:"successful_events"`
+	FailedEvents     int64            `json:"failed_events"`
+	ActionsBreakdown map[string]int64 `json:"actions_breakdown"`
+	TopActors        []ActorCount     `json:"top_actors"`
+	TopTargets       []TargetCount    `json:"top_targets"`
+	TopResources     []ResourceCount  `json:"top_resources"`
+}
+
+// ActorCount is one entry of Summary.TopActors.
+type ActorCount struct {
+	ActorID string `json:"actor_id"`
+	Count   int64  `json:"count"`
+}
+
+// TargetCount is one entry of Summary.TopTargets.
+type TargetCount struct {
+	TargetID string `json:"target_id"`
+	Count    int64  `json:"count"`
+}
+
+// ResourceCount is one entry of Summary.TopResources.
+type ResourceCount struct {
+	Resource string `json:"resource"`
+	Count    int64  `json:"count"`
+}
+
+// Grouping-set numbers of the summary query (GROUPING(action, actor_id,
+// target_id, resource): a set bit is a column not grouped by).
+const (
+	groupTotal    = 0b1111
+	groupAction   = 0b0111
+	groupActor    = 0b1011
+	groupTarget   = 0b1101
+	groupResource = 0b1110
+)
+
+// SummarizeEvents aggregates the tenant's events that match f in one scan:
+// totals, every action's count, and the top actors, targets and resources
+// (most events first, ties in byte order of the id). Events without a
+// target or resource do not count in those lists.
+func SummarizeEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Summary, error) {
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.filter(f)
+	sql := fmt.Sprintf(`
+		WITH groups AS (
+			SELECT GROUPING(action, actor_id, target_id, resource) AS g,
+			       coalesce(action, actor_id, target_id, resource) AS value,
+			       count(*) AS n,
+			       count(*) FILTER (WHERE success) AS ok,
+			       count(*) FILTER (WHERE NOT success) AS failed
+			FROM events WHERE %s
+			GROUP BY GROUPING SETS ((), (action), (actor_id), (target_id), (resource))
+		)
+		SELECT g, value, n, ok, failed FROM (
+			SELECT *, row_number() OVER (PARTITION BY g ORDER BY n DESC, value) AS rank
+			FROM groups WHERE value IS NOT NULL OR g = %d
+		) ranked
+		WHERE g IN (%d, %d) OR rank <= %d`,
+		strings.Join(q.conds, " AND "), groupTotal, groupTotal, groupAction, SummaryTopN)
+	rows, err := db.Query(ctx, sql, q.args...)
+	if err != nil {
+		return Summary{}, fmt.Errorf("summarize events: %w", translate(err))
+	}
+	s := Summary{ActionsBreakdown: map[string]int64{}, TopActors: []ActorCount{}, TopTargets: []TargetCount{}, TopResources: []ResourceCount{}}
+	var (
+		group         int
+		value         *string
+		n, ok, failed int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&group, &value, &n, &ok, &failed}, func() error {
+		switch group {
+		case groupTotal:
+			s.TotalEvents, s.SuccessfulEvents, s.FailedEvents = n, ok, failed
+		case groupAction:
+			s.ActionsBreakdown[*value] = n
+		case groupActor:
+			s.TopActors = append(s.TopActors, ActorCount{ActorID: *value, Count: n})
+		case groupTarget:
+			s.TopTargets = append(s.TopTargets, TargetCount{TargetID: *value, Count: n})
+		case groupResource:
+			s.TopResources = append(s.TopResources, ResourceCount{Resource: *value, Count: n})
+		}
+		return nil
+	})
+	if err != nil {
+		return Summary{}, fmt.Errorf("summarize events: %w", translate(err))
+	}
+	sortTop(s.TopActors, func(c ActorCount) (int64, string) { return c.Count, c.ActorID })
+	sortTop(s.TopTargets, func(c TargetCount) (int64, string) { return c.Count, c.TargetID })
+	sortTop(s.TopResources, func(c ResourceCount) (int64, string) { return c.Count, c.Resource })
+	return s, nil
+}
+
+// sortTop orders a top list by count, highest first, then by id in byte
+// order (the window function ranked them so, but rows arrive unordered).
+func sortTop[T any](list []T, key func(T) (int64, string)) {
+	slices.SortFunc(list, func(a, b T) int {
+		na, ia := key(a)
+		nb, ib := key(b)
+		return cmp.Or(cmp.Compare(nb, na), cmp.Compare(ia, ib))
+	})
+}
