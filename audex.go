@@ -71,6 +71,9 @@ type Filter struct {
 	Success        *bool         `json:"success,omitempty"`
 	SourceIP       *netip.Prefix `json:"source_ip,omitempty"`
 	RequestID      *string       `json:"request_id,omitempty"`
+	// ReceivedBefore keeps events received before it (an export's as_of).
+	// Not a list filter; it takes no part in cursors.
+	ReceivedBefore *time.Time `json:"-"`
 }
 
 // Position is a place in the (occurred_at, id) order: the last event of a

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: the whole test suite against a real PostgreSQL, started (and
-# installed) when none answers. Each test binary clones its own database
+# installed) when none answers, and real object-store emulators
+# (scripts/emulators.sh). Each test binary clones its own database
 # from a migrated template (internal/storetest), so packages run in
 # parallel. Extra arguments go to `go test`.
 set -euo pipefail
@@ -12,5 +13,16 @@ export AUDEX_TEST_DATABASE_URL=$admin
 # Drop the databases that earlier runs left behind.
 psql "$admin" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'audex\_test\_%'" |
   while read -r db; do psql "$admin" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
+
+# The object-store emulators of the sink tests (installed once into a
+# cache folder, then started in seconds). Emulators that were already
+# running are reused and left running; those started here stop at exit.
+if ! scripts/emulators.sh status; then
+  trap 'scripts/emulators.sh stop' EXIT
+fi
+# (Assigned first, so that a failed start stops the script under set -e;
+# eval "$(...)" would swallow its exit status.)
+emulators_env=$(scripts/emulators.sh start)
+eval "$emulators_env"
 
 go test -count=1 "$@" ./...

@@ -15,6 +15,7 @@ import (
 
 	"github.com/audex-dev/audex/internal/api"
 	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -98,8 +99,20 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			return err
 		}
 	}
+	riverClient, err := jobs.NewInsertClient(pool, logger)
+	if err != nil {
+		return err
+	}
+	handler := api.New(api.Config{
+		Pool:           pool,
+		Logger:         logger,
+		CursorSecret:   secret,
+		River:          riverClient,
+		Destinations:   cfg.Destinations,
+		ExportDefaults: api.ExportDefaults{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes},
+	})
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      5 * time.Minute,

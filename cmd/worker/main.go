@@ -47,7 +47,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := store.CheckSchema(ctx, pool); err != nil {
 		return err
 	}
-	client, err := jobs.NewClient(jobs.Config{Pool: pool, Logger: logger})
+	client, err := jobs.NewClient(jobs.Config{
+		Pool:              pool,
+		Logger:            logger,
+		OpenSink:          sinkOpener(cfg.Destinations, getenv),
+		ExportConcurrency: cfg.Exports.Concurrency,
+		ExportTiming:      jobs.ExportTiming{Window: time.Duration(cfg.Exports.AttemptWindow), LeaseTTL: time.Duration(cfg.Exports.LeaseTTL)},
+		ReaperInterval:    time.Duration(cfg.Exports.ReaperInterval),
+	})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
@@ -22,6 +23,7 @@ import (
 // testBundle is one test's server, tenant and keys.
 type testBundle struct {
 	url    string
+	pool   *pgxpool.Pool
 	server *api.Server
 	tenant string
 	key    string // every audit scope
@@ -38,9 +40,10 @@ func setup(t *testing.T) *testBundle {
 	tenant := storetest.NewTenant(t)
 	return &testBundle{
 		url:    ts.URL,
+		pool:   pool,
 		server: srv,
 		tenant: tenant,
-		key:    storetest.NewKey(t, tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin),
+		key:    storetest.NewKey(t, storetest.Pool(t), tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin),
 	}
 }
 

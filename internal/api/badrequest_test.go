@@ -192,20 +192,25 @@ func TestBadRequests(t *testing.T) {
 
 func TestAccessMatrix(t *testing.T) {
 	t.Parallel()
-	b, other := setup(t), setup(t)
-	ownID := b.ingest(t, event("doc.read", "alice")).IDs[0]
-	otherID := other.ingest(t, event("doc.read", "mallory")).IDs[0]
+	eb, otherEB := setupExports(t, false), setupExports(t, false)
+	b, other := eb.testBundle, otherEB.testBundle
+	exportBody := map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl", "destination": map[string]any{"name": "local"}}
+	ownEvent := b.ingest(t, event("doc.read", "alice")).IDs[0]
+	otherEvent := other.ingest(t, event("doc.read", "mallory")).IDs[0]
+	ownExport := eb.createExport(t, exportBody)
+	otherExport := otherEB.createExport(t, exportBody)
 
-	revoked := storetest.NewKey(t, b.tenant, "audit:read", "audit:write", "audit:export", "audit:admin")
-	_, err := store.RevokeAPIKey(t.Context(), storetest.Pool(t), "", audex.HashKey(revoked))
+	revoked := storetest.NewKey(t, b.pool, b.tenant, "audit:read", "audit:write", "audit:export", "audit:admin")
+	_, err := store.RevokeAPIKey(t.Context(), b.pool, "", audex.HashKey(revoked))
 	require.NoError(t, err)
 
 	pathOf := func(pattern, id string) string {
 		return strings.NewReplacer("{id}", id, "{actor_id}", "alice", "{target_id}", "doc-1").Replace(pattern)
 	}
 	bodies := map[string]any{
-		"POST /v1/audit/events": map[string]any{"events": []any{event("doc.read", "alice")}},
-		"POST /v1/audit/export": map[string]any{"since": "2020-01-01", "until": "2100-01-01"},
+		"POST /v1/audit/events":  map[string]any{"events": []any{event("doc.read", "alice")}},
+		"POST /v1/audit/export":  map[string]any{"since": "2020-01-01", "until": "2100-01-01"},
+		"POST /v1/audit/exports": exportBody,
 	}
 	for _, rt := range b.server.Routes() {
 		if rt.Scope == "" {
@@ -213,15 +218,18 @@ func TestAccessMatrix(t *testing.T) {
 		}
 		name := rt.Method + " " + rt.Pattern
 		t.Run(name, func(t *testing.T) {
-			id := ownID
-			if rt.Method == "DELETE" {
-				id = b.ingest(t, event("doc.read", "alice")).IDs[0] // one to delete
+			ownID, otherID := ownEvent, otherEvent
+			if strings.HasPrefix(rt.Pattern, "/v1/audit/exports/") {
+				ownID, otherID = ownExport, otherExport
 			}
-			path := pathOf(rt.Pattern, id)
+			switch name {
+			case "DELETE /v1/audit/events/{id}":
+				ownID = b.ingest(t, event("doc.read", "alice")).IDs[0] // one to delete
+			case "POST /v1/audit/exports/{id}/cancel":
+				ownID = eb.createExport(t, exportBody) // one to cancel
+			}
+			path := pathOf(rt.Pattern, ownID)
 			body := bodies[name]
-			if rt.Method == "POST" {
-				require.NotNil(t, body, "the matrix needs an example body for %s", name)
-			}
 			for _, auth := range []struct {
 				name, header, value string
 			}{
@@ -247,7 +255,7 @@ func TestAccessMatrix(t *testing.T) {
 					allButScope = append(allButScope, s)
 				}
 			}
-			lacking := storetest.NewKey(t, b.tenant, allButScope...)
+			lacking := storetest.NewKey(t, b.pool, b.tenant, allButScope...)
 			res := b.do(t, rt.Method, path, lacking, body)
 			require.Equal(t, http.StatusForbidden, res.status, "body: %s", res.body)
 			require.Equal(t, "permission_denied", res.errorBody(t).Code)
@@ -264,9 +272,16 @@ func TestAccessMatrix(t *testing.T) {
 			}
 		})
 	}
-	t.Run("ListShowsOnlyTheTenantsOwnEvents", func(t *testing.T) {
+	t.Run("ListsShowOnlyTheTenantsOwn", func(t *testing.T) {
+		var exports struct {
+			Exports []audex.Export `json:"exports"`
+		}
+		b.do(t, "GET", "/v1/audit/exports?limit=1000", b.key, nil).decode(t, &exports)
+		for _, e := range exports.Exports {
+			require.NotEqual(t, otherExport, e.ID)
+		}
 		for _, e := range b.listAllWithAudit(t, "limit=1000") {
-			require.NotEqual(t, otherID, e.ID)
+			require.NotEqual(t, otherEvent, e.ID)
 			require.NotEqual(t, "mallory", e.Actor.ID)
 		}
 	})

@@ -153,10 +153,10 @@ func parseListQuery(rawQuery string, excluded ...string) (listQuery, error) {
 	if v, name, ok := one("sort_by"); ok && v != "occurred_at" && v != "timestamp" {
 		return q, invalid(name, "sort_by must be occurred_at (or its synonym timestamp)")
 	}
-	if v, name, ok := one("limit"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLimit {
-			return q, invalid(name, "limit must be an integer from 1 to %d", maxLimit)
+	if v, _, ok := one("limit"); ok {
+		n, err := parseLimit(map[string]string{"limit": v})
+		if err != nil {
+			return q, err
 		}
 		q.limit = n
 	}
@@ -167,6 +167,46 @@ func parseListQuery(rawQuery string, excluded ...string) (listQuery, error) {
 		q.cursor = v
 	}
 	return q, nil
+}
+
+// parseSimpleQuery parses a query string whose parameters are all in
+// allowed and given at most once; absent ones map to "".
+func parseSimpleQuery(rawQuery string, allowed ...string) (map[string]string, error) {
+	values, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return nil, invalid("", "malformed query string")
+	}
+	out := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		vals := values[name]
+		switch {
+		case !slices.Contains(allowed, name):
+			return nil, invalid(name, "unknown query parameter %q", name)
+		case len(vals) > 1:
+			return nil, invalid(name, "%s may be given only once", name)
+		}
+		if err := checkText(name, vals[0], maxParamLength); err != nil {
+			return nil, err
+		}
+		if vals[0] == "" {
+			return nil, invalid(name, "%s must not be empty", name)
+		}
+		out[name] = vals[0]
+	}
+	return out, nil
+}
+
+// parseLimit reads q["limit"]: 1 to maxLimit, default defaultLimit.
+func parseLimit(q map[string]string) (int, error) {
+	v, ok := q["limit"]
+	if !ok {
+		return defaultLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, invalid("limit", "limit must be an integer from 1 to %d", maxLimit)
+	}
+	return n, nil
 }
 
 // stringFilters maps the canonical names of f's plain string filters to

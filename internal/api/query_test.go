@@ -51,7 +51,7 @@ func (b *testBundle) seed(t *testing.T, n int, end time.Time) {
 			}
 			batch = append(batch, e)
 		}
-		_, err := store.InsertEvents(t.Context(), storetest.Pool(t), b.tenant, batch)
+		_, err := store.InsertEvents(t.Context(), b.pool, b.tenant, batch)
 		require.NoError(t, err)
 	}
 }

@@ -11,9 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/config"
 )
 
 // Config is what a Server needs.
@@ -21,6 +24,18 @@ type Config struct {
 	Pool         *pgxpool.Pool
 	Logger       *slog.Logger
 	CursorSecret []byte
+	// River inserts jobs (an insert-only client is enough).
+	River *river.Client[pgx.Tx]
+	// Destinations are the export destinations the operator configured.
+	Destinations []config.Destination
+	// ExportDefaults are the part limits of exports that give none.
+	ExportDefaults ExportDefaults
+}
+
+// ExportDefaults are the part limits of an export request that gives none.
+type ExportDefaults struct {
+	PartMaxRecords int
+	PartMaxBytes   int64
 }
 
 // Server serves the audex API. Create it with New.
@@ -29,6 +44,10 @@ type Server struct {
 	logger  *slog.Logger
 	cursors cursorSigner
 	mux     *http.ServeMux
+	river   *river.Client[pgx.Tx]
+
+	destinations   []config.Destination
+	exportDefaults ExportDefaults
 
 	touchMu     sync.Mutex
 	lastTouched map[string]time.Time
@@ -53,7 +72,17 @@ func New(cfg Config) *Server {
 		logger:      cfg.Logger,
 		cursors:     cursorSigner{secret: cfg.CursorSecret},
 		mux:         http.NewServeMux(),
+		river:       cfg.River,
 		lastTouched: map[string]time.Time{},
+
+		destinations:   cfg.Destinations,
+		exportDefaults: cfg.ExportDefaults,
+	}
+	if s.exportDefaults.PartMaxRecords == 0 {
+		s.exportDefaults.PartMaxRecords = 100_000
+	}
+	if s.exportDefaults.PartMaxBytes == 0 {
+		s.exportDefaults.PartMaxBytes = 64 << 20
 	}
 	for _, rt := range s.Routes() {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
@@ -75,6 +104,10 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, handle: s.handleActorTrail},
 		{Method: "GET", Pattern: "/v1/audit/targets/{target_id}", Scope: audex.ScopeRead, handle: s.handleTargetTrail},
 		{Method: "POST", Pattern: "/v1/audit/export", Scope: audex.ScopeExport, handle: s.handleDownload},
+		{Method: "POST", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, handle: s.handleCreateExport},
+		{Method: "GET", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, handle: s.handleListExports},
+		{Method: "GET", Pattern: "/v1/audit/exports/{id}", Scope: audex.ScopeExport, handle: s.handleGetExport},
+		{Method: "POST", Pattern: "/v1/audit/exports/{id}/cancel", Scope: audex.ScopeExport, handle: s.handleCancelExport},
 	}
 }
 

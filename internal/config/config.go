@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -32,6 +35,38 @@ type Config struct {
 	// stores in the database. Every replica must use the same one.
 	CursorSecret string        `yaml:"-"`
 	Destinations []Destination `yaml:"destinations"`
+	// Exports tunes export jobs.
+	Exports Exports `yaml:"exports"`
+}
+
+// Exports tunes export jobs: how many run at once per worker process, the
+// part limits of requests that give none, and the timing of attempts.
+type Exports struct {
+	Concurrency    int   `yaml:"concurrency"`
+	PartMaxRecords int   `yaml:"part_max_records"`
+	PartMaxBytes   int64 `yaml:"part_max_bytes"`
+	// AttemptWindow is how long one attempt works before it checkpoints
+	// and continues in a new one (default 40s).
+	AttemptWindow Duration `yaml:"attempt_window"`
+	// LeaseTTL is how long a silent worker keeps its claim on an export;
+	// a dead worker's export resumes elsewhere after it (default 30s).
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// ReaperInterval is how often stalled exports are looked for
+	// (default 15s).
+	ReaperInterval Duration `yaml:"reaper_interval"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration ("40s").
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
+	v, err := time.ParseDuration(node.Value)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("line %d: %q is not a positive Go duration such as 30s", node.Line, node.Value)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Destination is an export destination that the operator configured.
@@ -43,6 +78,61 @@ type Destination struct {
 	Region   string   `yaml:"region"`
 	Endpoint string   `yaml:"endpoint"`
 	Tenants  []string `yaml:"tenants"`
+
+	// Credentials, by the names of the environment variables that hold
+	// them, never by value. All optional: without them each SDK's standard
+	// chain applies (AWS env/profile/role; Google application default
+	// credentials or STORAGE_EMULATOR_HOST; AZURE_STORAGE_CONNECTION_STRING).
+	//
+	// s3: static keys (the first two go together).
+	AccessKeyIDEnv     string `yaml:"access_key_id_env"`
+	SecretAccessKeyEnv string `yaml:"secret_access_key_env"`
+	SessionTokenEnv    string `yaml:"session_token_env"`
+	// gcs: the variable holding the path of a service-account key file.
+	CredentialsFileEnv string `yaml:"credentials_file_env"`
+	// azure_blob: the variable holding a connection string, or the
+	// account's blob URL (https://ACCOUNT.blob.core.windows.net) used with
+	// the default Azure credential.
+	ConnectionStringEnv string `yaml:"connection_string_env"`
+	AccountURL          string `yaml:"account_url"`
+}
+
+var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validateCredentials checks the credential settings of a destination:
+// variable names that are names, and only the settings of its type.
+func (d Destination) validateCredentials() error {
+	for _, f := range []struct{ key, value, typ string }{
+		{"access_key_id_env", d.AccessKeyIDEnv, "s3"},
+		{"secret_access_key_env", d.SecretAccessKeyEnv, "s3"},
+		{"session_token_env", d.SessionTokenEnv, "s3"},
+		{"credentials_file_env", d.CredentialsFileEnv, "gcs"},
+		{"connection_string_env", d.ConnectionStringEnv, "azure_blob"},
+		{"account_url", d.AccountURL, "azure_blob"},
+	} {
+		switch {
+		case f.value == "":
+		case d.Type != f.typ:
+			return fmt.Errorf("%s applies to type %s only", f.key, f.typ)
+		case f.key != "account_url" && !envVarName.MatchString(f.value):
+			return fmt.Errorf("%s must be the name of an environment variable (the credential itself stays in the environment)", f.key)
+		}
+	}
+	switch {
+	case (d.AccessKeyIDEnv == "") != (d.SecretAccessKeyEnv == ""):
+		return errors.New("access_key_id_env and secret_access_key_env go together")
+	case d.SessionTokenEnv != "" && d.AccessKeyIDEnv == "":
+		return errors.New("session_token_env needs access_key_id_env and secret_access_key_env")
+	case d.ConnectionStringEnv != "" && d.AccountURL != "":
+		return errors.New("give connection_string_env or account_url, not both")
+	}
+	if d.AccountURL != "" {
+		u, err := url.Parse(d.AccountURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" {
+			return errors.New("account_url must be an http(s) URL such as https://ACCOUNT.blob.core.windows.net, without credentials or query")
+		}
+	}
+	return nil
 }
 
 // Load reads the file named by AUDEX_CONFIG (if any) and then the
@@ -54,6 +144,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Listen:            DefaultListen,
 		RetentionInterval: DefaultRetentionInterval,
 		Destinations:      []Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}},
+		Exports:           Exports{Concurrency: 2, PartMaxRecords: 100_000, PartMaxBytes: 64 << 20},
 	}
 	if path := getenv("AUDEX_CONFIG"); path != "" {
 		data, err := os.ReadFile(path)
@@ -77,6 +168,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		cfg.RetentionInterval = d
 	}
+	if v := getenv("AUDEX_EXPORT_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("AUDEX_EXPORT_CONCURRENCY: %q is not a number", v)
+		}
+		cfg.Exports.Concurrency = n
+	}
 	cfg.CursorSecret = getenv("AUDEX_CURSOR_SECRET")
 	return cfg, cfg.validate()
 }
@@ -88,6 +186,7 @@ func parseYAML(data []byte, cfg *Config) error {
 		Listen            *string        `yaml:"listen"`
 		RetentionInterval *string        `yaml:"retention_interval"`
 		Destinations      *[]Destination `yaml:"destinations"`
+		Exports           *Exports       `yaml:"exports"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -110,12 +209,34 @@ func parseYAML(data []byte, cfg *Config) error {
 	if file.Destinations != nil {
 		cfg.Destinations = *file.Destinations
 	}
+	if file.Exports != nil {
+		if file.Exports.Concurrency != 0 {
+			cfg.Exports.Concurrency = file.Exports.Concurrency
+		}
+		if file.Exports.PartMaxRecords != 0 {
+			cfg.Exports.PartMaxRecords = file.Exports.PartMaxRecords
+		}
+		if file.Exports.PartMaxBytes != 0 {
+			cfg.Exports.PartMaxBytes = file.Exports.PartMaxBytes
+		}
+		cfg.Exports.AttemptWindow = file.Exports.AttemptWindow
+		cfg.Exports.LeaseTTL = file.Exports.LeaseTTL
+		cfg.Exports.ReaperInterval = file.Exports.ReaperInterval
+	}
 	return nil
 }
 
 func (c Config) validate() error {
 	if c.RetentionInterval < time.Minute {
 		return errors.New("retention_interval must be at least 1m")
+	}
+	switch {
+	case c.Exports.Concurrency < 1 || c.Exports.Concurrency > 64:
+		return errors.New("exports.concurrency (AUDEX_EXPORT_CONCURRENCY) must be from 1 to 64")
+	case c.Exports.PartMaxRecords < 1 || c.Exports.PartMaxRecords > 1_000_000:
+		return errors.New("exports.part_max_records must be from 1 to 1000000")
+	case c.Exports.PartMaxBytes < 1<<20 || c.Exports.PartMaxBytes > 1<<30:
+		return errors.New("exports.part_max_bytes must be from 1 MiB to 1 GiB")
 	}
 	if c.CursorSecret != "" && len(c.CursorSecret) < 32 {
 		return errors.New("AUDEX_CURSOR_SECRET must be at least 32 characters")
@@ -131,6 +252,9 @@ func (c Config) validate() error {
 			return fmt.Errorf("destinations[%d] (%s): type must be s3, gcs, azure_blob or file", i, d.Name)
 		case d.Bucket == "":
 			return fmt.Errorf("destinations[%d] (%s): bucket is required", i, d.Name)
+		}
+		if err := d.validateCredentials(); err != nil {
+			return fmt.Errorf("destinations[%d] (%s): %w", i, d.Name, err)
 		}
 		seen[d.Name] = true
 	}

@@ -6,8 +6,8 @@ package format
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -54,44 +54,88 @@ func Extension(format string) string {
 	return format
 }
 
-// Encoder writes a sequence of events in one format. Call Write for each
-// event and Close once at the end; neither flushes the underlying writer
-// beyond its own buffer until Close.
+// Rows encodes events one at a time into bytes, so that a caller can
+// measure each row before writing it (export parts are cut by size).
+type Rows interface {
+	// Header returns what starts every document (CSV's header row), or nil.
+	Header() []byte
+	// AppendRow appends one event's row, with its line end, to dst.
+	AppendRow(dst []byte, e *audex.Event) []byte
+}
+
+// NewRows returns the row encoder of format: NDJSON or CSV. JSON arrays
+// are not row formats (use NewEncoder). It panics on another format:
+// callers parse it first.
+func NewRows(format string) Rows {
+	switch format {
+	case NDJSON:
+		return ndjsonRows{}
+	case CSV:
+		return newCSVRows()
+	}
+	panic("format: no row encoder for " + strconv.Quote(format))
+}
+
+// Encoder writes a sequence of events in one format.
 type Encoder interface {
 	// Write encodes one event.
 	Write(e *audex.Event) error
-	// Close writes what ends the document (the closing bracket of a JSON
-	// array) and flushes the encoder's buffer. It does not close w.
+	// Close writes what ends the document (the header of an empty CSV, the
+	// brackets of a JSON array) and flushes the encoder's buffer. It does
+	// not close the underlying writer.
 	Close() error
 }
 
-// NewEncoder returns an encoder of format writing to w. CSV starts with the
-// header row. It panics on an unknown format: callers parse it first.
+// NewEncoder returns an encoder of format writing to w through a 64 KiB
+// buffer. It panics on an unknown format: callers parse it first.
 func NewEncoder(format string, w io.Writer) Encoder {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	switch format {
-	case NDJSON:
-		return &ndjsonEncoder{w: bw}
-	case JSON:
+	if format == JSON {
 		return &jsonArrayEncoder{w: bw}
-	case CSV:
-		return newCSVEncoder(bw)
 	}
-	panic("format: unknown format " + strconv.Quote(format))
+	return &rowEncoder{w: bw, rows: NewRows(format)}
 }
 
-type ndjsonEncoder struct {
-	w   *bufio.Writer
-	buf []byte
+// rowEncoder writes a row format: the header, then one row per event.
+type rowEncoder struct {
+	w          *bufio.Writer
+	rows       Rows
+	buf        []byte
+	headerDone bool
 }
 
-func (n *ndjsonEncoder) Write(e *audex.Event) error {
-	n.buf = append(e.AppendJSON(n.buf[:0]), '\n')
-	_, err := n.w.Write(n.buf)
+func (r *rowEncoder) header() error {
+	if r.headerDone {
+		return nil
+	}
+	r.headerDone = true
+	_, err := r.w.Write(r.rows.Header())
 	return err
 }
 
-func (n *ndjsonEncoder) Close() error { return n.w.Flush() }
+func (r *rowEncoder) Write(e *audex.Event) error {
+	if err := r.header(); err != nil {
+		return err
+	}
+	r.buf = r.rows.AppendRow(r.buf[:0], e)
+	_, err := r.w.Write(r.buf)
+	return err
+}
+
+func (r *rowEncoder) Close() error {
+	if err := r.header(); err != nil {
+		return err
+	}
+	return r.w.Flush()
+}
+
+type ndjsonRows struct{}
+
+func (ndjsonRows) Header() []byte { return nil }
+
+func (ndjsonRows) AppendRow(dst []byte, e *audex.Event) []byte {
+	return append(e.AppendJSON(dst), '\n')
+}
 
 type jsonArrayEncoder struct {
 	w     *bufio.Writer
@@ -130,32 +174,31 @@ var CSVColumns = []string{
 	"request_id", "method", "path", "status_code", "success", "duration_ms", "metadata",
 }
 
-type csvEncoder struct {
-	bw        *bufio.Writer
-	w         *csv.Writer
-	row       []string
-	wroteHead bool
+// csvRows encodes CSV rows through encoding/csv (RFC 4180 quoting) into a
+// reusable buffer.
+type csvRows struct {
+	out    bytes.Buffer
+	w      *csv.Writer
+	row    []string
+	header []byte
 }
 
-func newCSVEncoder(bw *bufio.Writer) *csvEncoder {
-	return &csvEncoder{bw: bw, w: csv.NewWriter(bw), row: make([]string, len(CSVColumns))}
+func newCSVRows() *csvRows {
+	c := &csvRows{row: make([]string, len(CSVColumns))}
+	c.w = csv.NewWriter(&c.out)
+	_ = c.w.Write(CSVColumns)
+	c.w.Flush()
+	c.header = bytes.Clone(c.out.Bytes())
+	c.out.Reset()
+	return c
 }
 
-func (c *csvEncoder) header() error {
-	if c.wroteHead {
-		return nil
-	}
-	c.wroteHead = true
-	return c.w.Write(CSVColumns)
-}
+func (c *csvRows) Header() []byte { return c.header }
 
-// Write writes one row. Text cells a spreadsheet would run as a formula
-// are neutralised (Neutralise); ids, times, numbers and booleans are
+// AppendRow appends one row. Text cells a spreadsheet would run as a
+// formula are neutralised (Neutralise); times, numbers and booleans are
 // written plainly; absent values are empty cells.
-func (c *csvEncoder) Write(e *audex.Event) error {
-	if err := c.header(); err != nil {
-		return err
-	}
+func (c *csvRows) AppendRow(dst []byte, e *audex.Event) []byte {
 	r := c.row
 	r[0] = Neutralise(e.ID)
 	r[1] = e.OccurredAt.UTC().Format(time.RFC3339Nano)
@@ -188,18 +231,10 @@ func (c *csvEncoder) Write(e *audex.Event) error {
 	if len(e.Metadata) > 0 {
 		r[19] = Neutralise(string(e.Metadata))
 	}
-	return c.w.Write(r)
-}
-
-func (c *csvEncoder) Close() error {
-	if err := c.header(); err != nil {
-		return err
-	}
+	c.out.Reset()
+	_ = c.w.Write(r) // writes to a bytes.Buffer, which cannot fail
 	c.w.Flush()
-	if err := c.w.Error(); err != nil {
-		return fmt.Errorf("write csv: %w", err)
-	}
-	return c.bw.Flush()
+	return append(dst, c.out.Bytes()...)
 }
 
 func text(s *string) string {

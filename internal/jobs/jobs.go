@@ -19,30 +19,71 @@ import (
 type Config struct {
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
-	// MaintenanceInterval is how often partitions are topped up.
-	MaintenanceInterval time.Duration
+	// OpenSink opens a configured destination's sink by name.
+	OpenSink SinkOpener
+	// ExportConcurrency is how many exports one process works at once
+	// (default 2).
+	ExportConcurrency int
+	// ExportTiming bounds export attempts (default DefaultExportTiming).
+	ExportTiming ExportTiming
+	// ReaperInterval is how often stalled exports are looked for (default
+	// 15 s).
+	ReaperInterval time.Duration
 }
 
 // NewClient returns a River client that works every audex job kind and
 // schedules the periodic ones. River runs periodic jobs on its elected
 // leader only, so several worker processes do not double them.
 func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
+	timing := cfg.ExportTiming
+	if timing.Window <= 0 {
+		timing.Window = DefaultExportTiming.Window
+	}
+	if timing.LeaseTTL <= 0 {
+		timing.LeaseTTL = DefaultExportTiming.LeaseTTL
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &PartitionMaintenanceWorker{Pool: cfg.Pool})
-	interval := cfg.MaintenanceInterval
-	if interval <= 0 {
-		interval = 24 * time.Hour
+	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing})
+	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 2})
+	reaperInterval := cfg.ReaperInterval
+	if reaperInterval <= 0 {
+		reaperInterval = 15 * time.Second
+	}
+	concurrency := cfg.ExportConcurrency
+	if concurrency <= 0 {
+		concurrency = 2
 	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
-		Logger:  cfg.Logger,
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
+		Logger: cfg.Logger,
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: 2},
+			QueueExports:       {MaxWorkers: concurrency},
+		},
 		Workers: workers,
+		// An export attempt lasts at most Window + LeaseTTL (its Timeout);
+		// a job running longer than this belongs to a dead worker. The
+		// reaper resumes such exports sooner.
+		JobTimeout:           timing.Window + timing.LeaseTTL,
+		RescueStuckJobsAfter: 2 * (timing.Window + timing.LeaseTTL),
 		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(river.PeriodicInterval(interval), func() (river.JobArgs, *river.InsertOpts) {
+			river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return PartitionMaintenanceArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(reaperInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return ExportReaperArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})
+	if err != nil {
+		return nil, fmt.Errorf("create river client: %w", err)
+	}
+	return client, nil
+}
+
+// NewInsertClient returns a River client that only inserts jobs (the API's).
+func NewInsertClient(pool *pgxpool.Pool, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}

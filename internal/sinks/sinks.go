@@ -44,16 +44,24 @@ type Object struct {
 
 // Sink is one bucket (or folder) of an object store.
 //
+// Keys are "/"-separated paths relative to the bucket: UTF-8, not empty,
+// without a leading "/", an empty segment, or a "." or ".." segment (one
+// rule for every backend, so that what works on a folder works on a
+// bucket). Put refuses other keys.
+//
 // Implementations MUST be safe for concurrent use. Errors MUST NOT contain
-// credentials or connection strings.
+// credentials or connection strings, and SHOULD name the bucket. A Sink
+// that holds connections may also implement io.Closer.
 type Sink interface {
 	// Put stores the bytes read from r under key, streaming: it MUST NOT
 	// hold the whole object in memory. It computes the size and SHA-256 of
 	// what it stored while streaming. An existing object at key MUST be
 	// replaced whole. When Put fails (including a read error from r or ctx
 	// ending) no object, whole or partial, MUST be left at key by this call
-	// (a previous object at key may remain). Errors wrap ErrBucketNotFound
-	// or ErrAccessDenied where they apply.
+	// (a previous object at key may remain). When ctx ends, Put stops and
+	// its error wraps ctx.Err(). Errors wrap ErrBucketNotFound or
+	// ErrAccessDenied where they apply, and the source's error when
+	// reading r failed.
 	Put(ctx context.Context, key string, r io.Reader) (Object, error)
 
 	// Open returns a reader of the object at key. It returns an error

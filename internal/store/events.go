@@ -44,28 +44,30 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 		for i, e := range events {
 			ids[i], times[i] = e.ID, e.OccurredAt
 		}
+		// The shared ingest lock lets an export wait for every ingest that
+		// was under way when it was created (WaitForIngests); received_at
+		// is read after taking it.
+		var receivedAt time.Time
+		if err := tx.QueryRow(ctx, `SELECT clock_timestamp() FROM pg_advisory_xact_lock_shared(`+ingestLockKey+`)`, tenantID).Scan(&receivedAt); err != nil {
+			return err
+		}
 		// unnest keeps array order, so of two rows with one id the first is
 		// inserted and the second meets the conflict.
 		rows, err := tx.Query(ctx, `
 			INSERT INTO event_ids (tenant_id, id, occurred_at)
 			SELECT $1, u.id, u.occurred_at FROM unnest($2::text[], $3::timestamptz[]) AS u(id, occurred_at)
 			ON CONFLICT DO NOTHING
-			RETURNING id, now()`, tenantID, ids, times)
+			RETURNING id`, tenantID, ids, times)
 		if err != nil {
 			return err
 		}
-		fresh := make(map[string]bool, len(events))
-		var receivedAt time.Time
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id, &receivedAt); err != nil {
-				rows.Close()
-				return err
-			}
-			fresh[id] = true
-		}
-		if err := rows.Err(); err != nil {
+		inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			return err
+		}
+		fresh := make(map[string]bool, len(inserted))
+		for _, id := range inserted {
+			fresh[id] = true
 		}
 		if len(fresh) == 0 {
 			return nil
@@ -91,6 +93,26 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 		return nil, fmt.Errorf("insert events: %w", translate(err))
 	}
 	return stored, nil
+}
+
+// ingestLockKey is the advisory lock key, from the tenant id in $1, that
+// every ingest transaction holds shared and WaitForIngests takes alone.
+const ingestLockKey = `hashtextextended('audex_ingest:' || $1, 0)`
+
+// WaitForIngests returns once every ingest transaction of the tenant that
+// was under way when it was called has ended. Ingests that start meanwhile
+// wait for it (briefly: ingest transactions are short) and get a later
+// received_at. An export created at as_of calls it after as_of, and then
+// every event with received_at before as_of is committed.
+func WaitForIngests(ctx context.Context, db DBTX, tenantID string) error {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+ingestLockKey+`)`, tenantID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("wait for ingests: %w", translate(err))
+	}
+	return nil
 }
 
 // eventRow is one row for CopyFrom into events, in tenant_id + eventColumns
@@ -230,6 +252,9 @@ func (q *queryBuilder) filter(f audex.Filter) {
 		q.where("source_ip <<= " + q.arg(*f.SourceIP) + "::inet")
 	}
 	q.equal("request_id", f.RequestID)
+	if f.ReceivedBefore != nil {
+		q.where("received_at < " + q.arg(*f.ReceivedBefore))
+	}
 }
 
 func (q *queryBuilder) equal(column string, value *string) {

@@ -159,14 +159,59 @@ func NewTenant(t testing.TB) string {
 	return "t_" + strings.ToLower(randomHex(6))
 }
 
-// NewKey creates an API key for tenant with scopes and returns the plain key.
-func NewKey(t testing.TB, tenant string, scopes ...string) string {
+// NewKey creates an API key for tenant with scopes in pool's database and
+// returns the plain key.
+func NewKey(t testing.TB, pool *pgxpool.Pool, tenant string, scopes ...string) string {
 	t.Helper()
 	plain, hash := audex.NewPlainKey()
-	if _, err := store.CreateAPIKey(context.Background(), Pool(t), tenant, "test", scopes, hash); err != nil {
+	if _, err := store.CreateAPIKey(context.Background(), pool, tenant, "test", scopes, hash); err != nil {
 		t.Fatalf("create key: %v", err)
 	}
 	return plain
+}
+
+// IsolatedDatabaseURL creates a migrated database for this test alone,
+// dropped when the test ends: for tests that run River, whose workers
+// would otherwise take other tests' jobs.
+func IsolatedDatabaseURL(t testing.TB) string {
+	t.Helper()
+	DatabaseURL(t)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, adminURL())
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	template, err := ensureTemplate(ctx, admin)
+	if err != nil {
+		t.Fatalf("template: %v", err)
+	}
+	name := DatabasePrefix + "iso_" + randomHex(6)
+	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	t.Cleanup(func() { dropDatabase(name) })
+	return withDatabase(adminURL(), name)
+}
+
+// IsolatedPool is a pool on a new IsolatedDatabaseURL, closed at the end
+// of the test.
+func IsolatedPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	p, err := store.Open(context.Background(), IsolatedDatabaseURL(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func dropDatabase(name string) {
+	ctx := context.Background()
+	if admin, err := pgx.Connect(ctx, adminURL()); err == nil {
+		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		admin.Close(ctx)
+	}
 }
 
 // EmptyDatabaseURL creates a database with no tables at all (as before
@@ -184,12 +229,6 @@ func EmptyDatabaseURL(t testing.TB) string {
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		if admin, err := pgx.Connect(ctx, adminURL()); err == nil {
-			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			admin.Close(ctx)
-		}
-	})
+	t.Cleanup(func() { dropDatabase(name) })
 	return withDatabase(adminURL(), name)
 }

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/api"
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// workerBinary builds this command once per test run.
+func workerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "audex-worker-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "worker")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// processBundle is an isolated database, an API to create exports, a
+// local-folder destination and the configuration worker processes use.
+type processBundle struct {
+	pool   *pgxpool.Pool
+	dbURL  string
+	folder string
+	config string
+	api    string
+	key    string
+	tenant string
+}
+
+func setupProcesses(t *testing.T) *processBundle {
+	t.Helper()
+	b := &processBundle{dbURL: storetest.IsolatedDatabaseURL(t), folder: t.TempDir(), tenant: storetest.NewTenant(t)}
+	var err error
+	b.pool, err = store.Open(t.Context(), b.dbURL)
+	require.NoError(t, err)
+	t.Cleanup(b.pool.Close)
+	b.config = filepath.Join(t.TempDir(), "audex.yaml")
+	require.NoError(t, os.WriteFile(b.config, fmt.Appendf(nil, `
+destinations:
+  - name: local
+    type: file
+    bucket: %s
+exports:
+  concurrency: 2
+  attempt_window: 1s
+  lease_ttl: 2s
+  reaper_interval: 1s
+`, b.folder), 0o600))
+	cfg, err := config.Load(func(k string) string { return map[string]string{"AUDEX_CONFIG": b.config}[k] })
+	require.NoError(t, err)
+	logger := slog.New(slog.DiscardHandler)
+	insert, err := jobs.NewInsertClient(b.pool, logger)
+	require.NoError(t, err)
+	secret, err := store.CursorSecret(t.Context(), b.pool)
+	require.NoError(t, err)
+	ts := httptest.NewServer(api.New(api.Config{Pool: b.pool, Logger: logger, CursorSecret: secret, River: insert, Destinations: cfg.Destinations}))
+	t.Cleanup(ts.Close)
+	b.api = ts.URL
+	b.key = storetest.NewKey(t, b.pool, b.tenant, audex.ScopeExport, audex.ScopeRead)
+	return b
+}
+
+// seed stores n events spread over April 2026, actions alternating.
+func (b *processBundle) seed(t *testing.T, n int) {
+	t.Helper()
+	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	for from := 0; from < n; from += 1000 {
+		batch := make([]audex.Event, 0, 1000)
+		for i := from; i < min(from+1000, n); i++ {
+			batch = append(batch, audex.Event{
+				ID: fmt.Sprintf("e%07d", i), OccurredAt: start.Add(time.Duration(i*17%(29*86400)) * time.Second),
+				Action: fmt.Sprintf("act.%d", i%20), Actor: audex.Actor{ID: "a"}, Metadata: []byte(`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`),
+			})
+		}
+		_, err := store.InsertEvents(t.Context(), b.pool, b.tenant, batch)
+		require.NoError(t, err)
+	}
+}
+
+// worker is a running worker process.
+type worker struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (b *processBundle) startWorker(t *testing.T) *worker {
+	t.Helper()
+	w := &worker{cmd: exec.Command(workerBinary(t)), stderr: &lockedBuffer{}}
+	w.cmd.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL, "AUDEX_CONFIG="+b.config)
+	w.cmd.Stderr = w.stderr
+	require.NoError(t, w.cmd.Start())
+	t.Cleanup(func() { _ = w.cmd.Process.Kill(); _ = w.cmd.Wait() })
+	require.Eventually(t, func() bool { return strings.Contains(w.stderr.String(), "worker_started") }, 20*time.Second, 20*time.Millisecond)
+	return w
+}
+
+func (w *worker) kill(t *testing.T) {
+	t.Helper()
+	require.NoError(t, w.cmd.Process.Signal(syscall.SIGKILL))
+	_ = w.cmd.Wait()
+}
+
+// exportsCompleted counts the exports this process completed, from its log.
+func (w *worker) exportsCompleted() int {
+	return strings.Count(w.stderr.String(), `"msg":"export_completed"`)
+}
+
+func (b *processBundle) createExport(t *testing.T, body string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", b.api+"/v1/audit/exports", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+b.key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	require.Equal(t, http.StatusAccepted, res.StatusCode, "%s", data)
+	var created struct {
+		ExportID string `json:"export_id"`
+	}
+	require.NoError(t, json.Unmarshal(data, &created))
+	return created.ExportID
+}
+
+func (b *processBundle) status(t *testing.T, id string) audex.Export {
+	t.Helper()
+	e, err := store.GetExport(t.Context(), b.pool, b.tenant, id)
+	require.NoError(t, err)
+	return e
+}
+
+func (b *processBundle) waitCompleted(t *testing.T, id string, within time.Duration) audex.Export {
+	t.Helper()
+	var e audex.Export
+	require.Eventually(t, func() bool {
+		e = b.status(t, id)
+		return e.Finished()
+	}, within, 50*time.Millisecond)
+	require.Equal(t, audex.ExportCompleted, e.Status, "error: %+v", e.Error)
+	return e
+}
+
+// requireExact checks that the export's parts hold exactly the events the
+// same selection returns from SQL, in order, and that the folder holds
+// nothing else of it but the manifest.
+func (b *processBundle) requireExact(t *testing.T, e audex.Export, where string) {
+	t.Helper()
+	rows, err := b.pool.Query(t.Context(), `SELECT id FROM events WHERE tenant_id = $1 AND received_at < $2 AND `+where+` ORDER BY occurred_at, id`, b.tenant, e.AsOf)
+	require.NoError(t, err)
+	var want []string
+	for rows.Next() {
+		var id string
+		require.NoError(t, rows.Scan(&id))
+		want = append(want, id)
+	}
+	require.NoError(t, rows.Err())
+	var got []string
+	for _, f := range e.Files {
+		file, err := os.Open(filepath.Join(b.folder, filepath.FromSlash(f.Key)))
+		require.NoError(t, err)
+		sc := bufio.NewScanner(file)
+		n := int64(0)
+		for sc.Scan() {
+			var ev audex.Event
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+			got = append(got, ev.ID)
+			n++
+		}
+		file.Close()
+		require.Equal(t, f.Records, n, f.Key)
+	}
+	require.Equal(t, len(want), len(got))
+	require.Equal(t, want, got, "every event once, in order")
+	entries, err := os.ReadDir(filepath.Join(b.folder, e.ID))
+	require.NoError(t, err)
+	var names []string
+	for _, entry := range entries {
+		if !strings.HasPrefix(entry.Name(), ".") { // a killed write's temporary file
+			names = append(names, entry.Name())
+		}
+	}
+	require.Len(t, names, len(e.Files)+1, "the recorded parts and the manifest: %v", names)
+}
+
+func TestWorkerProcesses(t *testing.T) {
+	t.Parallel()
+
+	t.Run("KilledMidExportResumesAndIsExact", func(t *testing.T) {
+		t.Parallel()
+		b := setupProcesses(t)
+		b.seed(t, 120_000)
+		id := b.createExport(t, `{"since":"2026-04-01","until":"2026-05-01","format":"jsonl","destination":{"name":"local"},"part_max_records":1000}`)
+		w := b.startWorker(t)
+		for _, threshold := range []int{5, 40, 80} {
+			require.Eventually(t, func() bool { return b.status(t, id).Progress.PartsWritten >= threshold },
+				60*time.Second, 5*time.Millisecond, "reaching part %d", threshold)
+			w.kill(t)
+			killedAt, partsAtKill := time.Now(), b.status(t, id).Progress.PartsWritten
+			w = b.startWorker(t)
+			require.Eventually(t, func() bool {
+				e := b.status(t, id)
+				return e.Progress.PartsWritten > partsAtKill || e.Finished()
+			}, 2*time.Minute, 20*time.Millisecond, "resumes within 2 minutes")
+			t.Logf("killed at part %d; resumed after %s", partsAtKill, time.Since(killedAt).Round(time.Millisecond))
+		}
+		e := b.waitCompleted(t, id, 2*time.Minute)
+		require.Greater(t, e.Attempts, 1)
+		b.requireExact(t, e, "occurred_at >= '2026-04-01Z' AND occurred_at < '2026-05-01Z'")
+	})
+
+	t.Run("TwoProcessesShareTwentyExportsAndEachIsExact", func(t *testing.T) {
+		t.Parallel()
+		b := setupProcesses(t)
+		b.seed(t, 40_000)
+		w1, w2 := b.startWorker(t), b.startWorker(t)
+		ids := make([]string, 20)
+		for i := range ids {
+			ids[i] = b.createExport(t, fmt.Sprintf(`{"since":"2026-04-01","until":"2026-05-01","format":"jsonl","destination":{"name":"local"},"part_max_records":500,"filters":{"action":"act.%d"}}`, i))
+		}
+		for i, id := range ids {
+			e := b.waitCompleted(t, id, 2*time.Minute)
+			b.requireExact(t, e, fmt.Sprintf("occurred_at >= '2026-04-01Z' AND occurred_at < '2026-05-01Z' AND action = 'act.%d'", i))
+		}
+		require.Equal(t, 20, w1.exportsCompleted()+w2.exportsCompleted())
+		require.Positive(t, w1.exportsCompleted(), "the first process did work")
+		require.Positive(t, w2.exportsCompleted(), "the second process did work")
+	})
+}

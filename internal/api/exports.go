@@ -1,0 +1,313 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+// Bounds of export parts (API.md).
+const (
+	minPartMaxRecords = 1
+	maxPartMaxRecords = 1_000_000
+	minPartMaxBytes   = 1 << 20
+	maxPartMaxBytes   = 1 << 30
+	maxPrefixLength   = 512
+)
+
+type exportRequest struct {
+	Since          *string         `json:"since"`
+	Until          *string         `json:"until"`
+	Format         *string         `json:"format"`
+	Compression    *string         `json:"compression"`
+	Filters        json.RawMessage `json:"filters"`
+	Destination    json.RawMessage `json:"destination"`
+	PartMaxRecords *int            `json:"part_max_records"`
+	PartMaxBytes   *int64          `json:"part_max_bytes"`
+}
+
+type destinationRef struct {
+	Name   *string `json:"name"`
+	Type   *string `json:"type"`
+	Bucket *string `json:"bucket"`
+	Prefix *string `json:"prefix"`
+}
+
+type exportCreated struct {
+	ExportID         string `json:"export_id"`
+	Status           string `json:"status"`
+	EstimatedRecords int64  `json:"estimated_records"`
+}
+
+func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	if r.URL.RawQuery != "" {
+		return invalid("", "this route takes no query parameters")
+	}
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	var req exportRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	e, err := s.parseExport(req, key.TenantID)
+	if err != nil {
+		return err
+	}
+	if e.EstimatedRecords, err = store.EstimateEvents(r.Context(), s.pool, key.TenantID, e.Filter); err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(r.Context(), s.pool, func(tx pgx.Tx) error {
+		if err := store.CreateExport(r.Context(), tx, &e); err != nil {
+			return err
+		}
+		if err := store.RecordAuditEvent(r.Context(), tx, key.TenantID, audex.Event{
+			Action: "audit.export_created", Actor: audex.KeyActor(key), Target: audex.NewTarget("export", e.ID),
+		}); err != nil {
+			return err
+		}
+		_, err := s.river.InsertTx(r.Context(), tx, jobs.ExportArgs{ExportID: e.ID}, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/audit/exports/"+e.ID)
+	writeJSON(w, http.StatusAccepted, exportCreated{ExportID: e.ID, Status: e.Status, EstimatedRecords: e.EstimatedRecords})
+	return nil
+}
+
+// parseExport validates an export request into a new export.
+func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, error) {
+	e := audex.Export{ID: audex.NewID("exp"), TenantID: tenantID, Compression: "none",
+		PartMaxRecords: s.exportDefaults.PartMaxRecords, PartMaxBytes: s.exportDefaults.PartMaxBytes}
+	since, until, err := parseBounds(req.Since, req.Until)
+	if err != nil {
+		return e, err
+	}
+	e.Since, e.Until = *since, *until
+	switch {
+	case req.Format == nil:
+		return e, invalid("format", "format is required: jsonl or csv")
+	case *req.Format == "jsonl" || *req.Format == "ndjson":
+		e.Format = "jsonl"
+	case *req.Format == "csv":
+		e.Format = "csv"
+	default:
+		return e, invalid("format", "format must be jsonl (or ndjson) or csv")
+	}
+	if req.Compression != nil {
+		if *req.Compression != "none" && *req.Compression != "gzip" {
+			return e, invalid("compression", "compression must be none or gzip")
+		}
+		e.Compression = *req.Compression
+	}
+	if req.PartMaxRecords != nil {
+		if *req.PartMaxRecords < minPartMaxRecords || *req.PartMaxRecords > maxPartMaxRecords {
+			return e, invalid("part_max_records", "part_max_records must be from %d to %d", minPartMaxRecords, maxPartMaxRecords)
+		}
+		e.PartMaxRecords = *req.PartMaxRecords
+	}
+	if req.PartMaxBytes != nil {
+		if *req.PartMaxBytes < minPartMaxBytes || *req.PartMaxBytes > maxPartMaxBytes {
+			return e, invalid("part_max_bytes", "part_max_bytes must be from %d (1 MiB) to %d (1 GiB)", minPartMaxBytes, maxPartMaxBytes)
+		}
+		e.PartMaxBytes = *req.PartMaxBytes
+	}
+	if e.Filter, err = parseBodyFilters(req.Filters); err != nil {
+		return e, err
+	}
+	if e.Filters, err = json.Marshal(e.Filter); err != nil {
+		return e, err
+	}
+	e.Filter.Since, e.Filter.Until = since, until
+	dest, prefix, err := s.resolveDestination(req.Destination, tenantID)
+	if err != nil {
+		return e, err
+	}
+	e.Destination = audex.ExportDestination{Name: dest.Name, Type: dest.Type, Bucket: dest.Bucket, Prefix: prefix}
+	e.KeyPrefix = joinKey(strings.Trim(dest.Prefix, "/"), prefix, e.ID) + "/"
+	return e, nil
+}
+
+// resolveDestination finds the configured destination a request names
+// (by name, or by type and bucket) that the tenant may use, and checks
+// the request's sub-prefix.
+func (s *Server) resolveDestination(raw json.RawMessage, tenantID string) (config.Destination, string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return config.Destination{}, "", invalid("destination", `destination is required, e.g. {"name": "local"}`)
+	}
+	var ref destinationRef
+	if err := decodeStrict("destination", raw, &ref); err != nil {
+		return config.Destination{}, "", err
+	}
+	prefix := ""
+	if ref.Prefix != nil {
+		prefix = *ref.Prefix
+		if err := checkPrefix(prefix); err != nil {
+			return config.Destination{}, "", err
+		}
+	}
+	for _, d := range s.destinations {
+		var match bool
+		switch {
+		case ref.Name != nil:
+			match = d.Name == *ref.Name && (ref.Type == nil || *ref.Type == d.Type) && (ref.Bucket == nil || *ref.Bucket == d.Bucket)
+		case ref.Type != nil && ref.Bucket != nil:
+			match = d.Type == *ref.Type && d.Bucket == *ref.Bucket
+		default:
+			return config.Destination{}, "", invalid("destination", "destination needs a name, or a type and a bucket")
+		}
+		if match && allowsTenant(d, tenantID) {
+			return d, prefix, nil
+		}
+	}
+	// One answer for "not configured" and "not allowed", so that a tenant
+	// learns nothing of other tenants' destinations.
+	return config.Destination{}, "", invalid("destination", "no such destination is configured for this tenant")
+}
+
+func allowsTenant(d config.Destination, tenantID string) bool {
+	return len(d.Tenants) == 0 || slices.Contains(d.Tenants, "*") || slices.Contains(d.Tenants, tenantID)
+}
+
+// checkPrefix accepts a relative object-key prefix of plain path segments:
+// ASCII letters, digits and - _ . = between single slashes, no segment . or
+// .., no leading slash, so that it cannot escape its destination.
+func checkPrefix(p string) error {
+	bad := invalid("destination.prefix", "prefix must be relative path segments of A-Z a-z 0-9 - _ . = separated by single slashes, without . or .. segments, at most %d characters", maxPrefixLength)
+	if len(p) > maxPrefixLength || strings.HasPrefix(p, "/") {
+		return bad
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if p == "" {
+			break
+		}
+		if seg == "" || seg == "." || seg == ".." {
+			return bad
+		}
+		for i := 0; i < len(seg); i++ {
+			c := seg[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '=') {
+				return bad
+			}
+		}
+	}
+	return nil
+}
+
+// joinKey joins non-empty key parts with single slashes.
+func joinKey(parts ...string) string {
+	var kept []string
+	for _, p := range parts {
+		if p = strings.Trim(p, "/"); p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, "/")
+}
+
+type exportList struct {
+	Exports    []audex.Export `json:"exports"`
+	NextCursor *string        `json:"next_cursor"`
+	HasMore    bool           `json:"has_more"`
+}
+
+var exportStatuses = []string{audex.ExportQueued, audex.ExportRunning, audex.ExportCompleted, audex.ExportFailed, audex.ExportCancelled}
+
+func (s *Server) handleListExports(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	q, err := parseSimpleQuery(r.URL.RawQuery, "status", "limit", "cursor")
+	if err != nil {
+		return err
+	}
+	status := q["status"]
+	if status != "" && !slices.Contains(exportStatuses, status) {
+		return invalid("status", "status must be one of %s", strings.Join(exportStatuses, ", "))
+	}
+	limit, err := parseLimit(q)
+	if err != nil {
+		return err
+	}
+	scope := scopeFingerprint(key.TenantID, "exports", status)
+	var after *audex.Position
+	if q["cursor"] != "" {
+		pos, err := s.cursors.decode(q["cursor"], scope)
+		if err != nil {
+			return err
+		}
+		after = &pos
+	}
+	exports, err := store.ListExports(r.Context(), s.pool, key.TenantID, status, after, limit+1)
+	if err != nil {
+		return err
+	}
+	resp := exportList{Exports: exports}
+	if len(exports) > limit {
+		resp.Exports = exports[:limit]
+		last := resp.Exports[limit-1]
+		next := s.cursors.encode(audex.Position{OccurredAt: last.CreatedAt, ID: last.ID}, scope)
+		resp.NextCursor, resp.HasMore = &next, true
+	}
+	if resp.Exports == nil {
+		resp.Exports = []audex.Export{}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func (s *Server) handleGetExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	if r.URL.RawQuery != "" {
+		return invalid("", "this route takes no query parameters")
+	}
+	e, err := s.getExport(r, key.TenantID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, e)
+	return nil
+}
+
+func (s *Server) getExport(r *http.Request, tenantID string) (audex.Export, error) {
+	id := r.PathValue("id")
+	if !validEventID(id) {
+		return audex.Export{}, notFound("export")
+	}
+	e, err := store.GetExport(r.Context(), s.pool, tenantID, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return e, notFound("export")
+	}
+	return e, err
+}
+
+func (s *Server) handleCancelExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	if r.URL.RawQuery != "" {
+		return invalid("", "this route takes no query parameters")
+	}
+	e, err := s.getExport(r, key.TenantID)
+	if err != nil {
+		return err
+	}
+	err = store.CancelExport(r.Context(), s.pool, key.TenantID, e.ID, audex.KeyActor(key))
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Code: CodeConflict, Message: "export " + e.ID + " already finished; only queued or running exports can be cancelled"}
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("export")
+	case err != nil:
+		return err
+	}
+	if e, err = s.getExport(r, key.TenantID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, e)
+	return nil
+}

@@ -1,0 +1,465 @@
+package api_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/api"
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/sinks"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// exportBundle is a server with export destinations (local folders) and,
+// when started, a worker.
+type exportBundle struct {
+	*testBundle
+	folders map[string]string // destination name -> folder
+	river   *river.Client[pgx.Tx]
+}
+
+// setupExports starts a server whose destinations are "local" (open to
+// all), "private" (open to another tenant only) and "missing" (a folder
+// that does not exist); with a worker when withWorker.
+func setupExports(t *testing.T, withWorker bool) *exportBundle {
+	t.Helper()
+	pool := storetest.Pool(t)
+	if withWorker {
+		pool = storetest.IsolatedPool(t) // a worker must not take other tests' jobs
+	}
+	root := t.TempDir()
+	folders := map[string]string{"local": filepath.Join(root, "local"), "private": filepath.Join(root, "private")}
+	for _, f := range folders {
+		require.NoError(t, os.MkdirAll(f, 0o755))
+	}
+	folders["missing"] = filepath.Join(root, "missing")
+	destinations := []config.Destination{
+		{Name: "local", Type: "file", Bucket: folders["local"], Prefix: "exports"},
+		{Name: "private", Type: "file", Bucket: folders["private"], Tenants: []string{"someone-else"}},
+		{Name: "missing", Type: "file", Bucket: folders["missing"]},
+	}
+	logger := slog.New(slog.DiscardHandler)
+	insertClient, err := jobs.NewInsertClient(pool, logger)
+	require.NoError(t, err)
+	secret, err := store.CursorSecret(t.Context(), pool)
+	require.NoError(t, err)
+	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	tenant := storetest.NewTenant(t)
+	b := &exportBundle{
+		testBundle: &testBundle{url: ts.URL, pool: pool, server: srv, tenant: tenant,
+			key: storetest.NewKey(t, pool, tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin)},
+		folders: folders,
+	}
+	if withWorker {
+		open := func(ctx context.Context, name string) (sinks.Sink, error) {
+			for _, d := range destinations {
+				if d.Name == name {
+					return sinks.New(ctx, sinks.Config{Type: d.Type, Bucket: d.Bucket}, os.Getenv)
+				}
+			}
+			return nil, jobs.ErrDestinationGone
+		}
+		client, err := jobs.NewClient(jobs.Config{Pool: pool, Logger: logger, OpenSink: open,
+			ExportTiming: jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}})
+		require.NoError(t, err)
+		require.NoError(t, client.Start(context.WithoutCancel(t.Context())))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_ = client.Stop(ctx)
+		})
+		b.river = client
+	}
+	return b
+}
+
+// createExport posts an export and returns its id.
+func (b *exportBundle) createExport(t *testing.T, body map[string]any) string {
+	t.Helper()
+	res := b.do(t, "POST", "/v1/audit/exports", b.key, body)
+	require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+	var created struct {
+		ExportID string `json:"export_id"`
+		Status   string `json:"status"`
+	}
+	res.decode(t, &created)
+	require.Equal(t, "queued", created.Status)
+	require.Equal(t, "/v1/audit/exports/"+created.ExportID, res.header.Get("Location"))
+	return created.ExportID
+}
+
+// waitExport polls until the export reaches a final status.
+func (b *exportBundle) waitExport(t *testing.T, id string) audex.Export {
+	t.Helper()
+	var e audex.Export
+	require.Eventually(t, func() bool {
+		b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil).decode(t, &e)
+		return e.Status != "queued" && e.Status != "running"
+	}, 60*time.Second, 50*time.Millisecond)
+	return e
+}
+
+// readParts reads an export's parts from the local folder and returns the
+// event ids in order, checking each part's size and sha256 against its
+// manifest entry.
+func (b *exportBundle) readParts(t *testing.T, folder string, e audex.Export) []string {
+	t.Helper()
+	var got []string
+	for _, f := range e.Files {
+		data, err := os.ReadFile(filepath.Join(folder, filepath.FromSlash(f.Key)))
+		require.NoError(t, err)
+		require.EqualValues(t, len(data), f.SizeBytes)
+		sum := sha256.Sum256(data)
+		require.Equal(t, hex.EncodeToString(sum[:]), f.SHA256)
+		var r io.Reader = bytes.NewReader(data)
+		if strings.HasSuffix(f.Key, ".gz") {
+			zr, err := gzip.NewReader(r)
+			require.NoError(t, err)
+			r = zr
+		}
+		n := 0
+		if e.Format == "csv" {
+			rows, err := csv.NewReader(r).ReadAll()
+			require.NoError(t, err)
+			require.Equal(t, "id", rows[0][0], "every CSV part starts with the header")
+			for _, row := range rows[1:] {
+				got = append(got, row[0])
+				n++
+			}
+		} else {
+			sc := bufio.NewScanner(r)
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var ev audex.Event
+				require.NoError(t, json.Unmarshal(sc.Bytes(), &ev))
+				got = append(got, ev.ID)
+				n++
+			}
+		}
+		require.EqualValues(t, f.Records, n)
+	}
+	return got
+}
+
+func TestExportJobs(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ExportsExactlyTheMatchingEventsInPartsWithAManifest", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, true)
+		end := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+		b.seed(t, 30_000, end)
+		since, until := "2026-04-10T00:00:00Z", "2026-04-28T00:00:00Z"
+		want := ids(b.listAll(t, "order=asc&limit=1000&action=doc.read,user.login&since="+since+"&until="+until))
+		require.Greater(t, len(want), 5000)
+
+		for _, tc := range []struct{ format, compression string }{{"jsonl", "gzip"}, {"csv", "none"}} {
+			t.Run(tc.format+"_"+tc.compression, func(t *testing.T) {
+				id := b.createExport(t, map[string]any{
+					"since": since, "until": until, "format": tc.format, "compression": tc.compression,
+					"filters":          map[string]any{"action": []string{"doc.read", "user.login"}},
+					"destination":      map[string]any{"name": "local", "prefix": "april"},
+					"part_max_records": 2500,
+				})
+				e := b.waitExport(t, id)
+				require.Equal(t, "completed", e.Status, "error: %+v", e.Error)
+				require.EqualValues(t, len(want), *e.RecordCount)
+				require.Equal(t, 100, e.Progress.Percent)
+				require.Len(t, e.Files, (len(want)+2499)/2500)
+				for i, f := range e.Files[:len(e.Files)-1] {
+					require.EqualValues(t, 2500, f.Records, "part %d is full", i+1)
+				}
+				ext := map[string]string{"jsonl": "jsonl.gz", "csv": "csv"}[tc.format]
+				require.Equal(t, "exports/april/"+id+"/part-00001."+ext, e.Files[0].Key)
+				require.Equal(t, want, b.readParts(t, b.folders["local"], e))
+				require.Equal(t, "local", e.Destination.Name)
+				require.Equal(t, "exports/april", e.Destination.Prefix)
+
+				manifest, err := os.ReadFile(filepath.Join(b.folders["local"], "exports", "april", id, "manifest.json"))
+				require.NoError(t, err)
+				status := b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil)
+				require.JSONEq(t, string(status.body), string(manifest), "the manifest equals the status")
+
+				var completions listAnswer
+				b.do(t, "GET", "/v1/audit/events?action=audit.export_created,audit.export_completed&limit=100", b.key, nil).decode(t, &completions)
+				var targets []string
+				for _, ev := range completions.Events {
+					targets = append(targets, ev.Action+" "+*ev.Target.ID)
+				}
+				require.Contains(t, targets, "audit.export_created "+id)
+				require.Contains(t, targets, "audit.export_completed "+id)
+			})
+		}
+	})
+
+	t.Run("AnExportOfNothingCompletesWithNoParts", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, true)
+		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2020-02-01", "format": "csv", "destination": map[string]any{"name": "local"}})
+		e := b.waitExport(t, id)
+		require.Equal(t, "completed", e.Status)
+		require.EqualValues(t, 0, *e.RecordCount)
+		require.Empty(t, e.Files)
+		require.Equal(t, "exports/"+id+"/manifest.json", *e.ManifestKey)
+		require.FileExists(t, filepath.Join(b.folders["local"], "exports", id, "manifest.json"))
+	})
+
+	t.Run("AMissingFolderFailsWithAClearError", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, true)
+		b.ingest(t, event("doc.read", "alice"))
+		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl", "destination": map[string]any{"name": "missing"}})
+		e := b.waitExport(t, id)
+		require.Equal(t, "failed", e.Status)
+		require.Equal(t, "bucket_not_found", e.Error.Code)
+		require.Contains(t, e.Error.Message, b.folders["missing"])
+	})
+
+	t.Run("CancelOfAQueuedExport", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, false) // no worker: it stays queued
+		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl", "destination": map[string]any{"name": "local"}})
+		res := b.do(t, "POST", "/v1/audit/exports/"+id+"/cancel", b.key, nil)
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		var e audex.Export
+		res.decode(t, &e)
+		require.Equal(t, "cancelled", e.Status)
+		res = b.do(t, "POST", "/v1/audit/exports/"+id+"/cancel", b.key, nil)
+		require.Equal(t, http.StatusConflict, res.status)
+	})
+
+	t.Run("AnotherTenantCannotSeePollOrCancel", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, false)
+		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl", "destination": map[string]any{"name": "local"}})
+		otherKey := storetest.NewKey(t, b.pool, storetest.NewTenant(t), audex.ScopeExport)
+		for _, req := range []struct{ method, path string }{
+			{"GET", "/v1/audit/exports/" + id},
+			{"POST", "/v1/audit/exports/" + id + "/cancel"},
+		} {
+			res := b.do(t, req.method, req.path, otherKey, nil)
+			require.Equal(t, http.StatusNotFound, res.status)
+		}
+		var list struct {
+			Exports []audex.Export `json:"exports"`
+		}
+		b.do(t, "GET", "/v1/audit/exports", otherKey, nil).decode(t, &list)
+		require.Empty(t, list.Exports)
+	})
+
+	t.Run("ListIsNewestFirstWithStatusFilterAndCursor", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, false)
+		var created []string
+		for range 3 {
+			created = append(created, b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "csv", "destination": map[string]any{"type": "file", "bucket": b.folders["local"]}}))
+		}
+		b.do(t, "POST", "/v1/audit/exports/"+created[0]+"/cancel", b.key, nil)
+		var page struct {
+			Exports    []audex.Export `json:"exports"`
+			NextCursor *string        `json:"next_cursor"`
+			HasMore    bool           `json:"has_more"`
+		}
+		b.do(t, "GET", "/v1/audit/exports?limit=2", b.key, nil).decode(t, &page)
+		require.Len(t, page.Exports, 2)
+		require.Equal(t, created[2], page.Exports[0].ID)
+		require.True(t, page.HasMore)
+		cursor := *page.NextCursor
+		b.do(t, "GET", "/v1/audit/exports?limit=2&cursor="+cursor, b.key, nil).decode(t, &page)
+		require.Len(t, page.Exports, 1)
+		require.Equal(t, created[0], page.Exports[0].ID)
+		b.do(t, "GET", "/v1/audit/exports?status=cancelled", b.key, nil).decode(t, &page)
+		require.Len(t, page.Exports, 1)
+		res := b.do(t, "GET", "/v1/audit/exports?status=cancelled&cursor="+cursor, b.key, nil)
+		require.Equal(t, http.StatusBadRequest, res.status)
+		res = b.do(t, "GET", "/v1/audit/exports?status=done", b.key, nil)
+		require.Equal(t, "status", res.errorBody(t).Field)
+	})
+
+	t.Run("BadRequestsAreClearErrors", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, false)
+		base := func(changes map[string]any) map[string]any {
+			req := map[string]any{"since": "2026-04-01T00:00:00Z", "until": "2026-05-01T00:00:00Z", "format": "jsonl", "destination": map[string]any{"name": "local"}}
+			for k, v := range changes {
+				if v == nil {
+					delete(req, k)
+				} else {
+					req[k] = v
+				}
+			}
+			return req
+		}
+		for field, req := range map[string]map[string]any{
+			"format":             base(map[string]any{"format": "json"}),
+			"compression":        base(map[string]any{"compression": "zip"}),
+			"destination":        base(map[string]any{"destination": nil}),
+			"part_max_records":   base(map[string]any{"part_max_records": 0}),
+			"part_max_bytes":     base(map[string]any{"part_max_bytes": 1024}),
+			"since":              base(map[string]any{"since": nil}),
+			"until":              base(map[string]any{"until": "2026-03-01"}),
+			"filters.limit":      base(map[string]any{"filters": map[string]any{"limit": 3}}),
+			"destination.prefix": base(map[string]any{"destination": map[string]any{"name": "local", "prefix": "../escape"}}),
+			"destination.bucket": base(map[string]any{"destination": map[string]any{"name": "local", "bucket": "b", "endpoint": "http://evil"}}),
+		} {
+			res := b.do(t, "POST", "/v1/audit/exports", b.key, req)
+			require.Equal(t, http.StatusBadRequest, res.status, "%s: %s", field, res.body)
+			got := res.errorBody(t).Field
+			if field == "destination.bucket" {
+				require.Equal(t, "destination.endpoint", got, "credentials and endpoints are unknown fields")
+				continue
+			}
+			require.Equal(t, field, got)
+		}
+		for _, dest := range []map[string]any{
+			{"name": "nope"},
+			{"name": "private"}, // configured, but for another tenant only
+			{"type": "s3", "bucket": "audit-archive"},
+			{"type": "file", "bucket": "/etc"},
+		} {
+			res := b.do(t, "POST", "/v1/audit/exports", b.key, base(map[string]any{"destination": dest}))
+			require.Equal(t, http.StatusBadRequest, res.status, "%v", dest)
+			require.Equal(t, "no such destination is configured for this tenant", res.errorBody(t).Message)
+		}
+		for _, prefix := range []string{"/abs", "a//b", "a/./b", "a/../b", "ünïcode", "a\\b", "a b", strings.Repeat("a", 513)} {
+			res := b.do(t, "POST", "/v1/audit/exports", b.key, base(map[string]any{"destination": map[string]any{"name": "local", "prefix": prefix}}))
+			require.Equal(t, "destination.prefix", res.errorBody(t).Field, prefix)
+		}
+	})
+}
+
+func TestExportJobsUnderLoad(t *testing.T) {
+	t.Parallel()
+
+	t.Run("CancelOfARunningExportStopsItAndDeletesItsParts", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, true)
+		b.seed(t, 60_000, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl",
+			"destination": map[string]any{"name": "local"}, "part_max_records": 200})
+		var e audex.Export
+		require.Eventually(t, func() bool {
+			b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil).decode(t, &e)
+			return e.Progress.PartsWritten >= 3
+		}, 30*time.Second, 5*time.Millisecond)
+		require.Equal(t, "running", e.Status)
+
+		cancelledAt := time.Now()
+		res := b.do(t, "POST", "/v1/audit/exports/"+id+"/cancel", b.key, nil)
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		res.decode(t, &e)
+		require.Equal(t, "cancelled", e.Status)
+		partsAtCancel := e.Progress.PartsWritten
+
+		folder := filepath.Join(b.folders["local"], "exports", id)
+		require.Eventually(t, func() bool {
+			entries, err := os.ReadDir(folder)
+			return (err == nil && len(entries) == 0) || os.IsNotExist(err)
+		}, 5*time.Second, 20*time.Millisecond, "the parts are deleted")
+		require.Less(t, time.Since(cancelledAt), 5*time.Second)
+		time.Sleep(500 * time.Millisecond)
+		b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil).decode(t, &e)
+		require.Equal(t, "cancelled", e.Status)
+		require.LessOrEqual(t, e.Progress.PartsWritten, partsAtCancel+1, "at most the part in flight is recorded")
+		_, err := os.Stat(filepath.Join(folder, "manifest.json"))
+		require.True(t, os.IsNotExist(err), "no manifest for a cancelled export")
+		entries, _ := os.ReadDir(folder)
+		require.Empty(t, entries, "no part written after the cancel")
+	})
+
+	t.Run("HoldsEveryEventAcknowledgedBeforeAsOfDuringFullSpeedIngest", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, true)
+		type ack struct {
+			ids []string
+			at  time.Time
+		}
+		var mu sync.Mutex
+		var acks []ack
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		occurred := time.Date(2026, 4, 15, 0, 0, 0, 0, time.UTC)
+		for c := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for n := 0; ; n++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					batch := make([]audex.Event, 200)
+					batchIDs := make([]string, len(batch))
+					for i := range batch {
+						batchIDs[i] = fmt.Sprintf("c%d-%d-%d", c, n, i)
+						batch[i] = audex.Event{ID: batchIDs[i], OccurredAt: occurred.Add(time.Duration(n*200+i) * time.Millisecond),
+							Action: "load.test", Actor: audex.Actor{ID: "loader"}, Metadata: []byte("{}")}
+					}
+					if _, err := store.InsertEvents(context.Background(), b.pool, b.tenant, batch); err != nil {
+						t.Errorf("ingest: %v", err)
+						return
+					}
+					mu.Lock()
+					acks = append(acks, ack{ids: batchIDs, at: time.Now()})
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(700 * time.Millisecond)
+		id := b.createExport(t, map[string]any{"since": "2026-04-01", "until": "2026-05-01", "format": "jsonl",
+			"destination": map[string]any{"name": "local"}, "filters": map[string]any{"action": "load.test"}})
+		time.Sleep(700 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+
+		e := b.waitExport(t, id)
+		require.Equal(t, "completed", e.Status, "%+v", e.Error)
+		exported := map[string]bool{}
+		for _, id := range b.readParts(t, b.folders["local"], e) {
+			exported[id] = true
+		}
+		acked := 0
+		for _, a := range acks {
+			if a.at.Before(e.AsOf) {
+				for _, id := range a.ids {
+					require.True(t, exported[id], "event %s was acknowledged before as_of", id)
+					acked++
+				}
+			}
+		}
+		require.Positive(t, acked)
+		var afterAsOf int
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'load.test' AND received_at >= $2`, b.tenant, e.AsOf).Scan(&afterAsOf))
+		require.Positive(t, afterAsOf, "ingest went on after as_of")
+		var before int
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'load.test' AND received_at < $2`, b.tenant, e.AsOf).Scan(&before))
+		require.Len(t, exported, before, "exactly the events received before as_of")
+	})
+}
