@@ -234,6 +234,7 @@ cmd_start() {
       AUDEX_TEST_S3_REGION us-east-1 \
       AUDEX_TEST_S3_ACCESS_KEY_ID "$minio_user" \
       AUDEX_TEST_S3_SECRET_ACCESS_KEY "$minio_password" \
+      AUDEX_TEST_MINIO_BIN "$cache/bin/minio" \
       AUDEX_TEST_GCS_HOST "127.0.0.1:$gcs_port" \
       AUDEX_TEST_AZURE_BLOB_ENDPOINT "$azure_endpoint" \
       AUDEX_TEST_AZURE_CONNECTION_STRING "DefaultEndpointsProtocol=http;AccountName=$AZURITE_ACCOUNT;AccountKey=$AZURITE_KEY;BlobEndpoint=$azure_endpoint;"

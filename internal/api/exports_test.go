@@ -12,15 +12,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
@@ -30,22 +35,43 @@ import (
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/sinks"
+	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
-// exportBundle is a server with export destinations (local folders) and,
-// when started, a worker.
+// exportBundle is a server with export destinations and, when started, a
+// worker.
 type exportBundle struct {
 	*testBundle
-	folders map[string]string // destination name -> folder
+	folders map[string]string     // file destination name -> folder
+	sinks   map[string]sinks.Sink // destination name -> sink, to read back
 	river   *river.Client[pgx.Tx]
 }
 
-// setupExports starts a server whose destinations are "local" (open to
-// all), "private" (open to another tenant only) and "missing" (a folder
-// that does not exist); with a worker when withWorker.
-func setupExports(t *testing.T, withWorker bool) *exportBundle {
+// setupExports starts a server whose destinations are "local" (a folder
+// open to all, prefix "exports"), "private" (open to another tenant only)
+// and "missing" (a folder that does not exist), plus one destination per
+// type in sinkTypes, named after it, on a fresh bucket of its emulator;
+// with a worker when withWorker.
+func setupExports(t *testing.T, withWorker bool, sinkTypes ...string) *exportBundle {
+	t.Helper()
+	extra := map[string]sinks.Config{}
+	getenvs := map[string]func(string) string{}
+	for _, typ := range sinkTypes {
+		extra[typ], getenvs[typ] = sinktest.NewBucket(t, typ)
+	}
+	return newExportBundle(t, withWorker, extra, getenvs)
+}
+
+// setupExportsWith is setupExports with a worker and the extra
+// destinations given, each named by its key.
+func setupExportsWith(t *testing.T, extra map[string]sinks.Config) *exportBundle {
+	t.Helper()
+	return newExportBundle(t, true, extra, nil)
+}
+
+func newExportBundle(t *testing.T, withWorker bool, extra map[string]sinks.Config, getenvs map[string]func(string) string) *exportBundle {
 	t.Helper()
 	pool := storetest.Pool(t)
 	if withWorker {
@@ -57,10 +83,33 @@ func setupExports(t *testing.T, withWorker bool) *exportBundle {
 		require.NoError(t, os.MkdirAll(f, 0o755))
 	}
 	folders["missing"] = filepath.Join(root, "missing")
+	type dest struct {
+		cfg    sinks.Config
+		getenv func(string) string
+	}
+	dests := map[string]dest{}
 	destinations := []config.Destination{
 		{Name: "local", Type: "file", Bucket: folders["local"], Prefix: "exports"},
 		{Name: "private", Type: "file", Bucket: folders["private"], Tenants: []string{"someone-else"}},
 		{Name: "missing", Type: "file", Bucket: folders["missing"]},
+	}
+	for _, d := range destinations {
+		dests[d.Name] = dest{sinks.Config{Type: d.Type, Bucket: d.Bucket}, os.Getenv}
+	}
+	for name, cfg := range extra {
+		getenv := getenvs[name]
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		dests[name] = dest{cfg, getenv}
+		destinations = append(destinations, config.Destination{Name: name, Type: cfg.Type, Bucket: cfg.Bucket, Prefix: "audit"})
+	}
+	open := func(ctx context.Context, name string) (sinks.Sink, error) {
+		d, ok := dests[name]
+		if !ok {
+			return nil, jobs.ErrDestinationGone
+		}
+		return sinks.New(ctx, d.cfg, d.getenv)
 	}
 	logger := slog.New(slog.DiscardHandler)
 	insertClient, err := jobs.NewInsertClient(pool, logger)
@@ -75,16 +124,14 @@ func setupExports(t *testing.T, withWorker bool) *exportBundle {
 		testBundle: &testBundle{url: ts.URL, pool: pool, server: srv, tenant: tenant,
 			key: storetest.NewKey(t, pool, tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin)},
 		folders: folders,
+		sinks:   map[string]sinks.Sink{},
+	}
+	for name := range dests {
+		s, err := open(t.Context(), name)
+		require.NoError(t, err)
+		b.sinks[name] = s
 	}
 	if withWorker {
-		open := func(ctx context.Context, name string) (sinks.Sink, error) {
-			for _, d := range destinations {
-				if d.Name == name {
-					return sinks.New(ctx, sinks.Config{Type: d.Type, Bucket: d.Bucket}, os.Getenv)
-				}
-			}
-			return nil, jobs.ErrDestinationGone
-		}
 		client, err := jobs.NewClient(jobs.Config{Pool: pool, Logger: logger, OpenSink: open,
 			ExportTiming: jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}})
 		require.NoError(t, err)
@@ -125,15 +172,14 @@ func (b *exportBundle) waitExport(t *testing.T, id string) audex.Export {
 	return e
 }
 
-// readParts reads an export's parts from the local folder and returns the
-// event ids in order, checking each part's size and sha256 against its
-// manifest entry.
-func (b *exportBundle) readParts(t *testing.T, folder string, e audex.Export) []string {
+// readParts reads an export's parts back through its destination's sink
+// (the SDK of its store) and returns the event ids in order, checking each
+// part's size and sha256 against its manifest entry.
+func (b *exportBundle) readParts(t *testing.T, e audex.Export) []string {
 	t.Helper()
 	var got []string
 	for _, f := range e.Files {
-		data, err := os.ReadFile(filepath.Join(folder, filepath.FromSlash(f.Key)))
-		require.NoError(t, err)
+		data := b.readObject(t, e.Destination.Name, f.Key)
 		require.EqualValues(t, len(data), f.SizeBytes)
 		sum := sha256.Sum256(data)
 		require.Equal(t, hex.EncodeToString(sum[:]), f.SHA256)
@@ -167,6 +213,29 @@ func (b *exportBundle) readParts(t *testing.T, folder string, e audex.Export) []
 	return got
 }
 
+// requireSameIDs requires two id lists to be equal, reporting the first
+// difference rather than both lists.
+func requireSameIDs(t *testing.T, want, got []string) {
+	t.Helper()
+	for i := range min(len(want), len(got)) {
+		if want[i] != got[i] {
+			t.Fatalf("ids differ first at %d: want %s, got %s", i, want[i], got[i])
+		}
+	}
+	require.Equal(t, len(want), len(got), "number of events")
+}
+
+// readObject reads one object of a destination.
+func (b *exportBundle) readObject(t *testing.T, destination, key string) []byte {
+	t.Helper()
+	rc, err := b.sinks[destination].Open(t.Context(), key)
+	require.NoError(t, err)
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	require.NoError(t, err)
+	return data
+}
+
 func TestExportJobs(t *testing.T) {
 	t.Parallel()
 
@@ -197,12 +266,11 @@ func TestExportJobs(t *testing.T) {
 				}
 				ext := map[string]string{"jsonl": "jsonl.gz", "csv": "csv"}[tc.format]
 				require.Equal(t, "exports/april/"+id+"/part-00001."+ext, e.Files[0].Key)
-				require.Equal(t, want, b.readParts(t, b.folders["local"], e))
+				requireSameIDs(t, want, b.readParts(t, e))
 				require.Equal(t, "local", e.Destination.Name)
 				require.Equal(t, "exports/april", e.Destination.Prefix)
 
-				manifest, err := os.ReadFile(filepath.Join(b.folders["local"], "exports", "april", id, "manifest.json"))
-				require.NoError(t, err)
+				manifest := b.readObject(t, "local", "exports/april/"+id+"/manifest.json")
 				status := b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil)
 				require.JSONEq(t, string(status.body), string(manifest), "the manifest equals the status")
 
@@ -354,6 +422,31 @@ func TestExportJobs(t *testing.T) {
 	})
 }
 
+func TestExportToEverySink(t *testing.T) {
+	t.Parallel()
+	b := setupExports(t, true, sinktest.SinkTypes...)
+	b.seed(t, 250_000, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+	filters := map[string]any{"action": []string{"doc.read", "doc.write", "user.login", "billing:charge"}}
+	want := ids(b.listAll(t, "order=asc&limit=1000&since=2026-04-01&until=2026-05-01&action=doc.read,doc.write,user.login,billing:charge"))
+	require.Greater(t, len(want), 150_000)
+	for _, typ := range sinktest.SinkTypes {
+		for _, tc := range []struct{ format, compression string }{{"jsonl", "gzip"}, {"csv", "none"}} {
+			t.Run(typ+"_"+tc.format+"_"+tc.compression, func(t *testing.T) {
+				id := b.createExport(t, map[string]any{"since": "2026-04-01", "until": "2026-05-01", "format": tc.format,
+					"compression": tc.compression, "filters": filters, "destination": map[string]any{"name": typ, "prefix": "runs"},
+					"part_max_records": 60_000})
+				e := b.waitExport(t, id)
+				require.Equal(t, "completed", e.Status, "%+v", e.Error)
+				requireSameIDs(t, want, b.readParts(t, e))
+				require.Len(t, e.Files, (len(want)+59_999)/60_000)
+				require.Equal(t, "audit/runs/"+id+"/manifest.json", *e.ManifestKey)
+				status := b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil)
+				require.JSONEq(t, string(status.body), string(b.readObject(t, typ, *e.ManifestKey)))
+			})
+		}
+	}
+}
+
 func TestExportJobsUnderLoad(t *testing.T) {
 	t.Parallel()
 
@@ -442,7 +535,7 @@ func TestExportJobsUnderLoad(t *testing.T) {
 		e := b.waitExport(t, id)
 		require.Equal(t, "completed", e.Status, "%+v", e.Error)
 		exported := map[string]bool{}
-		for _, id := range b.readParts(t, b.folders["local"], e) {
+		for _, id := range b.readParts(t, e) {
 			exported[id] = true
 		}
 		acked := 0
@@ -461,5 +554,90 @@ func TestExportJobsUnderLoad(t *testing.T) {
 		var before int
 		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'load.test' AND received_at < $2`, b.tenant, e.AsOf).Scan(&before))
 		require.Len(t, exported, before, "exactly the events received before as_of")
+	})
+}
+
+// privateMinIO runs a MinIO of the test's own (the shared one must stay
+// up for other tests) and returns its sinks.Config on a fresh bucket, and
+// functions that stop it and start it again on the same port and data.
+func privateMinIO(t *testing.T) (cfg sinks.Config, stop, start func()) {
+	t.Helper()
+	bin := sinktest.RequireEnv(t, "AUDEX_TEST_MINIO_BIN")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	var cmd *exec.Cmd
+	start = func() {
+		cmd = exec.Command(bin, "server", dir, "--address", addr, "--console-address", "127.0.0.1:0", "--quiet")
+		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+os.Getenv("AUDEX_TEST_S3_ACCESS_KEY_ID"),
+			"MINIO_ROOT_PASSWORD="+os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"), "MINIO_BROWSER=off", "MINIO_UPDATE=off")
+		require.NoError(t, cmd.Start())
+		require.Eventually(t, func() bool {
+			res, err := http.Get("http://" + addr + "/minio/health/ready")
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		}, 20*time.Second, 50*time.Millisecond)
+	}
+	stop = func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	start()
+	t.Cleanup(stop)
+	cfg = sinks.Config{Type: "s3", Bucket: sinktest.RandomName("audex-private-"), Region: "us-east-1", Endpoint: "http://" + addr,
+		AccessKeyIDEnv: "AUDEX_TEST_S3_ACCESS_KEY_ID", SecretAccessKeyEnv: "AUDEX_TEST_S3_SECRET_ACCESS_KEY"}
+	admin := s3.New(s3.Options{BaseEndpoint: aws.String(cfg.Endpoint), UsePathStyle: true, Region: cfg.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("AUDEX_TEST_S3_ACCESS_KEY_ID"), os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"), "")})
+	_, err = admin.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(cfg.Bucket)})
+	require.NoError(t, err)
+	return cfg, stop, start
+}
+
+func TestExportToS3Faults(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ServerStoppedMidExportAndStartedAgainCompletes", func(t *testing.T) {
+		t.Parallel()
+		cfg, stop, start := privateMinIO(t)
+		b := setupExportsWith(t, map[string]sinks.Config{"flaky": cfg})
+		b.seed(t, 40_000, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl",
+			"destination": map[string]any{"name": "flaky"}, "part_max_records": 400,
+			"filters": map[string]any{"action_prefix": "doc."}})
+		var e audex.Export
+		require.Eventually(t, func() bool {
+			b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil).decode(t, &e)
+			return e.Progress.PartsWritten >= 5
+		}, 30*time.Second, 5*time.Millisecond)
+		stop()
+		time.Sleep(3 * time.Second)
+		start()
+		e = b.waitExport(t, id)
+		require.Equal(t, "completed", e.Status, "%+v", e.Error)
+		requireSameIDs(t, ids(b.listAll(t, "order=asc&limit=1000&action_prefix=doc.")), b.readParts(t, e))
+	})
+
+	t.Run("MissingBucketFailsWithinSecondsNamingIt", func(t *testing.T) {
+		t.Parallel()
+		cfg, _ := sinktest.NewBucket(t, "s3")
+		cfg.Bucket = sinktest.RandomName("audex-absent-")
+		b := setupExportsWith(t, map[string]sinks.Config{"absent": cfg})
+		b.ingest(t, event("doc.read", "alice"))
+		started := time.Now()
+		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "csv", "destination": map[string]any{"name": "absent"}})
+		e := b.waitExport(t, id)
+		require.Less(t, time.Since(started), 15*time.Second)
+		require.Equal(t, "failed", e.Status)
+		require.Equal(t, "bucket_not_found", e.Error.Code)
+		require.Contains(t, e.Error.Message, cfg.Bucket)
+		require.NotContains(t, e.Error.Message, os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"))
+		var failed listAnswer
+		b.do(t, "GET", "/v1/audit/events?action=audit.export_failed", b.key, nil).decode(t, &failed)
+		require.Len(t, failed.Events, 1)
 	})
 }
