@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ExportConcurrency: cfg.Exports.Concurrency,
 		ExportTiming:      jobs.ExportTiming{Window: time.Duration(cfg.Exports.AttemptWindow), LeaseTTL: time.Duration(cfg.Exports.LeaseTTL)},
 		ReaperInterval:    time.Duration(cfg.Exports.ReaperInterval),
+		RetentionInterval: cfg.RetentionInterval,
 	})
 	if err != nil {
 		return err

@@ -295,3 +295,5 @@ func TestIngestAndGet(t *testing.T) {
 		require.Len(t, b.listAll(t, "limit=2"), 3)
 	})
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

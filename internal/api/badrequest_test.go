@@ -199,6 +199,8 @@ func TestAccessMatrix(t *testing.T) {
 	otherEvent := other.ingest(t, event("doc.read", "mallory")).IDs[0]
 	ownExport := eb.createExport(t, exportBody)
 	otherExport := otherEB.createExport(t, exportBody)
+	ownPurge := eb.purge(t, "2000-01-01")
+	otherPurge := otherEB.purge(t, "2000-01-01")
 
 	revoked := storetest.NewKey(t, b.pool, b.tenant, "audit:read", "audit:write", "audit:export", "audit:admin")
 	_, err := store.RevokeAPIKey(t.Context(), b.pool, "", audex.HashKey(revoked))
@@ -208,9 +210,11 @@ func TestAccessMatrix(t *testing.T) {
 		return strings.NewReplacer("{id}", id, "{actor_id}", "alice", "{target_id}", "doc-1").Replace(pattern)
 	}
 	bodies := map[string]any{
-		"POST /v1/audit/events":  map[string]any{"events": []any{event("doc.read", "alice")}},
-		"POST /v1/audit/export":  map[string]any{"since": "2020-01-01", "until": "2100-01-01"},
-		"POST /v1/audit/exports": exportBody,
+		"POST /v1/audit/events":   map[string]any{"events": []any{event("doc.read", "alice")}},
+		"POST /v1/audit/export":   map[string]any{"since": "2020-01-01", "until": "2100-01-01"},
+		"POST /v1/audit/exports":  exportBody,
+		"POST /v1/audit/purge":    map[string]any{"before": "2000-01-01"},
+		"PUT /v1/audit/retention": map[string]any{"retain_days": 36500},
 	}
 	for _, rt := range b.server.Routes() {
 		if rt.Scope == "" {
@@ -219,8 +223,11 @@ func TestAccessMatrix(t *testing.T) {
 		name := rt.Method + " " + rt.Pattern
 		t.Run(name, func(t *testing.T) {
 			ownID, otherID := ownEvent, otherEvent
-			if strings.HasPrefix(rt.Pattern, "/v1/audit/exports/") {
+			switch {
+			case strings.HasPrefix(rt.Pattern, "/v1/audit/exports/"):
 				ownID, otherID = ownExport, otherExport
+			case strings.HasPrefix(rt.Pattern, "/v1/audit/purges/"):
+				ownID, otherID = ownPurge, otherPurge
 			}
 			switch name {
 			case "DELETE /v1/audit/events/{id}":

@@ -108,6 +108,10 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, handle: s.handleListExports},
 		{Method: "GET", Pattern: "/v1/audit/exports/{id}", Scope: audex.ScopeExport, handle: s.handleGetExport},
 		{Method: "POST", Pattern: "/v1/audit/exports/{id}/cancel", Scope: audex.ScopeExport, handle: s.handleCancelExport},
+		{Method: "POST", Pattern: "/v1/audit/purge", Scope: audex.ScopeAdmin, handle: s.handlePurge},
+		{Method: "GET", Pattern: "/v1/audit/purges/{id}", Scope: audex.ScopeAdmin, handle: s.handleGetPurge},
+		{Method: "GET", Pattern: "/v1/audit/retention", Scope: audex.ScopeAdmin, handle: s.handleGetRetention},
+		{Method: "PUT", Pattern: "/v1/audit/retention", Scope: audex.ScopeAdmin, handle: s.handlePutRetention},
 	}
 }
 

@@ -113,6 +113,16 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 		}
 		return nil
 	}
+	// A running purge of the range would delete events under the export:
+	// wait for it (a purge waits in turn for exports that started first).
+	if ok, err := store.ExportMayRun(ctx, w.Pool, e.TenantID, e.Since); err != nil || !ok {
+		release()
+		if err != nil {
+			return err
+		}
+		log.Info("export_waits_for_purge")
+		return river.JobSnooze(purgeWaitForExports)
+	}
 	sink, err := w.OpenSink(ctx, e.Destination.Name)
 	if err != nil {
 		return w.fail(ctx, log, &e, nil, err)

@@ -29,6 +29,9 @@ type Config struct {
 	// ReaperInterval is how often stalled exports are looked for (default
 	// 15 s).
 	ReaperInterval time.Duration
+	// RetentionInterval is how often retention purges are created
+	// (default 24 h).
+	RetentionInterval time.Duration
 }
 
 // NewClient returns a River client that works every audex job kind and
@@ -46,6 +49,12 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &PartitionMaintenanceWorker{Pool: cfg.Pool})
 	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing})
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 2})
+	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window})
+	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
+	retentionInterval := cfg.RetentionInterval
+	if retentionInterval <= 0 {
+		retentionInterval = 24 * time.Hour
+	}
 	reaperInterval := cfg.ReaperInterval
 	if reaperInterval <= 0 {
 		reaperInterval = 15 * time.Second
@@ -72,6 +81,9 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(reaperInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return ExportReaperArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return RetentionArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

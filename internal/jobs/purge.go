@@ -1,0 +1,130 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/audex-dev/audex/internal/store"
+)
+
+// PurgeArgs asks for a purge to be worked (or continued).
+type PurgeArgs struct {
+	PurgeID string `json:"purge_id"`
+}
+
+// Kind is the job's stable name.
+func (PurgeArgs) Kind() string { return "purge" }
+
+// purgeBatchSize is how many events one purge transaction deletes: small
+// enough that row locks (on event_values, which ingest also updates) are
+// held for milliseconds.
+const purgeBatchSize = 5000
+
+// purgeWaitForExports is how long a purge waits before looking again for
+// overlapping exports.
+const purgeWaitForExports = 5 * time.Second
+
+// PurgeWorker deletes a purge's events in short batches. Retrying is safe:
+// the count is committed with each batch, so a purge that dies resumes and
+// ends with the right total.
+type PurgeWorker struct {
+	river.WorkerDefaults[PurgeArgs]
+	Pool   *pgxpool.Pool
+	Logger *slog.Logger
+	// Window bounds one attempt; the purge then continues in a new one.
+	Window time.Duration
+}
+
+// Timeout bounds one attempt, below River's rescue time.
+func (w *PurgeWorker) Timeout(*river.Job[PurgeArgs]) time.Duration { return 2 * w.Window }
+
+// Work starts the purge (waiting while an export overlaps its range),
+// deletes batches until none is left or the window is used, and completes
+// it.
+func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error {
+	id := job.Args.PurgeID
+	log := w.Logger.With(slog.String("purge_id", id), slog.Int64("job_id", job.ID))
+	p, blocked, err := store.StartPurge(ctx, w.Pool, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return river.JobCancel(err)
+	case err != nil:
+		return err
+	case blocked:
+		log.Info("purge_waits_for_export")
+		return river.JobSnooze(purgeWaitForExports)
+	case p.Finished():
+		return nil
+	}
+	deadline := time.Now().Add(w.Window)
+	for {
+		n, err := store.PurgeBatch(ctx, w.Pool, p, purgeBatchSize)
+		if err != nil {
+			if job.Attempt >= job.MaxAttempts {
+				_ = store.FailPurge(context.WithoutCancel(ctx), w.Pool, id, "gave up after repeated database errors: "+err.Error())
+			}
+			return err
+		}
+		if n < purgeBatchSize {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return river.JobSnooze(0)
+		}
+	}
+	done, err := store.CompletePurge(ctx, w.Pool, id)
+	if err != nil {
+		return err
+	}
+	log.Info("purge_completed", slog.Int64("deleted", done.Deleted), slog.String("reason", done.Reason))
+	return nil
+}
+
+// RetentionArgs asks for today's retention purges to be created.
+type RetentionArgs struct{}
+
+// Kind is the job's stable name.
+func (RetentionArgs) Kind() string { return "retention" }
+
+// RetentionWorker creates one purge per tenant with a retention policy and
+// day, with its job, in one transaction.
+type RetentionWorker struct {
+	river.WorkerDefaults[RetentionArgs]
+	Pool   *pgxpool.Pool
+	Logger *slog.Logger
+}
+
+// Work creates the purges; a tenant already purged today is skipped.
+func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := w.Pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit it is a no-op
+	purges, err := store.CreateRetentionPurges(ctx, tx, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, p := range purges {
+		if _, err := client.InsertTx(ctx, tx, PurgeArgs{PurgeID: p.ID}, nil); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	for _, p := range purges {
+		w.Logger.Info("retention_purge_created", slog.String("purge_id", p.ID), slog.String("tenant_id", p.TenantID), slog.Time("before", p.Before))
+	}
+	return nil
+}

@@ -1,0 +1,279 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
+)
+
+const selectPurgeColumns = `id, tenant_id, status, reason, before, deleted, created_at, started_at, completed_at, error`
+
+func scanPurge(row pgx.CollectableRow) (audex.Purge, error) {
+	var p audex.Purge
+	err := row.Scan(&p.ID, &p.TenantID, &p.Status, &p.Reason, &p.Before, &p.Deleted, &p.CreatedAt, &p.StartedAt, &p.CompletedAt, &p.Error)
+	p.Before, p.CreatedAt = p.Before.UTC(), p.CreatedAt.UTC()
+	p.StartedAt, p.CompletedAt = utcPtr(p.StartedAt), utcPtr(p.CompletedAt)
+	return p, err
+}
+
+// CreatePurge inserts a queued purge requested by a client. Callers record
+// its audit event and insert its River job in the same transaction.
+func CreatePurge(ctx context.Context, db DBTX, p *audex.Purge) error {
+	p.ID, p.Status, p.Reason = audex.NewID("prg"), audex.PurgeQueued, audex.PurgeByRequest
+	err := db.QueryRow(ctx, `INSERT INTO purges (id, tenant_id, status, reason, before) VALUES ($1, $2, 'queued', 'request', $3)
+		RETURNING created_at`, p.ID, p.TenantID, p.Before).Scan(&p.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("create purge: %w", translate(err))
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	return nil
+}
+
+// CreateRetentionPurges inserts, for every tenant with a retention policy,
+// a queued purge of the events older than its retain_days before now,
+// unless the tenant already has one for now's UTC day. It returns the new
+// ones. Several processes may call it at once: each tenant still gets one
+// purge a day.
+func CreateRetentionPurges(ctx context.Context, db DBTX, now time.Time) ([]audex.Purge, error) {
+	rows, err := db.Query(ctx, `SELECT id, retain_days FROM tenants WHERE retain_days IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("retention policies: %w", translate(err))
+	}
+	type policy struct {
+		tenant string
+		days   int
+	}
+	var policies []policy
+	var pol policy
+	if _, err := pgx.ForEachRow(rows, []any{&pol.tenant, &pol.days}, func() error {
+		policies = append(policies, pol)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("retention policies: %w", translate(err))
+	}
+	day := now.UTC().Truncate(24 * time.Hour)
+	var created []audex.Purge
+	for _, pol := range policies {
+		p := audex.Purge{ID: audex.NewID("prg"), TenantID: pol.tenant, Status: audex.PurgeQueued, Reason: audex.PurgeByRetention,
+			Before: now.UTC().Truncate(time.Microsecond).AddDate(0, 0, -pol.days)}
+		err := db.QueryRow(ctx, `INSERT INTO purges (id, tenant_id, status, reason, before, retention_day)
+			VALUES ($1, $2, 'queued', 'retention', $3, $4) ON CONFLICT (tenant_id, retention_day) DO NOTHING
+			RETURNING created_at`, p.ID, p.TenantID, p.Before, day).Scan(&p.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // already purged today
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create retention purge for %s: %w", pol.tenant, translate(err))
+		}
+		created = append(created, p)
+	}
+	return created, nil
+}
+
+// GetPurge returns a purge; tenantID "" means any tenant (the worker).
+// Another tenant's purge is ErrNotFound.
+func GetPurge(ctx context.Context, db DBTX, tenantID, id string) (audex.Purge, error) {
+	rows, err := db.Query(ctx, `SELECT `+selectPurgeColumns+` FROM purges WHERE id = $1 AND ($2 = '' OR tenant_id = $2)`, id, tenantID)
+	if err != nil {
+		return audex.Purge{}, fmt.Errorf("get purge: %w", translate(err))
+	}
+	p, err := pgx.CollectExactlyOneRow(rows, scanPurge)
+	if err != nil {
+		return audex.Purge{}, fmt.Errorf("get purge: %w", translate(err))
+	}
+	return p, nil
+}
+
+// CountEventsBefore returns how many of the tenant's events occurred
+// strictly before before: what a purge would delete now.
+func CountEventsBefore(ctx context.Context, db DBTX, tenantID string, before time.Time) (int64, error) {
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1 AND occurred_at < $2`, tenantID, before).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events: %w", translate(err))
+	}
+	return n, nil
+}
+
+// lockTenant serialises, per tenant, the checks that keep purges and
+// exports apart (StartPurge, ExportMayRun).
+func lockTenant(ctx context.Context, tx pgx.Tx, tenantID string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('audex_purge_export:' || $1, 0))`, tenantID)
+	return err
+}
+
+// StartPurge moves a queued purge to running unless an export of the
+// tenant that is queued or running covers time before the purge's cut-off:
+// then it returns blocked and changes nothing (the purge waits, so that no
+// export loses events). A running purge is returned as it is.
+func StartPurge(ctx context.Context, db DBTX, id string) (p audex.Purge, blocked bool, err error) {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if p, err = GetPurge(ctx, tx, "", id); err != nil || p.Status != audex.PurgeQueued {
+			return err
+		}
+		if err := lockTenant(ctx, tx, p.TenantID); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM exports WHERE tenant_id = $1
+			AND status IN ('queued', 'running') AND since < $2)`, p.TenantID, p.Before).Scan(&blocked); err != nil || blocked {
+			return err
+		}
+		now := time.Now().UTC()
+		p.Status, p.StartedAt = audex.PurgeRunning, &now
+		_, err := tx.Exec(ctx, `UPDATE purges SET status = 'running', started_at = $2 WHERE id = $1`, id, now)
+		return err
+	})
+	if err != nil {
+		return p, false, fmt.Errorf("start purge: %w", translate(err))
+	}
+	return p, blocked, nil
+}
+
+// ExportMayRun reports whether no running purge of the tenant deletes
+// events that an export from since on could read; an export waits while
+// one does.
+func ExportMayRun(ctx context.Context, db DBTX, tenantID string, since time.Time) (bool, error) {
+	var blocked bool
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if err := lockTenant(ctx, tx, tenantID); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM purges WHERE tenant_id = $1 AND status = 'running' AND before > $2)`,
+			tenantID, since).Scan(&blocked)
+	})
+	if err != nil {
+		return false, fmt.Errorf("check purges: %w", translate(err))
+	}
+	return !blocked, nil
+}
+
+// PurgeBatch deletes up to limit of the purge's events (oldest first) with
+// their event_ids rows, subtracts them from event_values and adds them to
+// the purge's count, in one short transaction. It returns how many it
+// deleted; fewer than limit means none is left.
+func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, limit int) (int64, error) {
+	var deleted int64
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			WITH doomed AS (
+				SELECT occurred_at, id FROM events WHERE tenant_id = $1 AND occurred_at < $2
+				ORDER BY occurred_at, id LIMIT $3
+			), gone AS (
+				DELETE FROM events e USING doomed d
+				WHERE e.tenant_id = $1 AND e.occurred_at = d.occurred_at AND e.id = d.id
+				RETURNING e.id, e.action, e.actor_type, e.target_type
+			), ids AS (
+				DELETE FROM event_ids WHERE tenant_id = $1 AND id IN (SELECT id FROM gone)
+			)
+			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, p.TenantID, p.Before, limit)
+		if err != nil {
+			return err
+		}
+		counts := map[valueKey]int64{}
+		var action string
+		var actorType, targetType *string
+		var n int64
+		_, err = pgx.ForEachRow(rows, []any{&action, &actorType, &targetType, &n}, func() error {
+			deleted += n
+			counts[valueKey{ValueAction, action}] -= n
+			if actorType != nil {
+				counts[valueKey{ValueActorType, *actorType}] -= n
+			}
+			if targetType != nil {
+				counts[valueKey{ValueTargetType, *targetType}] -= n
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if deleted == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE purges SET deleted = deleted + $2 WHERE id = $1`, p.ID, deleted); err != nil {
+			return err
+		}
+		return addValueCounts(ctx, tx, p.TenantID, counts)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge batch: %w", translate(err))
+	}
+	return deleted, nil
+}
+
+// CompletePurge marks the purge completed and records audit.purge_completed
+// (for a retention purge only when it deleted anything), in one
+// transaction. The event occurs after the cut-off's deletions, so the purge
+// never removes its own record.
+func CompletePurge(ctx context.Context, db DBTX, id string) (audex.Purge, error) {
+	var p audex.Purge
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE purges SET status = 'completed', completed_at = now()
+			WHERE id = $1 AND status = 'running' RETURNING `+selectPurgeColumns, id)
+		if err != nil {
+			return err
+		}
+		if p, err = pgx.CollectExactlyOneRow(rows, scanPurge); err != nil {
+			return err
+		}
+		if p.Reason == audex.PurgeByRetention && p.Deleted == 0 {
+			return nil
+		}
+		return RecordAuditEvent(ctx, tx, p.TenantID, audex.Event{
+			Action: "audit.purge_completed", Actor: audex.SystemActor(), Target: audex.NewTarget("purge", p.ID),
+			Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason}),
+		})
+	})
+	if err != nil {
+		return p, fmt.Errorf("complete purge: %w", translate(err))
+	}
+	return p, nil
+}
+
+// FailPurge marks a purge failed with a message for operators.
+func FailPurge(ctx context.Context, db DBTX, id, message string) error {
+	if _, err := db.Exec(ctx, `UPDATE purges SET status = 'failed', error = $2, completed_at = now()
+		WHERE id = $1 AND status IN ('queued', 'running')`, id, message); err != nil {
+		return fmt.Errorf("fail purge: %w", translate(err))
+	}
+	return nil
+}
+
+// RetentionDays returns the tenant's retention policy: nil keeps forever.
+func RetentionDays(ctx context.Context, db DBTX, tenantID string) (*int, error) {
+	var days *int
+	err := db.QueryRow(ctx, `SELECT retain_days FROM tenants WHERE id = $1`, tenantID).Scan(&days)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("retention policy: %w", translate(err))
+	}
+	return days, nil
+}
+
+// SetRetentionDays sets the tenant's retention policy (nil: keep forever)
+// and records audit.retention_updated by actor, in one transaction.
+func SetRetentionDays(ctx context.Context, db DBTX, tenantID string, days *int, actor audex.Actor) error {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		var old *int
+		err := tx.QueryRow(ctx, `
+			WITH prev AS (SELECT retain_days FROM tenants WHERE id = $1 FOR UPDATE)
+			UPDATE tenants SET retain_days = $2 WHERE id = $1 RETURNING (SELECT retain_days FROM prev)`, tenantID, days).Scan(&old)
+		if err != nil {
+			return err
+		}
+		return RecordAuditEvent(ctx, tx, tenantID, audex.Event{
+			Action: "audit.retention_updated", Actor: actor, Target: audex.NewTarget("tenant", tenantID),
+			Metadata: mustJSON(map[string]any{"retain_days": days, "previous_retain_days": old}),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("set retention policy: %w", translate(err))
+	}
+	return nil
+}
