@@ -47,6 +47,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := store.CheckSchema(ctx, pool); err != nil {
 		return err
 	}
+	if getenv("AUDEX_CONFIG") == "" {
+		// The built-in "local" destination works with no setup: make its
+		// folder. Configured folders must exist (a missing one is an
+		// operator's mistake that exports report).
+		for _, d := range cfg.Destinations {
+			if err := os.MkdirAll(d.Bucket, 0o750); err != nil {
+				return fmt.Errorf("create the local export folder %s: %w", d.Bucket, err)
+			}
+		}
+	}
 	client, err := jobs.NewClient(jobs.Config{
 		Pool:              pool,
 		Logger:            logger,
