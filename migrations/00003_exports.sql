@@ -14,7 +14,7 @@ CREATE TABLE exports (
     destination_name   text NOT NULL,
     destination_type   text NOT NULL,
     destination_bucket text NOT NULL,
-    destination_prefix text NOT NULL, -- the request's sub-prefix, as given
+    destination_prefix text NOT NULL, -- the destination's prefix joined with the request's
     key_prefix         text NOT NULL, -- where the objects go: <destination prefix>/<prefix>/<id>/
     part_max_records   integer NOT NULL,
     part_max_bytes     bigint NOT NULL,

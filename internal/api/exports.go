@@ -134,8 +134,8 @@ func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, 
 	if err != nil {
 		return e, err
 	}
-	e.Destination = audex.ExportDestination{Name: dest.Name, Type: dest.Type, Bucket: dest.Bucket, Prefix: prefix}
-	e.KeyPrefix = joinKey(strings.Trim(dest.Prefix, "/"), prefix, e.ID) + "/"
+	e.Destination = audex.ExportDestination{Name: dest.Name, Type: dest.Type, Bucket: dest.Bucket, Prefix: joinKey(dest.Prefix, prefix)}
+	e.KeyPrefix = joinKey(e.Destination.Prefix, e.ID) + "/"
 	return e, nil
 }
 

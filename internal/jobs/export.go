@@ -312,7 +312,7 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	if err != nil {
 		return err
 	}
-	if _, err := sink.Put(ctx, manifestKey, bytesReader(manifest)); err != nil {
+	if _, err := sink.Put(ctx, manifestKey, bytes.NewReader(manifest)); err != nil {
 		return fmt.Errorf("upload %s: %w", manifestKey, err)
 	}
 	if err := store.CompleteExport(ctx, w.Pool, e.ID, owner, manifestKey, completedAt); err != nil {
@@ -401,5 +401,3 @@ func hostname() string {
 	}
 	return h
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -27,18 +27,14 @@ func scanExport(row pgx.CollectableRow) (audex.Export, error) {
 	var e audex.Export
 	var lastAt *time.Time
 	var lastID, errCode, errMessage *string
-	var requestPrefix string
 	err := row.Scan(&e.ID, &e.TenantID, &e.Status, &e.Format, &e.Compression, &e.Since, &e.Until, &e.Filters,
-		&e.Destination.Name, &e.Destination.Type, &e.Destination.Bucket, &requestPrefix, &e.KeyPrefix,
+		&e.Destination.Name, &e.Destination.Type, &e.Destination.Bucket, &e.Destination.Prefix, &e.KeyPrefix,
 		&e.PartMaxRecords, &e.PartMaxBytes, &e.AsOf, &e.EstimatedRecords, &lastAt, &lastID,
 		&e.Progress.RecordsExported, &e.Progress.PartsWritten, &e.ManifestKey, &e.Attempts, &errCode, &errMessage,
 		&e.CreatedAt, &e.StartedAt, &e.CompletedAt)
 	if err != nil {
 		return e, err
 	}
-	// Destination.Prefix is the key prefix without the export's own folder.
-	e.Destination.Prefix = strings.TrimSuffix(strings.TrimSuffix(e.KeyPrefix, "/"), e.ID)
-	e.Destination.Prefix = strings.TrimSuffix(e.Destination.Prefix, "/")
 	e.Since, e.Until, e.AsOf, e.CreatedAt = e.Since.UTC(), e.Until.UTC(), e.AsOf.UTC(), e.CreatedAt.UTC()
 	e.StartedAt, e.CompletedAt = utcPtr(e.StartedAt), utcPtr(e.CompletedAt)
 	if lastAt != nil && lastID != nil {
