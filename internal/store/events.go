@@ -249,7 +249,13 @@ func (q *queryBuilder) filter(f audex.Filter) {
 		q.where("success = " + q.arg(*f.Success))
 	}
 	if f.SourceIP != nil {
-		q.where("source_ip <<= " + q.arg(*f.SourceIP) + "::inet")
+		// One address is an equality, which the (tenant_id, source_ip,
+		// occurred_at, id) index serves in list order; a block is a range.
+		if f.SourceIP.IsSingleIP() {
+			q.where("source_ip = " + q.arg(*f.SourceIP) + "::inet")
+		} else {
+			q.where("source_ip <<= " + q.arg(*f.SourceIP) + "::inet")
+		}
 	}
 	q.equal("request_id", f.RequestID)
 	if f.ReceivedBefore != nil {
