@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/api"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+// Tenants that the benchmark writes. bigTenant holds cfg.events events.
+const (
+	bigTenant        = "bench_big"
+	ingestTenant     = "bench_ingest_http"
+	copyTenant       = "bench_copy_events"
+	copyBothTenant   = "bench_copy_both"
+	copyParallTenant = "bench_copy_parallel"
+)
+
+// bench is one run of the benchmark.
+type bench struct {
+	cfg    config
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	out    io.Writer // the report
+	stderr io.Writer // the server's log
+
+	baseURL string
+	client  *http.Client
+}
+
+func (b *bench) run(ctx context.Context) error {
+	facts, err := b.machineFacts(ctx)
+	if err != nil {
+		return err
+	}
+	b.printf("# audex benchmark\n\n")
+	for _, f := range facts {
+		b.printf("- %s\n", f)
+	}
+
+	// The read key exists before the load so that its audit.key_created
+	// event is simply the tenant's oldest.
+	readKey, err := b.newKey(ctx, bigTenant, audex.ScopeRead)
+	if err != nil {
+		return err
+	}
+	ld, err := b.load(ctx)
+	if err != nil {
+		return err
+	}
+	b.printLoad(ld)
+
+	stop, err := b.startServer(ctx)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	lists, err := b.list(ctx, readKey, ld.stats)
+	if err != nil {
+		return err
+	}
+	b.printList(lists)
+	// Before ingest, which would push the tenant's pages out of the cache.
+	if err := b.printPlans(ctx, lists); err != nil {
+		return err
+	}
+
+	ingest, err := b.ingest(ctx)
+	if err != nil {
+		return err
+	}
+	b.printIngest(ingest)
+	b.printTargets(lists, ingest)
+	return nil
+}
+
+func (b *bench) printf(format string, args ...any) {
+	fmt.Fprintf(b.out, format, args...)
+}
+
+// checkBenchDatabase refuses a database that does not look like a
+// benchmark's own, or that already holds benchmark data: the load would
+// collide with it and the figures would not be comparable.
+func checkBenchDatabase(ctx context.Context, pool *pgxpool.Pool) error {
+	var name string
+	if err := pool.QueryRow(ctx, `SELECT current_database()`).Scan(&name); err != nil {
+		return fmt.Errorf("check database: %w", err)
+	}
+	if !strings.Contains(name, "bench") {
+		return fmt.Errorf("database %q: bench writes millions of rows and only into a database whose name contains \"bench\" (make bench creates audex_bench)", name)
+	}
+	var migrated, exists bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass('event_ids') IS NOT NULL`).Scan(&migrated); err != nil {
+		return fmt.Errorf("check database: %w", err)
+	}
+	if !migrated {
+		return nil
+	}
+	err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM event_ids WHERE tenant_id LIKE 'bench\_%')`).Scan(&exists)
+	if err != nil {
+		return fmt.Errorf("check database: %w", err)
+	}
+	if exists {
+		return fmt.Errorf("database %q already holds benchmark data; start from a fresh one (make bench does)", name)
+	}
+	return nil
+}
+
+// newKey creates an API key for tenant and returns the plain key.
+func (b *bench) newKey(ctx context.Context, tenant string, scopes ...string) (string, error) {
+	plain, hash := audex.NewPlainKey()
+	if _, err := store.CreateAPIKey(ctx, b.pool, tenant, "bench", scopes, hash); err != nil {
+		return "", err
+	}
+	return plain, nil
+}
+
+// startServer serves the real API handler on a loopback port and returns
+// the function that shuts it down.
+func (b *bench) startServer(ctx context.Context) (stop func(), err error) {
+	secret, err := store.CursorSecret(ctx, b.pool)
+	if err != nil {
+		return nil, err
+	}
+	// Only warnings and errors: a log line per request would be measured too.
+	logger := slog.New(slog.NewTextHandler(b.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv := &http.Server{
+		Handler:           api.New(api.Config{Pool: b.pool, Logger: logger, CursorSecret: secret}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen on 127.0.0.1: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	b.baseURL = "http://" + ln.Addr().String()
+	b.client = &http.Client{
+		Timeout:   2 * time.Minute,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+	}
+	return func() {
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			b.logger.Warn("server_shutdown_failed", slog.Any("error", err))
+		}
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			b.logger.Warn("server_failed", slog.Any("error", err))
+		}
+	}, nil
+}
+
+// machineFacts describes where the figures come from.
+func (b *bench) machineFacts(ctx context.Context) ([]string, error) {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimLeft(name, " \t:"))
+				break
+			}
+		}
+	}
+	mem := "unknown"
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+		}
+	}
+	kernel := runtime.GOOS
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel += " " + strings.TrimSpace(string(data))
+	}
+	var version string
+	if err := b.pool.QueryRow(ctx, `SHOW server_version`).Scan(&version); err != nil {
+		return nil, fmt.Errorf("read postgres version: %w", err)
+	}
+	names := []string{"shared_buffers", "effective_cache_size", "work_mem", "max_wal_size",
+		"synchronous_commit", "fsync", "random_page_cost", "max_parallel_workers_per_gather", "jit"}
+	rows, err := b.pool.Query(ctx, `SELECT name, current_setting(name) FROM unnest($1::text[]) AS name`, names)
+	if err != nil {
+		return nil, fmt.Errorf("read postgres settings: %w", err)
+	}
+	var settings []string
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read postgres settings: %w", err)
+		}
+		settings = append(settings, name+"="+value)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read postgres settings: %w", err)
+	}
+	c := b.cfg
+	return []string{
+		"date: " + time.Now().UTC().Format(time.RFC3339),
+		fmt.Sprintf("machine: %d CPUs (nproc) %s, %s RAM, %s; load average %s at the start", runtime.NumCPU(), cpu, mem, kernel, loadAverage()),
+		fmt.Sprintf("PostgreSQL %s on the same machine (%s)", version, strings.Join(settings, ", ")),
+		"Go " + runtime.Version(),
+		fmt.Sprintf("settings: BENCH_EVENTS=%d BENCH_INGEST_EVENTS=%d BENCH_INGEST_CLIENTS=%d BENCH_INGEST_BATCH=%d BENCH_INGEST_ROUNDS=%d BENCH_LIST_REQUESTS=%d BENCH_SEED=%d",
+			c.events, c.ingestEvents, c.ingestClients, c.ingestBatch, c.ingestRounds, c.listRequests, c.seed),
+	}, nil
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages of the machine: a
+// busy machine makes slower figures.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	if f := strings.Fields(string(data)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
+}
+
+// waitQuiet waits, for at most a minute, until no autovacuum worker runs
+// in the database, so that one does not land in the middle of a
+// measurement. It also asks for a checkpoint (superusers only; best
+// effort) so that the previous phase's writes are flushed first.
+func (b *bench) waitQuiet(ctx context.Context) {
+	if _, err := b.pool.Exec(ctx, `CHECKPOINT`); err != nil {
+		b.logger.Info("checkpoint_skipped", slog.Any("error", err))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var n int
+		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE backend_type = 'autovacuum worker' AND datname = current_database()`).Scan(&n)
+		if err != nil || n == 0 {
+			return
+		}
+		b.logger.Info("waiting_for_autovacuum", slog.Int("workers", n))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// percentile returns the nearest-rank p-th percentile (0 < p <= 1) of ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s))*p+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// ms formats d in milliseconds.
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond))
+}
+
+// thousands formats n with comma separators.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

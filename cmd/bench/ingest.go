@@ -1,0 +1,315 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
+)
+
+// ingestSalt seeds the ingest phase's generator; every ingest path gets
+// the same events from it.
+const ingestSalt = 1000
+
+// ingestPath is one way of writing the ingest phase's events, measured
+// once per round.
+type ingestPath struct {
+	name string
+	// measure writes the events once and returns how long that took and,
+	// for paths made of requests or transactions, how long each took. It
+	// prepares its input before starting the clock.
+	measure   func(ctx context.Context) (time.Duration, []time.Duration, error)
+	elapsed   []time.Duration // one per round
+	latencies []time.Duration // over all rounds
+}
+
+// rate is the path's events per second in its median round, and in its
+// slowest and fastest.
+func (p *ingestPath) rate(events int) (median, lo, hi float64) {
+	s := slices.Sorted(slices.Values(p.elapsed))
+	r := func(d time.Duration) float64 { return float64(events) / d.Seconds() }
+	return r(s[(len(s)-1)/2]), r(s[len(s)-1]), r(s[0])
+}
+
+// ingestResult is the ingest phase: HTTP, then the COPY baselines.
+type ingestResult struct {
+	events    int
+	paths     []*ingestPath // [0] is HTTP, [1] the target's baseline: one COPY into events
+	encoding  time.Duration
+	bodyBytes int
+}
+
+// ingestEvents returns the ingest phase's events: the same for every path,
+// occurring over the last ten minutes, with server-style ids and
+// received_at set to now for the paths that bypass the API.
+func (b *bench) ingestEvents() []event {
+	n := b.cfg.ingestEvents
+	gen := newGenerator(b.cfg.seed, ingestSalt, populationFor(b.cfg.events))
+	now := time.Now().UTC()
+	tl := newTimeline(now.Add(-10*time.Minute), now, n)
+	events := make([]event, n)
+	for i := range events {
+		events[i] = gen.next(tl.at(i))
+		events[i].receivedAt = now
+	}
+	return events
+}
+
+// ingest measures POST /v1/audit/events with several concurrent clients,
+// and COPY of the same events as baselines, each into a tenant of its
+// own, in rounds that alternate the paths.
+func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
+	events := b.ingestEvents()
+	res := ingestResult{events: len(events)}
+	key, err := b.newKey(ctx, ingestTenant, audex.ScopeWrite)
+	if err != nil {
+		return res, err
+	}
+
+	// Bodies are encoded before the clock starts: the figure is the
+	// server's, not the client's JSON encoder's.
+	start := time.Now()
+	var bodies [][]byte
+	for lo := 0; lo < len(events); lo += b.cfg.ingestBatch {
+		batch := events[lo:min(lo+b.cfg.ingestBatch, len(events))]
+		wire := make([]wireEvent, len(batch))
+		for i := range batch {
+			wire[i] = batch[i].wire()
+		}
+		body, err := json.Marshal(map[string]any{"events": wire})
+		if err != nil {
+			return res, fmt.Errorf("encode ingest body: %w", err)
+		}
+		bodies = append(bodies, body)
+		res.bodyBytes += len(body)
+	}
+	res.encoding = time.Since(start)
+
+	// copyRows builds the COPY rows of the events for tenant, with fresh
+	// server-style ids as the API would assign.
+	copyRows := func(tenant string) (rows, ids [][]any) {
+		rows, ids = make([][]any, len(events)), make([][]any, len(events))
+		for i := range events {
+			events[i].id = audex.NewID("evt")
+			rows[i] = events[i].copyRow(tenant)
+			ids[i] = []any{tenant, events[i].id, events[i].occurredAt}
+		}
+		return rows, ids
+	}
+	res.paths = []*ingestPath{
+		{
+			name: fmt.Sprintf("HTTP POST /v1/audit/events, %d clients, %d events per request", b.cfg.ingestClients, b.cfg.ingestBatch),
+			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
+				b.waitQuiet(ctx)
+				return runConcurrently(ctx, b.cfg.ingestClients, len(bodies), func(ctx context.Context, i int) error {
+					return b.post(ctx, key, bodies[i], min(b.cfg.ingestBatch, len(events)-i*b.cfg.ingestBatch))
+				})
+			},
+		},
+		{
+			name: "COPY into events (one COPY, one transaction): the baseline",
+			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
+				rows, _ := copyRows(copyTenant)
+				b.waitQuiet(ctx)
+				return b.copyOnce(ctx, rows, nil)
+			},
+		},
+		{
+			name: "COPY into events + event_ids (one transaction)",
+			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
+				rows, ids := copyRows(copyBothTenant)
+				b.waitQuiet(ctx)
+				return b.copyOnce(ctx, rows, ids)
+			},
+		},
+		{
+			name: fmt.Sprintf("COPY into events + event_ids, %d streams, %d events per transaction", b.cfg.ingestClients, b.cfg.ingestBatch),
+			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
+				rows, ids := copyRows(copyParallTenant)
+				b.waitQuiet(ctx)
+				return b.copyBatches(ctx, rows, ids)
+			},
+		},
+	}
+	for round := range b.cfg.ingestRounds {
+		for _, p := range res.paths {
+			b.logger.Info("ingesting", slog.Int("round", round+1), slog.String("path", p.name), slog.Int("events", len(events)))
+			elapsed, latencies, err := p.measure(ctx)
+			if err != nil {
+				return res, fmt.Errorf("ingest, %s: %w", p.name, err)
+			}
+			p.elapsed = append(p.elapsed, elapsed)
+			p.latencies = append(p.latencies, latencies...)
+		}
+	}
+	return res, nil
+}
+
+// post sends one ingest body and checks that all its events were stored.
+func (b *bench) post(ctx context.Context, key string, body []byte, want int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.baseURL+"/v1/audit/events", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("POST: %s: %.300s", resp.Status, answer)
+	}
+	var got struct {
+		Accepted int `json:"accepted"`
+	}
+	if err := json.Unmarshal(answer, &got); err != nil || got.Accepted != want {
+		return fmt.Errorf("POST: accepted %d of %d events (%v)", got.Accepted, want, err)
+	}
+	return nil
+}
+
+// copyOnce COPYs all rows into events and, when idRows is not nil, into
+// event_ids, in one transaction.
+func (b *bench) copyOnce(ctx context.Context, rows, idRows [][]any) (time.Duration, []time.Duration, error) {
+	start := time.Now()
+	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+		if idRows != nil {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(idRows))
+			return err
+		}
+		return nil
+	})
+	return time.Since(start), nil, err
+}
+
+// copyBatches COPYs the rows into events and event_ids with as many
+// streams and as many rows per transaction as the HTTP clients use: the
+// database's share of ingest, without HTTP, JSON and the dedupe.
+func (b *bench) copyBatches(ctx context.Context, rows, idRows [][]any) (time.Duration, []time.Duration, error) {
+	size := b.cfg.ingestBatch
+	batches := (len(rows) + size - 1) / size
+	return runConcurrently(ctx, b.cfg.ingestClients, batches, func(ctx context.Context, i int) error {
+		lo, hi := i*size, min((i+1)*size, len(rows))
+		return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromRows(rows[lo:hi])); err != nil {
+				return err
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(idRows[lo:hi]))
+			return err
+		})
+	})
+}
+
+// runConcurrently runs do(i) for every i < jobs on workers goroutines and
+// returns the elapsed time and the duration of each do. It stops at the
+// first error.
+func runConcurrently(ctx context.Context, workers, jobs int, do func(context.Context, int) error) (time.Duration, []time.Duration, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan int)
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := time.Now()
+				err := do(ctx, i)
+				d := time.Since(t)
+				mu.Lock()
+				latencies = append(latencies, d)
+				if err != nil && firstErr == nil {
+					firstErr = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range jobs {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return elapsed, latencies, firstErr
+}
+
+func (b *bench) printIngest(res ingestResult) {
+	base, _, _ := res.paths[1].rate(res.events)
+	b.printf("\n## Ingest: %s events per round into empty tenants of the loaded database\n\n", thousands(int64(res.events)))
+	b.printf("%d rounds; each round runs every path once, in this order, each into a tenant of its own. events/s is the median round's (slowest to fastest in brackets); latency is over every request (or transaction) of every round. ", b.cfg.ingestRounds)
+	b.printf("The HTTP bodies (%.0f MiB of JSON, %d events each, no ids so the server assigns them) were encoded before timing (%.1f s, not counted); the COPY rows are the same events with server-style ids, built before timing too.\n\n",
+		float64(res.bodyBytes)/(1<<20), b.cfg.ingestBatch, res.encoding.Seconds())
+	b.printf("| path | events/s (range) | p50 ms | p99 ms | ratio to COPY baseline |\n|---|---:|---:|---:|---:|\n")
+	for _, p := range res.paths {
+		median, lo, hi := p.rate(res.events)
+		p50, p99 := "", ""
+		if len(p.latencies) > 0 {
+			p50, p99 = ms(percentile(p.latencies, 0.5)), ms(percentile(p.latencies, 0.99))
+		}
+		b.printf("| %s | %s (%s to %s) | %s | %s | %.2f |\n", p.name, thousands(int64(median)), thousands(int64(lo)), thousands(int64(hi)), p50, p99, median/base)
+	}
+}
+
+// printTargets says which targets of the issue the run met.
+func (b *bench) printTargets(lists []listResult, ingest ingestResult) {
+	httpRate, _, _ := ingest.paths[0].rate(ingest.events)
+	copyRate, _, _ := ingest.paths[1].rate(ingest.events)
+	parallelRate, _, _ := ingest.paths[3].rate(ingest.events)
+	ratio := httpRate / copyRate
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	var slow []string
+	for _, r := range lists {
+		if r.p99 >= b.cfg.listTargetP99 {
+			slow = append(slow, fmt.Sprintf("%s (%s ms)", r.shape.name, ms(r.p99)))
+		}
+	}
+	b.printf("\n## Targets\n\n")
+	b.printf("- ingest over HTTP at least %.1f of one raw COPY into events: %.2f, %s (%.2f of the %d-stream COPY into events + event_ids)\n",
+		b.cfg.ingestTargetRx, ratio, verdict(ratio >= b.cfg.ingestTargetRx), httpRate/parallelRate, b.cfg.ingestClients)
+	b.printf("- list p99 under %s ms on every shape: %d of %d shapes, %s", ms(b.cfg.listTargetP99), len(lists)-len(slow), len(lists), verdict(len(slow) == 0))
+	if len(slow) > 0 {
+		b.printf("; over: %s", strings.Join(slow, ", "))
+	}
+	b.printf("\n- load average at the end: %s\n", loadAverage())
+}

@@ -1,0 +1,126 @@
+// Command bench measures audex on synthetic data and prints the figures
+// of BENCHMARKS.md as markdown on stdout (progress goes to stderr). `make
+// bench` runs it against a fresh database; see scripts/bench.sh.
+//
+// It loads a big tenant and nine smaller ones with COPY, then measures,
+// through the real HTTP handler on a loopback listener, the first page of
+// list for many filter shapes, and ingest against a raw COPY baseline.
+//
+// The SQL here (COPY, VACUUM, EXPLAIN, counts) is measurement and setup
+// only, so it stays out of internal/store; the statements being measured
+// are the store's own, captured as they run (see recordingDB). It writes
+// only to a database whose name contains "bench".
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/audex-dev/audex/internal/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// defaultDatabaseURL is the database that `make bench` creates.
+const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/audex_bench?sslmode=disable"
+
+// config is the benchmark's settings, from BENCH_* variables.
+type config struct {
+	databaseURL    string
+	events         int // events of the big tenant; the small ones share another tenth
+	ingestEvents   int
+	ingestClients  int
+	ingestBatch    int
+	ingestRounds   int
+	listRequests   int
+	seed           uint64
+	timeout        time.Duration
+	listTargetP99  time.Duration
+	ingestTargetRx float64
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	cfg := config{
+		databaseURL:    defaultDatabaseURL,
+		listTargetP99:  20 * time.Millisecond,
+		ingestTargetRx: 0.6,
+	}
+	if v := getenv("DATABASE_URL"); v != "" {
+		cfg.databaseURL = v
+	}
+	var seed, timeoutMinutes int
+	ints := []struct {
+		name     string
+		dst      *int
+		def, min int
+	}{
+		{"BENCH_EVENTS", &cfg.events, 1_000_000, 10_000},
+		{"BENCH_INGEST_EVENTS", &cfg.ingestEvents, 200_000, 1_000},
+		{"BENCH_INGEST_CLIENTS", &cfg.ingestClients, 4, 1},
+		{"BENCH_INGEST_BATCH", &cfg.ingestBatch, 500, 1},
+		{"BENCH_INGEST_ROUNDS", &cfg.ingestRounds, 3, 1},
+		{"BENCH_LIST_REQUESTS", &cfg.listRequests, 200, 10},
+		{"BENCH_SEED", &seed, 1, 0},
+		{"BENCH_TIMEOUT_MINUTES", &timeoutMinutes, 60, 1},
+	}
+	for _, v := range ints {
+		*v.dst = v.def
+		if s := strings.ReplaceAll(getenv(v.name), "_", ""); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < v.min {
+				return cfg, fmt.Errorf("%s: %q is not an integer of at least %d", v.name, getenv(v.name), v.min)
+			}
+			*v.dst = n
+		}
+	}
+	cfg.seed, cfg.timeout = uint64(seed), time.Duration(timeoutMinutes)*time.Minute
+	if cfg.ingestBatch > 1000 {
+		return cfg, errors.New("BENCH_INGEST_BATCH: the API takes at most 1000 events per request")
+	}
+	return cfg, nil
+}
+
+// run is the whole command, with its environment passed in.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		return fmt.Errorf("bench takes no arguments (settings are BENCH_* variables, see BENCHMARKS.md), got %q", args)
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	pool, err := store.Open(ctx, cfg.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := checkBenchDatabase(ctx, pool); err != nil {
+		return err
+	}
+	logger.Info("migrating")
+	if err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, pool: pool, logger: logger, out: stdout, stderr: stderr}
+	return b.run(ctx)
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make bench`: the figures of BENCHMARKS.md. Makes sure PostgreSQL is
+# reachable (as `make test` does, but with the server's own durability
+# settings), creates a fresh database audex_bench on it (dropping the one
+# a previous run left), and runs cmd/bench there: it migrates, loads
+# synthetic events and prints the results as markdown on stdout (progress
+# on stderr). Settings are BENCH_* variables (see BENCHMARKS.md);
+# AUDEX_BENCH_DATABASE_URL names the server's maintenance database when it
+# is not postgres://postgres@127.0.0.1:5432/postgres.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "bench.sh: $*" >&2; }
+
+admin=$(scripts/postgres.sh "${AUDEX_BENCH_DATABASE_URL:-}")
+db=audex_bench
+
+# The same server and options as admin, database audex_bench.
+base=${admin%%\?*}
+query=${admin#"$base"}
+export DATABASE_URL=${base%/*}/$db$query
+
+say "recreating the database $db"
+psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+
+go run ./cmd/bench
