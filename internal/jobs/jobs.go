@@ -5,6 +5,7 @@
 package jobs
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -64,7 +65,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		concurrency = 2
 	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
-		Logger: cfg.Logger,
+		Logger: quiet(cfg.Logger),
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 2},
 			QueueExports:       {MaxWorkers: concurrency},
@@ -95,9 +96,33 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 
 // NewInsertClient returns a River client that only inserts jobs (the API's).
 func NewInsertClient(pool *pgxpool.Pool, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: logger})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: quiet(logger)})
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}
 	return client, nil
+}
+
+// quiet returns logger for River itself: warnings and errors only, since
+// River reports routine work (job counts, elections) at info level.
+func quiet(logger *slog.Logger) *slog.Logger {
+	return slog.New(minLevelHandler{Handler: logger.Handler(), min: slog.LevelWarn})
+}
+
+// minLevelHandler drops records below min.
+type minLevelHandler struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevelHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= h.min && h.Handler.Enabled(ctx, level)
+}
+
+func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevelHandler) WithGroup(name string) slog.Handler {
+	return minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
 }
