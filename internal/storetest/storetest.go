@@ -175,23 +175,7 @@ func NewKey(t testing.TB, pool *pgxpool.Pool, tenant string, scopes ...string) s
 // would otherwise take other tests' jobs.
 func IsolatedDatabaseURL(t testing.TB) string {
 	t.Helper()
-	DatabaseURL(t)
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, adminURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer admin.Close(ctx)
-	template, err := ensureTemplate(ctx, admin)
-	if err != nil {
-		t.Fatalf("template: %v", err)
-	}
-	name := DatabasePrefix + "iso_" + randomHex(6)
-	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
-		t.Fatalf("create %s: %v", name, err)
-	}
-	t.Cleanup(func() { dropDatabase(name) })
-	return withDatabase(adminURL(), name)
+	return newDatabase(t, "iso_", true)
 }
 
 // IsolatedPool is a pool on a new IsolatedDatabaseURL, closed at the end
@@ -206,17 +190,16 @@ func IsolatedPool(t testing.TB) *pgxpool.Pool {
 	return p
 }
 
-func dropDatabase(name string) {
-	ctx := context.Background()
-	if admin, err := pgx.Connect(ctx, adminURL()); err == nil {
-		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		admin.Close(ctx)
-	}
-}
-
 // EmptyDatabaseURL creates a database with no tables at all (as before
 // `api migrate`) and returns its URL; it is dropped when the test ends.
 func EmptyDatabaseURL(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, "empty_", false)
+}
+
+// newDatabase creates a database named after kind, a clone of the
+// migrated template when migrated, dropped when the test ends.
+func newDatabase(t testing.TB, kind string, migrated bool) string {
 	t.Helper()
 	DatabaseURL(t)
 	ctx := context.Background()
@@ -225,10 +208,24 @@ func EmptyDatabaseURL(t testing.TB) string {
 		t.Fatalf("connect: %v", err)
 	}
 	defer admin.Close(ctx)
-	name := DatabasePrefix + "empty_" + randomHex(6)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	name := DatabasePrefix + kind + randomHex(6)
+	sql := "CREATE DATABASE " + name
+	if migrated {
+		template, err := ensureTemplate(ctx, admin)
+		if err != nil {
+			t.Fatalf("template: %v", err)
+		}
+		sql += " TEMPLATE " + template
+	}
+	if _, err := admin.Exec(ctx, sql); err != nil {
 		t.Fatalf("create %s: %v", name, err)
 	}
-	t.Cleanup(func() { dropDatabase(name) })
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if admin, err := pgx.Connect(ctx, adminURL()); err == nil {
+			_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			admin.Close(ctx)
+		}
+	})
 	return withDatabase(adminURL(), name)
 }
