@@ -50,7 +50,7 @@ alive() {
   azurite) pattern=azurite ;;
   esac
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
+    tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$pattern"
 }
 
 pid_of() { cat "$state/$1.pid" 2>/dev/null || true; }

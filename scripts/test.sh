@@ -22,7 +22,16 @@ if ! scripts/emulators.sh status; then
 fi
 # (Assigned first, so that a failed start stops the script under set -e;
 # eval "$(...)" would swallow its exit status.)
-emulators_env=$(scripts/emulators.sh start)
+# A start that fails (a server that dies on a busy machine, a port taken
+# meanwhile) is tried again with fresh ports.
+for attempt in 1 2 3; do
+  if emulators_env=$(scripts/emulators.sh start); then
+    break
+  fi
+  [ "$attempt" = 3 ] && exit 1
+  echo "test.sh: emulators did not start (attempt $attempt); trying again" >&2
+  sleep 2
+done
 eval "$emulators_env"
 
 go test -count=1 "$@" ./...
