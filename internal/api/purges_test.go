@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,7 +39,7 @@ func (b *exportBundle) waitPurge(t *testing.T, id string) audex.Purge {
 	require.Eventually(t, func() bool {
 		b.do(t, "GET", "/v1/audit/purges/"+id, b.key, nil).decode(t, &p)
 		return p.Finished()
-	}, 90*time.Second, 50*time.Millisecond)
+	}, 4*time.Minute, 50*time.Millisecond)
 	require.Equal(t, audex.PurgeCompleted, p.Status, "error: %v", p.Error)
 	return p
 }
@@ -130,7 +133,7 @@ func TestPurge(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, blocked)
 		for range 2 {
-			n, err := store.PurgeBatch(t.Context(), b.pool, p, 5000)
+			n, _, err := store.PurgeBatch(t.Context(), b.pool, p, nil, 5000)
 			require.NoError(t, err)
 			require.EqualValues(t, 5000, n)
 		}
@@ -164,13 +167,19 @@ func TestPurge(t *testing.T) {
 		require.True(t, p.StartedAt.After(*e.CompletedAt) || p.StartedAt.Equal(*e.CompletedAt), "the purge waited for the export")
 	})
 
-	t.Run("IngestGoesOnDuringAPurgeOfHalfAMillionEvents", func(t *testing.T) {
+	t.Run("IngestGoesOnDuringAPurgeOfHalfTheEvents", func(t *testing.T) {
 		t.Parallel()
 		b := setupExports(t, true)
-		b.seed(t, 1_000_000, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+		// 1,000,000 events (500,000 purged) with AUDEX_TEST_LARGE=1; a
+		// fifth of that by default, to keep make test quick on 2 cores.
+		total := 200_000
+		if os.Getenv("AUDEX_TEST_LARGE") == "1" {
+			total = 1_000_000
+		}
+		b.seed(t, total, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
 		cut := time.Date(2026, 4, 18, 12, 0, 0, 0, time.UTC)
 		want := b.countSQL(t, "occurred_at < $2", cut)
-		require.InDelta(t, 500_000, want, 60_000)
+		require.InDelta(t, total/2, want, float64(total)*0.06)
 		keep := b.countSQL(t, "occurred_at >= $2 AND action NOT LIKE 'audit.%'", cut)
 
 		var ingested, failures atomic.Int64
@@ -191,8 +200,18 @@ func TestPurge(t *testing.T) {
 						batch[i] = map[string]any{"id": fmt.Sprintf("live-%d-%d-%d", c, n, i), "action": "live.event",
 							"actor": map[string]any{"id": "writer"}, "occurred_at": "2026-04-29T00:00:00Z"}
 					}
-					res := b.do(t, "POST", "/v1/audit/events", b.key, map[string]any{"events": batch})
-					if res.status != http.StatusCreated {
+					// No require here: this goroutine outlives a failed test.
+					data, _ := json.Marshal(map[string]any{"events": batch})
+					req, _ := http.NewRequest("POST", b.url+"/v1/audit/events", bytes.NewReader(data))
+					req.Header.Set("Authorization", "Bearer "+b.key)
+					req.Header.Set("Content-Type", "application/json")
+					res, err := http.DefaultClient.Do(req)
+					if err != nil {
+						failures.Add(1)
+						continue
+					}
+					res.Body.Close()
+					if res.StatusCode != http.StatusCreated {
 						failures.Add(1)
 						continue
 					}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -63,17 +64,19 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 		return nil
 	}
 	deadline := time.Now().Add(w.Window)
+	var after *audex.Position
 	for {
-		n, err := store.PurgeBatch(ctx, w.Pool, p, purgeBatchSize)
+		_, last, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize)
 		if err != nil {
 			if job.Attempt >= job.MaxAttempts {
 				_ = store.FailPurge(context.WithoutCancel(ctx), w.Pool, id, "gave up after repeated database errors: "+err.Error())
 			}
 			return err
 		}
-		if n < purgeBatchSize {
-			break
+		if last == nil {
+			break // nothing left
 		}
+		after = last
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return river.JobSnooze(0)
 		}

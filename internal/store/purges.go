@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -151,25 +152,51 @@ func ExportMayRun(ctx context.Context, db DBTX, tenantID string, since time.Time
 	return !blocked, nil
 }
 
-// PurgeBatch deletes up to limit of the purge's events (oldest first) with
-// their event_ids rows, subtracts them from event_values and adds them to
-// the purge's count, in one short transaction. It returns how many it
-// deleted; fewer than limit means none is left.
-func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, limit int) (int64, error) {
+// PurgeBatch deletes up to limit of the purge's events, oldest first and
+// after the position after (nil: from the start), with their event_ids
+// rows, subtracts them from event_values and adds them to the purge's
+// count, in one short transaction. It returns how many it deleted (fewer
+// than limit means none is left) and the last one's position, from which
+// the next batch goes on without walking the index entries this one left
+// dead.
+func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Position, limit int) (int64, *audex.Position, error) {
 	var deleted int64
+	var last *audex.Position
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			WITH doomed AS (
-				SELECT occurred_at, id FROM events WHERE tenant_id = $1 AND occurred_at < $2
-				ORDER BY occurred_at, id LIMIT $3
-			), gone AS (
-				DELETE FROM events e USING doomed d
+		var q queryBuilder
+		q.where("tenant_id = " + q.arg(p.TenantID))
+		q.where("occurred_at < " + q.arg(p.Before))
+		if after != nil {
+			q.where(fmt.Sprintf("(occurred_at, id) > (%s, %s)", q.arg(after.OccurredAt), q.arg(after.ID)))
+		}
+		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT occurred_at, id FROM events WHERE %s ORDER BY occurred_at, id LIMIT %s`,
+			strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
+		if err != nil {
+			return err
+		}
+		var times []time.Time
+		var ids []string
+		var at time.Time
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&at, &id}, func() error {
+			times, ids = append(times, at), append(ids, id)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		last = &audex.Position{OccurredAt: times[len(times)-1], ID: ids[len(ids)-1]}
+		rows, err = tx.Query(ctx, `
+			WITH gone AS (
+				DELETE FROM events e USING unnest($2::timestamptz[], $3::text[]) AS d(occurred_at, id)
 				WHERE e.tenant_id = $1 AND e.occurred_at = d.occurred_at AND e.id = d.id
 				RETURNING e.id, e.action, e.actor_type, e.target_type
 			), ids AS (
 				DELETE FROM event_ids WHERE tenant_id = $1 AND id IN (SELECT id FROM gone)
 			)
-			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, p.TenantID, p.Before, limit)
+			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, p.TenantID, times, ids)
 		if err != nil {
 			return err
 		}
@@ -191,18 +218,15 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, limit int) (int64, 
 		if err != nil {
 			return err
 		}
-		if deleted == 0 {
-			return nil
-		}
 		if _, err := tx.Exec(ctx, `UPDATE purges SET deleted = deleted + $2 WHERE id = $1`, p.ID, deleted); err != nil {
 			return err
 		}
 		return addValueCounts(ctx, tx, p.TenantID, counts)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("purge batch: %w", translate(err))
+		return 0, nil, fmt.Errorf("purge batch: %w", translate(err))
 	}
-	return deleted, nil
+	return deleted, last, nil
 }
 
 // CompletePurge marks the purge completed and records audit.purge_completed
