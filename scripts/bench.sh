@@ -7,6 +7,10 @@
 # on stderr). Settings are BENCH_* variables (see BENCHMARKS.md);
 # AUDEX_BENCH_DATABASE_URL names the server's maintenance database when it
 # is not postgres://postgres@127.0.0.1:5432/postgres.
+#
+# The export figures to S3 need MinIO: unless BENCH_S3=0, the emulators of
+# scripts/emulators.sh are started (installed on first use) when they are
+# not running, and stopped at the end only if this script started them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +27,17 @@ export DATABASE_URL=${base%/*}/$db$query
 say "recreating the database $db"
 psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+
+if [ "${BENCH_S3:-1}" != 0 ]; then
+  if scripts/emulators.sh status; then
+    say "reusing the running emulators"
+  else
+    say "starting the emulators (MinIO for the S3 exports)"
+    trap 'scripts/emulators.sh stop' EXIT
+  fi
+  eval "$(scripts/emulators.sh start)"
+else
+  unset AUDEX_TEST_S3_ENDPOINT
+fi
 
 go run ./cmd/bench

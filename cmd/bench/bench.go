@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -80,13 +81,75 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 
-	ingest, err := b.ingest(ctx)
+	res := results{lists: lists}
+	if res.ingest, err = b.ingest(ctx); err != nil {
+		return err
+	}
+	b.printIngest(res.ingest)
+
+	// The ingest rounds added more rows than the load: the statistics that
+	// autovacuum would soon gather, gathered now, so that it does not start
+	// in the middle of a later measurement and the plans see the rows.
+	vacuumed, err := b.vacuumAnalyze(ctx)
 	if err != nil {
 		return err
 	}
-	b.printIngest(ingest)
-	b.printTargets(lists, ingest)
+	// The later phases go through the real api and worker commands.
+	svc, err := b.startServices(ctx)
+	defer svc.stop(ctx, b)
+	if err != nil {
+		return err
+	}
+	b.printf("\n## The api and worker processes\n\n")
+	b.printf("The phases below go through the api and worker commands of this checkout, built with `go build` (%.0f s) and run as processes of their own on the same database, configured with a local folder destination", svc.buildTime.Seconds())
+	if svc.s3Bucket != "" {
+		b.printf(" and an S3 one (a fresh bucket on MinIO)")
+	}
+	b.printf("; the api listens on %s. Before them, `VACUUM (ANALYZE) events, event_ids` (%.1f s) gathers the statistics that autovacuum would after the ingest rounds, so that plans see those rows and no autovacuum starts in the middle of a measurement.\n",
+		strings.TrimPrefix(svc.apiURL, "http://"), vacuumed.Seconds())
+	// Its audit event occurs after the loaded month, which the downloads
+	// and exports read.
+	exportKey, err := b.newKey(ctx, bigTenant, audex.ScopeExport)
+	if err != nil {
+		return err
+	}
+	summary, err := b.summary(ctx, svc, readKey)
+	if err != nil {
+		return err
+	}
+	b.printSummary(summary)
+	res.summary = &summary
+	download, err := b.download(ctx, svc, exportKey, ld.stats)
+	if err != nil {
+		return err
+	}
+	b.printDownload(download)
+	res.download = &download
+	exports, err := b.exports(ctx, svc, exportKey, download.win)
+	if err != nil {
+		return err
+	}
+	b.printExports(exports)
+	res.exports = &exports
+	purge, err := b.purge(ctx, svc)
+	if err != nil {
+		return err
+	}
+	b.printPurge(purge)
+	res.purge = &purge
+
+	b.printTargets(res)
 	return nil
+}
+
+// results are the measurements that the targets are checked against.
+type results struct {
+	lists    []listResult
+	ingest   ingestResult
+	summary  *summaryResult
+	download *downloadResult
+	exports  *exportResult
+	purge    *purgeResult
 }
 
 func (b *bench) printf(format string, args ...any) {
@@ -222,7 +285,38 @@ func (b *bench) machineFacts(ctx context.Context) ([]string, error) {
 		"Go " + runtime.Version(),
 		fmt.Sprintf("settings: BENCH_EVENTS=%d BENCH_INGEST_EVENTS=%d BENCH_INGEST_CLIENTS=%d BENCH_INGEST_BATCH=%d BENCH_INGEST_ROUNDS=%d BENCH_LIST_REQUESTS=%d BENCH_SEED=%d",
 			c.events, c.ingestEvents, c.ingestClients, c.ingestBatch, c.ingestRounds, c.listRequests, c.seed),
+		fmt.Sprintf("settings of the later phases: BENCH_SUMMARY_REQUESTS=%d BENCH_EXPORT_JOBS=%d BENCH_EXPORT_5M=%d BENCH_PURGE_EVENTS=%d BENCH_PURGE_INGEST_RATE=%d; S3: %s",
+			c.summaryRequests, c.exportJobs, boolInt(c.export5M), c.purgeEvents, c.purgeIngestRate, s3Fact(c)),
+		"code: " + codeVersion(ctx),
 	}, nil
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func s3Fact(c config) string {
+	if c.s3Endpoint == "" {
+		return "none (AUDEX_TEST_S3_ENDPOINT unset; the S3 rows are skipped)"
+	}
+	return "MinIO at " + c.s3Endpoint + " (scripts/emulators.sh), same machine"
+}
+
+// codeVersion names the commit that the api and worker are built from,
+// and whether the checkout has uncommitted changes (read-only git calls).
+func codeVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown (not a git checkout)"
+	}
+	v := "commit " + strings.TrimSpace(string(out))
+	if status, err := exec.CommandContext(ctx, "git", "status", "--porcelain").Output(); err == nil && len(status) > 0 {
+		v += fmt.Sprintf(" with uncommitted changes in %d files", strings.Count(string(status), "\n"))
+	}
+	return v
 }
 
 // loadAverage is the 1, 5 and 15 minute load averages of the machine: a

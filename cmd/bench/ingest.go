@@ -156,15 +156,22 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 	return res, nil
 }
 
-// post sends one ingest body and checks that all its events were stored.
+// post sends one ingest body to the benchmark's own server and checks that
+// all its events were stored.
 func (b *bench) post(ctx context.Context, key string, body []byte, want int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.baseURL+"/v1/audit/events", bytes.NewReader(body))
+	return postEvents(ctx, b.client, b.baseURL, key, body, want)
+}
+
+// postEvents sends one ingest body to the API at baseURL and checks that
+// all its events were stored.
+func postEvents(ctx context.Context, client *http.Client, baseURL, key string, body []byte, want int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/audit/events", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -286,18 +293,13 @@ func (b *bench) printIngest(res ingestResult) {
 	}
 }
 
-// printTargets says which targets of the issue the run met.
-func (b *bench) printTargets(lists []listResult, ingest ingestResult) {
+// printTargets says which targets of the issues the run met.
+func (b *bench) printTargets(res results) {
+	lists, ingest := res.lists, res.ingest
 	httpRate, _, _ := ingest.paths[0].rate(ingest.events)
 	copyRate, _, _ := ingest.paths[1].rate(ingest.events)
 	parallelRate, _, _ := ingest.paths[3].rate(ingest.events)
 	ratio := httpRate / copyRate
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "MISSED"
-	}
 	var slow []string
 	for _, r := range lists {
 		if r.p99 >= b.cfg.listTargetP99 {
@@ -311,5 +313,77 @@ func (b *bench) printTargets(lists []listResult, ingest ingestResult) {
 	if len(slow) > 0 {
 		b.printf("; over: %s", strings.Join(slow, ", "))
 	}
-	b.printf("\n- load average at the end: %s\n", loadAverage())
+	b.printf("\n")
+	if s := res.summary; s != nil {
+		b.printf("- summary p50 under %s ms (no parameters: the last 30 days): %s ms, %s\n", ms(summaryTargetP50), ms(s.p50), verdict(s.p50 < summaryTargetP50))
+	}
+	if d := res.download; d != nil {
+		base, _ := d.rateOf("`COPY (SELECT row_to_json")
+		if nd, ok := d.rateOf("POST /v1/audit/export, format=ndjson"); ok {
+			rx := nd.perSecond() / base.perSecond()
+			b.printf("- NDJSON download at least %.1f of the row_to_json COPY: %.2f (%s of %s events/s), %s\n",
+				downloadTargetRx, rx, thousands(int64(nd.perSecond())), thousands(int64(base.perSecond())), verdict(rx >= downloadTargetRx))
+		}
+		var worst rate
+		for _, r := range d.rates {
+			if r.api.rssPeak > 0 && r.api.rssPeak-r.api.rssFrom > worst.api.rssPeak-worst.api.rssFrom {
+				worst = r
+			}
+		}
+		growth := worst.api.rssPeak - worst.api.rssFrom
+		b.printf("- api RSS growth under %s MiB during a %s-event download: at most %s MiB (%s), %s\n",
+			mib(downloadTargetRSS), thousands(d.win.events), mib(growth), worst.name, verdict(growth < downloadTargetRSS))
+	}
+	if e := res.exports; e != nil {
+		if r, ok := e.localJSONL(); ok {
+			rx := r.perSecond() / e.copyJSON.perSecond()
+			b.printf("- JSONL export to the local folder at least %.1f of the row_to_json COPY: %.2f (%s of %s events/s), %s\n",
+				exportTargetRx, rx, thousands(int64(r.perSecond())), thousands(int64(e.copyJSON.perSecond())), verdict(rx >= exportTargetRx))
+			peak := int64(0)
+			for _, run := range e.runs {
+				peak = max(peak, run.worker.rssPeak)
+			}
+			b.printf("- worker peak RSS under %s MiB exporting %s events: at most %s MiB over the %d exports, %s\n",
+				mib(exportTargetRSS), thousands(r.events), mib(peak), len(e.runs), verdict(peak < exportTargetRSS))
+			if big := e.run5M; big != nil {
+				flat := big.worker.rssPeak-r.worker.rssPeak < exportTargetFlat
+				b.printf("- worker peak RSS flat (within %s MiB) from %s to %s events: %s → %s MiB, %s\n",
+					mib(exportTargetFlat), thousands(r.events), thousands(big.events), mib(r.worker.rssPeak), mib(big.worker.rssPeak), verdict(flat && big.worker.rssPeak < exportTargetRSS))
+			} else {
+				b.printf("- worker peak RSS flat from 1,000,000 to 5,000,000 events: not measured (BENCH_EXPORT_5M=1 measures it)\n")
+			}
+		}
+		p50 := percentile(e.toRunning, 0.5)
+		b.printf("- export POST to running under %s ms (p50, idle worker): %s ms, %s\n", ms(exportTargetStart), ms(p50), verdict(p50 < exportTargetStart))
+	}
+	if p := res.purge; p != nil {
+		rate := p.withIngest.perSecond()
+		b.printf("- purge at least %s events/s (with ingest alongside): %s, %s (alone: %s)\n", thousands(purgeTargetRate), thousands(int64(rate)),
+			verdict(rate >= purgeTargetRate), thousands(int64(p.alone.perSecond())))
+		idle, during := percentile(p.idle.latencies, 0.99), percentile(p.during.latencies, 0.99)
+		rx := float64(during) / float64(idle)
+		b.printf("- ingest p99 during the purge at most %.0f× its p99 without: %s ms vs %s ms, %.2f×, %s\n",
+			purgeTargetIngestRx, ms(during), ms(idle), rx, verdict(rx <= purgeTargetIngestRx))
+	}
+	b.printf("- load average at the end: %s\n", loadAverage())
+}
+
+// Targets of the issues.
+const (
+	summaryTargetP50    = 100 * time.Millisecond
+	downloadTargetRx    = 0.8
+	downloadTargetRSS   = 64 << 20
+	exportTargetRx      = 0.8
+	exportTargetRSS     = 200 << 20
+	exportTargetFlat    = 32 << 20
+	exportTargetStart   = time.Second
+	purgeTargetRate     = 100_000
+	purgeTargetIngestRx = 2.0
+)
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
 }

@@ -279,3 +279,84 @@ func (b *bench) printLoad(ld loadResult) {
 	b.printf("\nSize after load: events %s of tables + %s of indexes; event_ids %s + %s.\n",
 		mib(ld.eventsHeap), mib(ld.eventsIndex), mib(ld.eventIDsHeap), mib(ld.eventIDsIx))
 }
+
+// loadTenant loads n events of one tenant over the loadDays days before
+// end, as the main load does (COPY into events and event_ids on two
+// connections, loadChunk events per transaction) but not interleaved with
+// other tenants: its rows lie together in the heap. Then it sets the
+// tenant's event_values counts. salt picks the generator's stream. The
+// caller runs VACUUM (ANALYZE) (vacuumAnalyze) before measuring.
+func (b *bench) loadTenant(ctx context.Context, tenant string, n int, salt uint64, end time.Time) (time.Duration, error) {
+	gen := newGenerator(b.cfg.seed, salt, populationFor(n))
+	tl := newTimeline(end.AddDate(0, 0, -loadDays), end, n)
+	b.logger.Info("loading", slog.String("tenant", tenant), slog.Int("events", n))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunk, 2)
+	errs := make(chan error, 2)
+	start := time.Now()
+	for range 2 {
+		go func() {
+			for c := range chunks {
+				err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+					if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromRows(c.events)); err != nil {
+						return fmt.Errorf("copy events: %w", err)
+					}
+					_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(c.ids))
+					return err
+				})
+				if err != nil {
+					cancel()
+					errs <- fmt.Errorf("load %s: %w", tenant, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	c := chunk{}
+generate:
+	for i := range n {
+		e := gen.next(tl.at(i))
+		c.events = append(c.events, e.copyRow(tenant))
+		c.ids = append(c.ids, []any{tenant, e.id, e.occurredAt})
+		if len(c.events) == loadChunk || i == n-1 {
+			select {
+			case chunks <- c:
+			case <-ctx.Done():
+				break generate
+			}
+			c = chunk{}
+		}
+	}
+	close(chunks)
+	var err error
+	for range 2 {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	if err := store.RecountEventValues(ctx, b.pool, tenant); err != nil {
+		return took, err
+	}
+	b.logger.Info("loaded", slog.String("tenant", tenant), slog.Int("events", n), slog.Duration("took", took))
+	return took, nil
+}
+
+// vacuumAnalyze runs VACUUM (ANALYZE) on events and event_ids, as after
+// the main load: the statistics the planner needs, and the vacuum that
+// autovacuum would otherwise start in the middle of a measurement.
+func (b *bench) vacuumAnalyze(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	if _, err := b.pool.Exec(ctx, `VACUUM (ANALYZE) events, event_ids`); err != nil {
+		return 0, fmt.Errorf("vacuum: %w", err)
+	}
+	return time.Since(start), nil
+}

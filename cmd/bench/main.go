@@ -5,6 +5,10 @@
 // It loads a big tenant and nine smaller ones with COPY, then measures,
 // through the real HTTP handler on a loopback listener, the first page of
 // list for many filter shapes, and ingest against a raw COPY baseline.
+// Then it builds and starts the real api and worker commands as processes
+// of their own (so that their memory can be read from /proc) and measures
+// through them the summary, streaming downloads and export jobs against
+// COPY ... TO STDOUT of the same rows, and a purge with ingest alongside.
 //
 // The SQL here (COPY, VACUUM, EXPLAIN, counts) is measurement and setup
 // only, so it stays out of internal/store; the statements being measured
@@ -53,6 +57,18 @@ type config struct {
 	timeout        time.Duration
 	listTargetP99  time.Duration
 	ingestTargetRx float64
+
+	summaryRequests  int
+	exportJobs       int  // small exports timed from POST to running
+	export5M         bool // also load a 5,000,000-event tenant and export it once
+	purgeEvents      int
+	purgeIngestRate  int // events/s offered by the ingest clients around the purge; 0: as fast as they go
+	s3Endpoint       string
+	s3Region         string
+	s3AccessKeyIDEnv string // names of the variables that hold MinIO's keys (the worker reads them)
+	s3SecretKeyEnv   string
+	s3AccessKeyID    string // their values, to create the bucket
+	s3SecretKey      string
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -64,7 +80,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if v := getenv("DATABASE_URL"); v != "" {
 		cfg.databaseURL = v
 	}
-	var seed, timeoutMinutes int
+	var seed, timeoutMinutes, export5M int
 	ints := []struct {
 		name     string
 		dst      *int
@@ -78,6 +94,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"BENCH_LIST_REQUESTS", &cfg.listRequests, 200, 10},
 		{"BENCH_SEED", &seed, 1, 0},
 		{"BENCH_TIMEOUT_MINUTES", &timeoutMinutes, 60, 1},
+		{"BENCH_SUMMARY_REQUESTS", &cfg.summaryRequests, 20, 1},
+		{"BENCH_EXPORT_JOBS", &cfg.exportJobs, 20, 1},
+		{"BENCH_EXPORT_5M", &export5M, 0, 0},
+		{"BENCH_PURGE_EVENTS", &cfg.purgeEvents, 1_000_000, 10_000},
+		{"BENCH_PURGE_INGEST_RATE", &cfg.purgeIngestRate, 10_000, 0},
 	}
 	for _, v := range ints {
 		*v.dst = v.def
@@ -90,6 +111,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	cfg.seed, cfg.timeout = uint64(seed), time.Duration(timeoutMinutes)*time.Minute
+	cfg.export5M = export5M != 0
+	// The S3 rows run against the server that scripts/emulators.sh
+	// started (bench.sh starts it); without it they are skipped.
+	cfg.s3Endpoint, cfg.s3Region = getenv("AUDEX_TEST_S3_ENDPOINT"), getenv("AUDEX_TEST_S3_REGION")
+	cfg.s3AccessKeyIDEnv, cfg.s3SecretKeyEnv = "AUDEX_TEST_S3_ACCESS_KEY_ID", "AUDEX_TEST_S3_SECRET_ACCESS_KEY"
+	cfg.s3AccessKeyID, cfg.s3SecretKey = getenv(cfg.s3AccessKeyIDEnv), getenv(cfg.s3SecretKeyEnv)
+	if cfg.s3Region == "" {
+		cfg.s3Region = "us-east-1"
+	}
 	if cfg.ingestBatch > 1000 {
 		return cfg, errors.New("BENCH_INGEST_BATCH: the API takes at most 1000 events per request")
 	}
