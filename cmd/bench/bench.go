@@ -87,6 +87,10 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	b.printIngest(res.ingest)
 
+	if len(b.cfg.phases) == 0 {
+		b.printTargets(res)
+		return nil
+	}
 	// The ingest rounds added more rows than the load: the statistics that
 	// autovacuum would soon gather, gathered now, so that it does not start
 	// in the middle of a later measurement and the plans see the rows.
@@ -113,30 +117,42 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	summary, err := b.summary(ctx, svc, readKey)
+	if b.cfg.runs("summary") {
+		summary, err := b.summary(ctx, svc, readKey)
+		if err != nil {
+			return err
+		}
+		b.printSummary(summary)
+		res.summary = &summary
+	}
+	win, err := b.newWindow(ctx, bigTenant, ld.stats.end.AddDate(0, 0, -loadDays), ld.stats.end)
 	if err != nil {
 		return err
 	}
-	b.printSummary(summary)
-	res.summary = &summary
-	download, err := b.download(ctx, svc, exportKey, ld.stats)
-	if err != nil {
-		return err
+	if b.cfg.runs("download") {
+		download, err := b.download(ctx, svc, exportKey, win)
+		if err != nil {
+			return err
+		}
+		b.printDownload(download)
+		res.download = &download
 	}
-	b.printDownload(download)
-	res.download = &download
-	exports, err := b.exports(ctx, svc, exportKey, download.win)
-	if err != nil {
-		return err
+	if b.cfg.runs("exports") {
+		exports, err := b.exports(ctx, svc, exportKey, win)
+		if err != nil {
+			return err
+		}
+		b.printExports(exports)
+		res.exports = &exports
 	}
-	b.printExports(exports)
-	res.exports = &exports
-	purge, err := b.purge(ctx, svc)
-	if err != nil {
-		return err
+	if b.cfg.runs("purge") {
+		purge, err := b.purge(ctx, svc)
+		if err != nil {
+			return err
+		}
+		b.printPurge(purge)
+		res.purge = &purge
 	}
-	b.printPurge(purge)
-	res.purge = &purge
 
 	b.printTargets(res)
 	return nil

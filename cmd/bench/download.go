@@ -109,11 +109,7 @@ type downloadResult struct {
 // download measures POST /v1/audit/export of the big tenant's loaded month
 // in every format through the api process, next to COPY of the same rows
 // and the store's read path alone, and the api's memory during each.
-func (b *bench) download(ctx context.Context, svc *services, key string, stats *loadStats) (downloadResult, error) {
-	win, err := b.newWindow(ctx, bigTenant, stats.end.AddDate(0, 0, -loadDays), stats.end)
-	if err != nil {
-		return downloadResult{}, err
-	}
+func (b *bench) download(ctx context.Context, svc *services, key string, win window) (downloadResult, error) {
 	res := downloadResult{win: win}
 	filter := audex.Filter{Since: &win.since, Until: &win.until}
 
@@ -124,6 +120,7 @@ func (b *bench) download(ctx context.Context, svc *services, key string, stats *
 		return res, err
 	}
 	res.sql = rec.sql
+	var err error
 	if res.plan, err = b.explain(ctx, "EXPLAIN ", rec.sql, rec.args); err != nil {
 		return res, err
 	}

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -69,6 +70,15 @@ type config struct {
 	s3SecretKeyEnv   string
 	s3AccessKeyID    string // their values, to create the bucket
 	s3SecretKey      string
+	phases           []string // the phases after list and ingest that run (BENCH_PHASES)
+}
+
+// laterPhases are the phases that run after list and ingest, in order.
+var laterPhases = []string{"summary", "download", "exports", "purge"}
+
+// runs reports whether the phase named is to run.
+func (c config) runs(phase string) bool {
+	return slices.Contains(c.phases, phase)
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -117,6 +127,24 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg.s3Endpoint, cfg.s3Region = getenv("AUDEX_TEST_S3_ENDPOINT"), getenv("AUDEX_TEST_S3_REGION")
 	cfg.s3AccessKeyIDEnv, cfg.s3SecretKeyEnv = "AUDEX_TEST_S3_ACCESS_KEY_ID", "AUDEX_TEST_S3_SECRET_ACCESS_KEY"
 	cfg.s3AccessKeyID, cfg.s3SecretKey = getenv(cfg.s3AccessKeyIDEnv), getenv(cfg.s3SecretKeyEnv)
+	cfg.phases = laterPhases
+	if v := getenv("BENCH_PHASES"); v != "" {
+		cfg.phases = nil
+		for p := range strings.SplitSeq(v, ",") {
+			switch {
+			case p == "none":
+			case slices.Contains(laterPhases, p):
+				cfg.phases = append(cfg.phases, p)
+			default:
+				return cfg, fmt.Errorf("BENCH_PHASES: %q is not one of %s or none", p, strings.Join(laterPhases, ", "))
+			}
+		}
+	}
+	// The list target is 20 ms at 1,000,000 events and 50 ms at
+	// 10,000,000.
+	if cfg.events >= 10_000_000 {
+		cfg.listTargetP99 = 50 * time.Millisecond
+	}
 	if cfg.s3Region == "" {
 		cfg.s3Region = "us-east-1"
 	}
