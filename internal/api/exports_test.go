@@ -61,17 +61,21 @@ func setupExports(t *testing.T, withWorker bool, sinkTypes ...string) *exportBun
 	for _, typ := range sinkTypes {
 		extra[typ], getenvs[typ] = sinktest.NewBucket(t, typ)
 	}
-	return newExportBundle(t, withWorker, extra, getenvs)
+	return newExportBundle(t, withWorker, extra, getenvs, testExportTiming)
 }
 
 // setupExportsWith is setupExports with a worker and the extra
 // destinations given, each named by its key.
 func setupExportsWith(t *testing.T, extra map[string]sinks.Config) *exportBundle {
 	t.Helper()
-	return newExportBundle(t, true, extra, nil)
+	return newExportBundle(t, true, extra, nil, testExportTiming)
 }
 
-func newExportBundle(t *testing.T, withWorker bool, extra map[string]sinks.Config, getenvs map[string]func(string) string) *exportBundle {
+// testExportTiming is the workers' timing in these tests: attempts of 2 s,
+// so that big exports continue across attempts.
+var testExportTiming = jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}
+
+func newExportBundle(t *testing.T, withWorker bool, extra map[string]sinks.Config, getenvs map[string]func(string) string, timing jobs.ExportTiming) *exportBundle {
 	t.Helper()
 	pool := storetest.Pool(t)
 	if withWorker {
@@ -133,7 +137,7 @@ func newExportBundle(t *testing.T, withWorker bool, extra map[string]sinks.Confi
 	}
 	if withWorker {
 		client, err := jobs.NewClient(jobs.Config{Pool: pool, Logger: logger, OpenSink: open,
-			ExportTiming: jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}})
+			ExportTiming: timing})
 		require.NoError(t, err)
 		require.NoError(t, client.Start(context.WithoutCancel(t.Context())))
 		t.Cleanup(func() {
@@ -284,6 +288,25 @@ func TestExportJobs(t *testing.T) {
 				require.Contains(t, targets, "audit.export_completed "+id)
 			})
 		}
+	})
+
+	t.Run("APartTooBigForOneAttemptClosesEarly", func(t *testing.T) {
+		t.Parallel()
+		// Attempts of 1 ms and leases of 200 ms: a part of all 30,000
+		// events cannot be written within one attempt's timeout, so each
+		// attempt must close its part half a lease past its window.
+		b := newExportBundle(t, true, nil, nil, jobs.ExportTiming{Window: time.Millisecond, LeaseTTL: 200 * time.Millisecond})
+		end := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+		b.seed(t, 30_000, end)
+		want := ids(b.listAll(t, "order=asc&limit=1000&since=2026-04-01&until=2026-05-01"))
+		id := b.createExport(t, map[string]any{
+			"since": "2026-04-01", "until": "2026-05-01", "format": "jsonl",
+			"destination": map[string]any{"name": "local"}, "part_max_records": 100_000,
+		})
+		e := b.waitExport(t, id)
+		require.Equal(t, "completed", e.Status, "error: %+v", e.Error)
+		require.Greater(t, len(e.Files), 1, "the parts closed before part_max_records")
+		requireSameIDs(t, want, b.readParts(t, e))
 	})
 
 	t.Run("AnExportOfNothingCompletesWithNoParts", func(t *testing.T) {

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -165,10 +166,14 @@ var errSnooze = errors.New("attempt window used up")
 // run writes parts until the export is complete.
 func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string) error {
 	deadline := time.Now().Add(w.Timing.Window)
+	// A part still open half a lease past the window closes early, so that
+	// the attempt records it before its timeout (Window + LeaseTTL) cuts it
+	// off: else a part too big for one attempt would restart forever.
+	closePartBy := deadline.Add(w.Timing.LeaseTTL / 2)
 	rows := format.NewRows(formatName(e.Format))
 	for {
 		number := e.Progress.PartsWritten + 1
-		part, err := w.writePart(ctx, e, sink, owner, rows, number)
+		part, err := w.writePart(ctx, e, sink, owner, rows, number, closePartBy)
 		if err != nil {
 			return err
 		}
@@ -203,9 +208,10 @@ type writtenPart struct {
 	full bool
 }
 
-// writePart uploads the next part from the checkpoint. It returns zero
-// records (and uploads nothing) when no event is left.
-func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sinks.Sink, owner string, rows format.Rows, number int) (writtenPart, error) {
+// writePart uploads the next part from the checkpoint, closing it at
+// closeBy if it is still open then. It returns zero records (and uploads
+// nothing) when no event is left.
+func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sinks.Sink, owner string, rows format.Rows, number int, closeBy time.Time) (writtenPart, error) {
 	var part writtenPart
 	after := e.Checkpoint
 	page, err := store.ListEvents(ctx, w.Pool, e.TenantID, e.Filter, audex.OrderAsc, after, min(exportPageSize, e.PartMaxRecords))
@@ -216,7 +222,7 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 	pr, pw := io.Pipe()
 	produced := make(chan error, 1)
 	go func() {
-		err := w.produce(ctx, e, owner, rows, page, &part, pw)
+		err := w.produce(ctx, e, owner, rows, page, &part, pw, closeBy)
 		pw.CloseWithError(err) // nil closes cleanly
 		produced <- err
 	}()
@@ -232,14 +238,28 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 	return part, nil
 }
 
+// partBufferSize is the buffer between the encoder and the upload: one
+// write to the sink per 256 KiB rather than one per event.
+const partBufferSize = 256 << 10
+
 // produce encodes events from the first page on into out (through gzip
-// when asked), until the part is full or the events run out.
-func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, page []audex.Event, part *writtenPart, out io.Writer) error {
-	var body io.Writer = out
+// when asked), until the part is full, closeBy has passed or the events
+// run out.
+func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time) error {
+	buffered := bufio.NewWriterSize(out, partBufferSize)
+	var body io.Writer = buffered
 	var gz *gzip.Writer
 	if e.Compression == "gzip" {
-		gz, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
+		gz, _ = gzip.NewWriterLevel(buffered, gzip.BestSpeed)
 		body = gz
+	}
+	finish := func() error {
+		if gz != nil {
+			if err := gz.Close(); err != nil {
+				return err
+			}
+		}
+		return buffered.Flush()
 	}
 	header := rows.Header()
 	written := int64(len(header))
@@ -253,7 +273,7 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 			buf = rows.AppendRow(buf[:0], &page[i])
 			if part.records >= int64(e.PartMaxRecords) || part.records > 0 && written+int64(len(buf)) > e.PartMaxBytes {
 				part.full = true
-				return closeGzip(gz)
+				return finish()
 			}
 			if _, err := body.Write(buf); err != nil {
 				return err
@@ -273,6 +293,10 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 				return store.ErrLeaseLost
 			}
 		}
+		if time.Now().After(closeBy) {
+			part.full = true
+			return finish()
+		}
 		remaining := int64(e.PartMaxRecords) - part.records
 		if remaining <= 0 {
 			// The part is full unless nothing follows; one more row tells.
@@ -284,14 +308,7 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 			return err
 		}
 	}
-	return closeGzip(gz)
-}
-
-func closeGzip(gz *gzip.Writer) error {
-	if gz == nil {
-		return nil
-	}
-	return gz.Close()
+	return finish()
 }
 
 // complete writes the manifest (last) and marks the export completed.
