@@ -66,6 +66,7 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 	deadline := time.Now().Add(w.Window)
 	var after *audex.Position
 	for {
+		started := time.Now()
 		_, last, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize)
 		if err != nil {
 			if job.Attempt >= job.MaxAttempts {
@@ -77,6 +78,9 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 			break // nothing left
 		}
 		after = last
+		if err := w.yield(ctx, min(time.Since(started), time.Until(deadline))); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return river.JobSnooze(0)
 		}
@@ -86,6 +90,23 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 		return err
 	}
 	log.Info("purge_completed", slog.Int64("deleted", done.Deleted), slog.String("reason", done.Reason))
+	return nil
+}
+
+// yield gives way to other work on the database: when another session is
+// running a statement (ingest, most likely), the purge pauses for pause
+// (as long as its last batch took, within the attempt's window), so that
+// it takes at most about half of a busy database. An idle database is
+// purged at full speed.
+func (w *PurgeWorker) yield(ctx context.Context, pause time.Duration) error {
+	busy, err := store.OtherSessionsActive(ctx, w.Pool)
+	if err != nil || !busy {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(pause):
+	}
 	return nil
 }
 

@@ -229,6 +229,20 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Positi
 	return deleted, last, nil
 }
 
+// OtherSessionsActive reports whether a session of the database other
+// than db's own is running a statement now: the signal on which a purge
+// gives way. River's own listeners wait idle and do not count.
+func OtherSessionsActive(ctx context.Context, db DBTX) (bool, error) {
+	var busy bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()
+		AND backend_type = 'client backend' AND state = 'active')`).Scan(&busy)
+	if err != nil {
+		return false, fmt.Errorf("database activity: %w", translate(err))
+	}
+	return busy, nil
+}
+
 // CompletePurge marks the purge completed and records audit.purge_completed
 // (for a retention purge only when it deleted anything), in one
 // transaction. The event occurs after the cut-off's deletions, so the purge
