@@ -98,6 +98,12 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var rolled summaryResult
+	if b.cfg.runs("summary") {
+		if rolled, err = b.rollUpSummaries(ctx); err != nil {
+			return err
+		}
+	}
 	// The later phases go through the real api and worker commands.
 	svc, err := b.startServices(ctx)
 	defer svc.stop(ctx, b)
@@ -118,7 +124,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	if b.cfg.runs("summary") {
-		summary, err := b.summary(ctx, svc, readKey)
+		summary, err := b.summary(ctx, svc, readKey, rolled)
 		if err != nil {
 			return err
 		}

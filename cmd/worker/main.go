@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ExportTiming:      jobs.ExportTiming{Window: time.Duration(cfg.Exports.AttemptWindow), LeaseTTL: time.Duration(cfg.Exports.LeaseTTL)},
 		ReaperInterval:    time.Duration(cfg.Exports.ReaperInterval),
 		RetentionInterval: cfg.RetentionInterval,
+		SummaryInterval:   cfg.SummaryInterval,
 	})
 	if err != nil {
 		return err

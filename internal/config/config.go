@@ -23,6 +23,7 @@ const (
 	DefaultDatabaseURL       = "postgres://postgres@127.0.0.1:5432/audex?sslmode=disable"
 	DefaultListen            = "127.0.0.1:8080"
 	DefaultRetentionInterval = 24 * time.Hour
+	DefaultSummaryInterval   = 30 * time.Second
 )
 
 // Config is the whole operator configuration.
@@ -31,6 +32,9 @@ type Config struct {
 	Listen      string `yaml:"listen"`
 	// RetentionInterval is how often the retention job runs.
 	RetentionInterval time.Duration `yaml:"retention_interval"`
+	// SummaryInterval is how often new events are rolled up into the
+	// summary's daily counts.
+	SummaryInterval time.Duration `yaml:"summary_interval"`
 	// CursorSecret overrides the cursor-signing secret that `api migrate`
 	// stores in the database. Every replica must use the same one.
 	CursorSecret string        `yaml:"-"`
@@ -143,6 +147,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:       DefaultDatabaseURL,
 		Listen:            DefaultListen,
 		RetentionInterval: DefaultRetentionInterval,
+		SummaryInterval:   DefaultSummaryInterval,
 		Destinations:      []Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}},
 		Exports:           Exports{Concurrency: 2, PartMaxRecords: 100_000, PartMaxBytes: 64 << 20},
 	}
@@ -161,12 +166,15 @@ func Load(getenv func(string) string) (Config, error) {
 	if v := getenv("AUDEX_LISTEN"); v != "" {
 		cfg.Listen = v
 	}
-	if v := getenv("AUDEX_RETENTION_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return cfg, fmt.Errorf("AUDEX_RETENTION_INTERVAL: %q is not a Go duration such as 24h", v)
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"AUDEX_RETENTION_INTERVAL", &cfg.RetentionInterval}, {"AUDEX_SUMMARY_INTERVAL", &cfg.SummaryInterval}} {
+		if v := getenv(d.name); v != "" {
+			if err := parseDuration(d.name, v, d.dst); err != nil {
+				return cfg, err
+			}
 		}
-		cfg.RetentionInterval = d
 	}
 	if v := getenv("AUDEX_EXPORT_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -179,12 +187,24 @@ func Load(getenv func(string) string) (Config, error) {
 	return cfg, cfg.validate()
 }
 
+// parseDuration sets *dst from value, a Go duration, or says which
+// setting (name) is wrong.
+func parseDuration(name, value string, dst *time.Duration) error {
+	d, err := time.ParseDuration(value)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a Go duration such as 30s or 24h", name, value)
+	}
+	*dst = d
+	return nil
+}
+
 // parseYAML decodes the file strictly over the defaults in cfg.
 func parseYAML(data []byte, cfg *Config) error {
 	var file struct {
 		DatabaseURL       *string        `yaml:"database_url"`
 		Listen            *string        `yaml:"listen"`
 		RetentionInterval *string        `yaml:"retention_interval"`
+		SummaryInterval   *string        `yaml:"summary_interval"`
 		Destinations      *[]Destination `yaml:"destinations"`
 		Exports           *Exports       `yaml:"exports"`
 	}
@@ -200,11 +220,14 @@ func parseYAML(data []byte, cfg *Config) error {
 		cfg.Listen = *file.Listen
 	}
 	if file.RetentionInterval != nil {
-		d, err := time.ParseDuration(*file.RetentionInterval)
-		if err != nil {
-			return fmt.Errorf("retention_interval: %q is not a Go duration such as 24h", *file.RetentionInterval)
+		if err := parseDuration("retention_interval", *file.RetentionInterval, &cfg.RetentionInterval); err != nil {
+			return err
 		}
-		cfg.RetentionInterval = d
+	}
+	if file.SummaryInterval != nil {
+		if err := parseDuration("summary_interval", *file.SummaryInterval, &cfg.SummaryInterval); err != nil {
+			return err
+		}
 	}
 	if file.Destinations != nil {
 		cfg.Destinations = *file.Destinations
@@ -229,6 +252,9 @@ func parseYAML(data []byte, cfg *Config) error {
 func (c Config) validate() error {
 	if c.RetentionInterval < time.Minute {
 		return errors.New("retention_interval must be at least 1m")
+	}
+	if c.SummaryInterval < time.Second {
+		return errors.New("summary_interval (AUDEX_SUMMARY_INTERVAL) must be at least 1s")
 	}
 	switch {
 	case c.Exports.Concurrency < 1 || c.Exports.Concurrency > 64:

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Config is what the worker's River client needs.
@@ -33,6 +34,9 @@ type Config struct {
 	// RetentionInterval is how often retention purges are created
 	// (default 24 h).
 	RetentionInterval time.Duration
+	// SummaryInterval is how often new events are rolled up into the
+	// summary's daily counts (default 30 s).
+	SummaryInterval time.Duration
 }
 
 // NewClient returns a River client that works every audex job kind and
@@ -52,9 +56,14 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 2})
 	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
+	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	retentionInterval := cfg.RetentionInterval
 	if retentionInterval <= 0 {
 		retentionInterval = 24 * time.Hour
+	}
+	summaryInterval := cfg.SummaryInterval
+	if summaryInterval <= 0 {
+		summaryInterval = 30 * time.Second
 	}
 	reaperInterval := cfg.ReaperInterval
 	if reaperInterval <= 0 {
@@ -85,6 +94,13 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return RetentionArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			// One rollup queued or running at a time: a slow one is not
+			// queued again behind itself.
+			river.NewPeriodicJob(river.PeriodicInterval(summaryInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return SummaryRollupArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{
+					ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable},
+				}}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

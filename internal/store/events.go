@@ -320,6 +320,9 @@ func DeleteEvent(ctx context.Context, db DBTX, tenantID, id string, actor audex.
 		if err != nil {
 			return err
 		}
+		if err := subtractEventFromSummary(ctx, tx, tenantID, occurredAt, id); err != nil {
+			return err
+		}
 		rows, err = tx.Query(ctx, `
 			DELETE FROM events WHERE tenant_id = $1 AND occurred_at = $2 AND id = $3
 			RETURNING `+selectEventColumns, tenantID, occurredAt, id)

@@ -251,6 +251,9 @@ func finishDrop(ctx context.Context, db DBTX, name string) (DroppedPartition, er
 			return err
 		}
 		for _, p := range purges {
+			if err := settleSummaryAfterPurge(ctx, tx, p.TenantID, p.Before); err != nil {
+				return err
+			}
 			if err := RecordAuditEvent(ctx, tx, p.TenantID, audex.Event{
 				Action: "audit.purge_completed", Actor: audex.SystemActor(), Target: audex.NewTarget("purge", p.ID),
 				Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason, "partition": name}),

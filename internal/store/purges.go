@@ -258,6 +258,9 @@ func CompletePurge(ctx context.Context, db DBTX, id string) (audex.Purge, error)
 		if p, err = pgx.CollectExactlyOneRow(rows, scanPurge); err != nil {
 			return err
 		}
+		if err := settleSummaryAfterPurge(ctx, tx, p.TenantID, p.Before); err != nil {
+			return err
+		}
 		if p.Reason == audex.PurgeByRetention && p.Deleted == 0 {
 			return nil
 		}
@@ -272,10 +275,23 @@ func CompletePurge(ctx context.Context, db DBTX, id string) (audex.Purge, error)
 	return p, nil
 }
 
-// FailPurge marks a purge failed with a message for operators.
+// FailPurge marks a purge failed with a message for operators, and makes
+// the summary counts exact for the events it did delete.
 func FailPurge(ctx context.Context, db DBTX, id, message string) error {
-	if _, err := db.Exec(ctx, `UPDATE purges SET status = 'failed', error = $2, completed_at = now()
-		WHERE id = $1 AND status IN ('queued', 'running')`, id, message); err != nil {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		var tenantID string
+		var before time.Time
+		err := tx.QueryRow(ctx, `UPDATE purges SET status = 'failed', error = $2, completed_at = now()
+			WHERE id = $1 AND status IN ('queued', 'running') RETURNING tenant_id, before`, id, message).Scan(&tenantID, &before)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return settleSummaryAfterPurge(ctx, tx, tenantID, before)
+	})
+	if err != nil {
 		return fmt.Errorf("fail purge: %w", translate(err))
 	}
 	return nil

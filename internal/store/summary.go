@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -54,11 +55,29 @@ const (
 	groupResource = 0b1110
 )
 
-// SummarizeEvents aggregates the tenant's events that match f in one scan:
-// totals, every action's count, and the top actors, targets and resources
-// (most events first, ties in byte order of the id). Events without a
-// target or resource do not count in those lists.
+// SummarizeEvents aggregates the tenant's events that match f: totals,
+// every action's count, and the top actors, targets and resources (most
+// events first, ties in byte order of the id). Events without a target or
+// resource do not count in those lists. A plain time range (Since and
+// Until, no other filter) is answered from the daily counts of
+// summary_counts (summarizeRange); any other filter scans the events.
 func SummarizeEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Summary, error) {
+	if f.Since != nil && f.Until != nil && timeRangeOnly(f) {
+		return summarizeRange(ctx, db, tenantID, *f.Since, *f.Until)
+	}
+	return scanSummary(ctx, db, tenantID, f)
+}
+
+// timeRangeOnly reports whether f selects by time alone. Every other field
+// counts, so a filter added later can never be answered by the rollups by
+// mistake.
+func timeRangeOnly(f audex.Filter) bool {
+	f.Since, f.Until = nil, nil
+	return reflect.ValueOf(f).IsZero()
+}
+
+// scanSummary is SummarizeEvents in one scan of the matching events.
+func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Summary, error) {
 	var q queryBuilder
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)

@@ -1,0 +1,366 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// How summarizeRange answers [since, until) exactly from daily counts
+// (docs/design.md, "Summaries"):
+//
+//   - A day inside the range, and a partial day at either end that covers
+//     at least half of its day, is read from summary_counts ("rollup
+//     days"); a partial day's events outside the range are subtracted
+//     (read from events: less than half a day).
+//   - A partial day covering less than half of its day, and any day before
+//     the tenant's valid_from, is read from events.
+//   - Events that the rollup has not reached yet (received since
+//     rolled_to) are read from events for the rollup days.
+//
+// All of it in one read-only repeatable-read snapshot, so that a rollup
+// committing meanwhile is seen entirely or not at all.
+//
+// Totals and actions are summed outright. Each top list is found with the
+// threshold algorithm: the m best values of every rollup day and of the
+// events read are the candidates, their exact totals are summed, and the
+// ten best stand if the tenth beats the most that any other value could
+// have (the sum of each list's (m+1)-th count); else m grows, up to all
+// values.
+
+// summaryRounds are the candidates taken from each list in turn; 0 means
+// all of them.
+var summaryRounds = []int{20, 200, 0}
+
+// timeInterval is [from, to).
+type timeInterval struct{ from, to time.Time }
+
+// summaryPlan says where each part of a range is read from.
+type summaryPlan struct {
+	// rollupFrom and rollupTo bound the rollup days [rollupFrom, rollupTo)
+	// (empty when equal).
+	rollupFrom, rollupTo time.Time
+	// scan are read from events and added; subtract are read from events
+	// and taken off the rollup days.
+	scan, subtract []timeInterval
+}
+
+// planSummary splits [since, until) for a tenant whose counts are valid
+// from validFrom on.
+func planSummary(since, until, validFrom time.Time) summaryPlan {
+	var p summaryPlan
+	addScan := func(from, to time.Time) {
+		if !from.Before(to) {
+			return
+		}
+		if n := len(p.scan); n > 0 && p.scan[n-1].to.Equal(from) {
+			p.scan[n-1].to = to
+			return
+		}
+		p.scan = append(p.scan, timeInterval{from, to})
+	}
+	start := utcDay(since)
+	if start.Before(validFrom) {
+		start = validFrom
+	}
+	addScan(since, earliest(start, until))
+	if !start.Before(until) {
+		return p
+	}
+	end := utcDay(until.Add(-time.Microsecond)).AddDate(0, 0, 1) // the end of the last day touched
+	// Whole days from the first to the last, then each end decided.
+	p.rollupFrom, p.rollupTo = start, end
+	first := timeInterval{latest(since, start), earliest(until, start.AddDate(0, 0, 1))}
+	last := timeInterval{latest(since, end.AddDate(0, 0, -1)), earliest(until, end)}
+	const half = 12 * time.Hour
+	if first.from.After(start) || first.to.Before(start.AddDate(0, 0, 1)) {
+		if first.to.Sub(first.from) >= half {
+			p.subtract = appendInterval(p.subtract, start, first.from)
+			p.subtract = appendInterval(p.subtract, first.to, start.AddDate(0, 0, 1))
+		} else {
+			addScan(first.from, first.to)
+			p.rollupFrom = start.AddDate(0, 0, 1)
+		}
+	}
+	if end.AddDate(0, 0, -1).After(start) && last.to.Before(end) {
+		if last.to.Sub(last.from) >= half {
+			p.subtract = appendInterval(p.subtract, last.to, end)
+		} else {
+			addScan(last.from, last.to)
+			p.rollupTo = end.AddDate(0, 0, -1)
+		}
+	}
+	if !p.rollupFrom.Before(p.rollupTo) {
+		p.rollupFrom, p.rollupTo = time.Time{}, time.Time{}
+	}
+	return p
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func appendInterval(list []timeInterval, from, to time.Time) []timeInterval {
+	if from.Before(to) {
+		list = append(list, timeInterval{from, to})
+	}
+	return list
+}
+
+// valueCountsByKind are counts of summary values: kind -> value -> events.
+type valueCountsByKind map[int]map[string]int64
+
+func (c valueCountsByKind) add(kind int, value string, n int64) {
+	if c[kind] == nil {
+		c[kind] = map[string]int64{}
+	}
+	c[kind][value] += n
+}
+
+// summarizeRange is SummarizeEvents for a plain time range, from the
+// daily counts.
+func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until time.Time) (Summary, error) {
+	s := Summary{ActionsBreakdown: map[string]int64{}}
+	err := inSnapshot(ctx, db, func(tx pgx.Tx) error {
+		m, err := readSummaryMark(ctx, tx, tenantID)
+		if err != nil {
+			return err
+		}
+		p := planSummary(since, until, m.validFrom)
+		// Events read from the table: added (scans, not yet rolled up) and
+		// subtracted (the ends of partial rollup days).
+		added, subtracted := valueCountsByKind{}, valueCountsByKind{}
+		var conds []string
+		args := []any{tenantID}
+		arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+		for _, in := range p.scan {
+			conds = append(conds, fmt.Sprintf("(occurred_at >= %s AND occurred_at < %s)", arg(in.from), arg(in.to)))
+		}
+		if len(conds) > 0 {
+			if err := countEventValues(ctx, tx, added, strings.Join(conds, " OR "), args...); err != nil {
+				return err
+			}
+		}
+		if p.rollupFrom.Before(p.rollupTo) {
+			if err := countEventValues(ctx, tx, added, `received_at >= $2 AND occurred_at >= $3 AND occurred_at < $4`,
+				tenantID, m.rolledTo, p.rollupFrom, p.rollupTo); err != nil {
+				return err
+			}
+		}
+		conds, args = nil, []any{tenantID}
+		for _, in := range p.subtract {
+			conds = append(conds, fmt.Sprintf("(occurred_at >= %s AND occurred_at < %s)", arg(in.from), arg(in.to)))
+		}
+		if len(conds) > 0 {
+			if err := countEventValues(ctx, tx, subtracted, strings.Join(conds, " OR "), args...); err != nil {
+				return err
+			}
+		}
+		// Totals and actions: every rollup row of those kinds, then the
+		// events read.
+		small := valueCountsByKind{}
+		if p.rollupFrom.Before(p.rollupTo) {
+			rows, err := tx.Query(ctx, `SELECT kind, value, sum(events)::bigint FROM summary_counts
+				WHERE tenant_id = $1 AND kind = ANY('{0,1,2,3}') AND day >= $2 AND day < $3 GROUP BY 1, 2`,
+				tenantID, p.rollupFrom, p.rollupTo)
+			if err != nil {
+				return err
+			}
+			var kind int
+			var value string
+			var n int64
+			if _, err := pgx.ForEachRow(rows, []any{&kind, &value, &n}, func() error {
+				small.add(kind, value, n)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		for _, kind := range []int{summaryTotal, summarySucceeded, summaryFailed, summaryAction} {
+			for v, n := range added[kind] {
+				small.add(kind, v, n)
+			}
+			for v, n := range subtracted[kind] {
+				small.add(kind, v, -n)
+			}
+		}
+		s.TotalEvents, s.SuccessfulEvents, s.FailedEvents = small[summaryTotal][""], small[summarySucceeded][""], small[summaryFailed][""]
+		for v, n := range small[summaryAction] {
+			if n > 0 {
+				s.ActionsBreakdown[v] = n
+			}
+		}
+		tops := map[int][]valueCount{}
+		for _, kind := range []int{summaryActor, summaryTarget, summaryResource} {
+			if tops[kind], err = topValues(ctx, tx, tenantID, kind, p, added[kind], subtracted[kind]); err != nil {
+				return err
+			}
+		}
+		s.TopActors = mapSlice(tops[summaryActor], func(c valueCount) ActorCount { return ActorCount{ActorID: c.value, Count: c.n} })
+		s.TopTargets = mapSlice(tops[summaryTarget], func(c valueCount) TargetCount { return TargetCount{TargetID: c.value, Count: c.n} })
+		s.TopResources = mapSlice(tops[summaryResource], func(c valueCount) ResourceCount { return ResourceCount{Resource: c.value, Count: c.n} })
+		return nil
+	})
+	if err != nil {
+		return Summary{}, fmt.Errorf("summarize events: %w", translate(err))
+	}
+	return s, nil
+}
+
+// countEventValues adds to into the (kind, value) counts of the tenant's
+// events that cond selects ($1 is the tenant).
+func countEventValues(ctx context.Context, tx pgx.Tx, into valueCountsByKind, cond string, args ...any) error {
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT k.kind, k.value, count(*) FROM events %s
+		WHERE tenant_id = $1 AND (%s) AND k.value IS NOT NULL GROUP BY 1, 2`, summaryKindsSQL, cond), args...)
+	if err != nil {
+		return err
+	}
+	var kind int
+	var value string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&kind, &value, &n}, func() error {
+		into.add(kind, value, n)
+		return nil
+	})
+	return err
+}
+
+// valueCount is one value of a top list.
+type valueCount struct {
+	value string
+	n     int64
+}
+
+// topValues returns the SummaryTopN values of a kind with the most events
+// in the plan's range: the rollup days plus added minus subtracted.
+func topValues(ctx context.Context, tx pgx.Tx, tenantID string, kind int, p summaryPlan, added, subtracted map[string]int64) ([]valueCount, error) {
+	// The added events as one more list, most events first.
+	extra := make([]valueCount, 0, len(added))
+	for v, n := range added {
+		extra = append(extra, valueCount{v, n})
+	}
+	sortValueCounts(extra)
+	for _, m := range summaryRounds {
+		candidates := map[string]bool{}
+		var bound int64
+		take := func(i int, c valueCount) {
+			switch {
+			case m == 0 || i < m:
+				candidates[c.value] = true
+			case i == m:
+				bound += max(c.n, 0)
+			}
+		}
+		for i, c := range extra {
+			take(i, c)
+		}
+		if p.rollupFrom.Before(p.rollupTo) {
+			limit := any(nil)
+			if m > 0 {
+				limit = m + 1
+			}
+			rows, err := tx.Query(ctx, `SELECT d.day::date, c.value, c.events FROM generate_series($3::date, $4::date - 1, '1 day') AS d(day)
+				CROSS JOIN LATERAL (SELECT value, events FROM summary_counts
+					WHERE tenant_id = $1 AND kind = $2 AND day = d.day::date ORDER BY events DESC, value LIMIT $5) c
+				ORDER BY 1, c.events DESC, c.value`, tenantID, kind, p.rollupFrom, p.rollupTo, limit)
+			if err != nil {
+				return nil, err
+			}
+			// Rows come day by day, each day's best first.
+			var day, prev time.Time
+			var c valueCount
+			i := 0
+			if _, err := pgx.ForEachRow(rows, []any{&day, &c.value, &c.n}, func() error {
+				if !day.Equal(prev) {
+					prev, i = day, 0
+				}
+				take(i, c)
+				i++
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		totals, err := candidateTotals(ctx, tx, tenantID, kind, p, candidates)
+		if err != nil {
+			return nil, err
+		}
+		var ranked []valueCount
+		for v := range candidates {
+			if n := totals[v] + added[v] - subtracted[v]; n > 0 {
+				ranked = append(ranked, valueCount{v, n})
+			}
+		}
+		sortValueCounts(ranked)
+		if m == 0 || len(ranked) >= SummaryTopN && ranked[SummaryTopN-1].n > bound || len(ranked) < SummaryTopN && bound == 0 {
+			return ranked[:min(len(ranked), SummaryTopN)], nil
+		}
+	}
+	panic("unreachable: the last round takes every value")
+}
+
+// candidateTotals sums the rollup days' counts of the candidate values.
+func candidateTotals(ctx context.Context, tx pgx.Tx, tenantID string, kind int, p summaryPlan, candidates map[string]bool) (map[string]int64, error) {
+	totals := map[string]int64{}
+	if len(candidates) == 0 || !p.rollupFrom.Before(p.rollupTo) {
+		return totals, nil
+	}
+	values := make([]string, 0, len(candidates))
+	for v := range candidates {
+		values = append(values, v)
+	}
+	rows, err := tx.Query(ctx, `SELECT value, sum(events)::bigint FROM summary_counts
+		WHERE tenant_id = $1 AND kind = $2 AND value = ANY($3) AND day >= $4 AND day < $5 GROUP BY 1`,
+		tenantID, kind, values, p.rollupFrom, p.rollupTo)
+	if err != nil {
+		return nil, err
+	}
+	var v string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&v, &n}, func() error {
+		totals[v] = n
+		return nil
+	})
+	return totals, err
+}
+
+// sortValueCounts orders most events first, then values in byte order.
+func sortValueCounts(list []valueCount) {
+	slices.SortFunc(list, func(a, b valueCount) int {
+		return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(a.value, b.value))
+	})
+}
+
+func mapSlice[T, U any](in []T, f func(T) U) []U {
+	out := make([]U, 0, len(in))
+	for _, v := range in {
+		out = append(out, f(v))
+	}
+	return out
+}
+
+// inSnapshot runs fn in a read-only repeatable-read transaction, so that
+// all its statements see one snapshot of the database.
+func inSnapshot(ctx context.Context, db DBTX, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
