@@ -356,36 +356,35 @@ func DeleteEvent(ctx context.Context, db DBTX, tenantID, id string, actor audex.
 	return nil
 }
 
+// streamPageSize is how many events StreamEvents reads per statement.
+const streamPageSize = 2000
+
 // StreamEvents calls fn for each of the tenant's events that match f, in
-// ascending (occurred_at, id) order, reading them as PostgreSQL sends them
-// so that memory does not grow with the result. When fn returns an error
-// or ctx ends, the query is cancelled on the server and the error returned.
+// ascending (occurred_at, id) order. It reads pages of streamPageSize in
+// index order (keyset, like ListEvents) within one read-only
+// repeatable-read transaction: the first events go out at once, whatever
+// the size of the result (one statement for all of it may be planned as a
+// sort of everything before the first row), memory holds one page, and
+// the result is one consistent snapshot. When fn returns an error or ctx
+// ends, no statement is left running and the error is returned.
 func StreamEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fn func(*audex.Event) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var q queryBuilder
-	q.where("tenant_id = " + q.arg(tenantID))
-	q.filter(f)
-	rows, err := db.Query(ctx, fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY occurred_at, id",
-		selectEventColumns, strings.Join(q.conds, " AND ")), q.args...)
-	if err != nil {
-		return fmt.Errorf("stream events: %w", translate(err))
-	}
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err == nil {
-			err = fn(&e)
+	return inSnapshot(ctx, db, func(tx pgx.Tx) error {
+		var after *audex.Position
+		for {
+			page, err := ListEvents(ctx, tx, tenantID, f, audex.OrderAsc, after, streamPageSize)
+			if err != nil {
+				return fmt.Errorf("stream events: %w", err)
+			}
+			for i := range page {
+				if err := fn(&page[i]); err != nil {
+					return err
+				}
+			}
+			if len(page) < streamPageSize {
+				return nil
+			}
+			last := page[len(page)-1]
+			after = &audex.Position{OccurredAt: last.OccurredAt, ID: last.ID}
 		}
-		if err != nil {
-			// Cancel first: closing unfinished rows would otherwise read
-			// the rest of the result.
-			cancel()
-			rows.Close()
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("stream events: %w", translate(err))
-	}
-	return nil
+	})
 }
