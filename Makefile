@@ -1,4 +1,4 @@
-.PHONY: run test bench build vet
+.PHONY: run test bench fuzz build vet
 
 # Run audex (API + worker) with everything it needs.
 run:
@@ -11,6 +11,10 @@ test:
 # Load synthetic events and print the performance figures (BENCHMARKS.md).
 bench:
 	bash scripts/bench.sh
+
+# Run every fuzz target for FUZZTIME each (default 30s).
+fuzz:
+	bash scripts/fuzz.sh
 
 build:
 	go build ./...
