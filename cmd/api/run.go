@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		River:          riverClient,
 		Destinations:   cfg.Destinations,
 		ExportDefaults: api.ExportDefaults{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes},
+		RateLimit:      api.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst},
 	})
 	srv := &http.Server{
 		Handler:           handler,

@@ -30,6 +30,9 @@ type Config struct {
 	Destinations []config.Destination
 	// ExportDefaults are the part limits of exports that give none.
 	ExportDefaults ExportDefaults
+	// RateLimit limits each API key's requests to this process (zero: no
+	// limit).
+	RateLimit RateLimit
 }
 
 // ExportDefaults are the part limits of an export request that gives none.
@@ -51,6 +54,8 @@ type Server struct {
 
 	touchMu     sync.Mutex
 	lastTouched map[string]time.Time
+
+	limiter *keyLimiter // nil: no rate limit
 }
 
 // Route is one entry of the router's table.
@@ -77,6 +82,7 @@ func New(cfg Config) *Server {
 
 		destinations:   cfg.Destinations,
 		exportDefaults: cfg.ExportDefaults,
+		limiter:        newKeyLimiter(cfg.RateLimit),
 	}
 	if s.exportDefaults.PartMaxRecords == 0 {
 		s.exportDefaults.PartMaxRecords = 100_000
@@ -153,6 +159,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if rt.Scope != "" {
 			var err error
 			if key, err = s.authenticate(r, rt.Scope); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if err := s.rateLimited(w, key.ID); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -41,6 +42,16 @@ type Config struct {
 	Destinations []Destination `yaml:"destinations"`
 	// Exports tunes export jobs.
 	Exports Exports `yaml:"exports"`
+	// RateLimit limits each API key's requests per API process; off by
+	// default.
+	RateLimit RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit is a token bucket per API key: Burst requests at once,
+// refilled at PerSecond. PerSecond 0 is no limit.
+type RateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
 }
 
 // Exports tunes export jobs: how many run at once per worker process, the
@@ -176,6 +187,20 @@ func Load(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	if v := getenv("AUDEX_RATE_LIMIT"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return cfg, fmt.Errorf("AUDEX_RATE_LIMIT: %q is not a number of requests per second", v)
+		}
+		cfg.RateLimit.PerSecond = n
+	}
+	if v := getenv("AUDEX_RATE_LIMIT_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("AUDEX_RATE_LIMIT_BURST: %q is not a whole number of requests", v)
+		}
+		cfg.RateLimit.Burst = n
+	}
 	if v := getenv("AUDEX_EXPORT_CONCURRENCY"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -207,6 +232,7 @@ func parseYAML(data []byte, cfg *Config) error {
 		SummaryInterval   *string        `yaml:"summary_interval"`
 		Destinations      *[]Destination `yaml:"destinations"`
 		Exports           *Exports       `yaml:"exports"`
+		RateLimit         *RateLimit     `yaml:"rate_limit"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -232,6 +258,9 @@ func parseYAML(data []byte, cfg *Config) error {
 	if file.Destinations != nil {
 		cfg.Destinations = *file.Destinations
 	}
+	if file.RateLimit != nil {
+		cfg.RateLimit = *file.RateLimit
+	}
 	if file.Exports != nil {
 		if file.Exports.Concurrency != 0 {
 			cfg.Exports.Concurrency = file.Exports.Concurrency
@@ -252,6 +281,9 @@ func parseYAML(data []byte, cfg *Config) error {
 func (c Config) validate() error {
 	if c.RetentionInterval < time.Minute {
 		return errors.New("retention_interval must be at least 1m")
+	}
+	if c.RateLimit.PerSecond < 0 || c.RateLimit.PerSecond > 1e6 || math.IsNaN(c.RateLimit.PerSecond) || c.RateLimit.Burst < 0 || c.RateLimit.Burst > 1e6 {
+		return errors.New("rate_limit (AUDEX_RATE_LIMIT, AUDEX_RATE_LIMIT_BURST): per_second from 0 (no limit) to 1000000, burst from 0 (per_second rounded up) to 1000000")
 	}
 	if c.SummaryInterval < time.Second {
 		return errors.New("summary_interval (AUDEX_SUMMARY_INTERVAL) must be at least 1s")

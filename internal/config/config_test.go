@@ -33,6 +33,17 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, "127.0.0.1:8080", cfg.Listen)
 		require.Equal(t, 24*time.Hour, cfg.RetentionInterval)
 		require.Equal(t, []config.Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}}, cfg.Destinations)
+		require.Equal(t, 30*time.Second, cfg.SummaryInterval)
+		require.Zero(t, cfg.RateLimit.PerSecond, "no rate limit unless asked")
+	})
+
+	t.Run("RateLimitAndSummaryIntervalFromFileAndEnvironment", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "rate_limit: {per_second: 50, burst: 200}\nsummary_interval: 5s\n")
+		cfg, err := config.Load(envOf(map[string]string{"AUDEX_CONFIG": path, "AUDEX_RATE_LIMIT": "12.5"}))
+		require.NoError(t, err)
+		require.Equal(t, config.RateLimit{PerSecond: 12.5, Burst: 200}, cfg.RateLimit)
+		require.Equal(t, 5*time.Second, cfg.SummaryInterval)
 	})
 
 	t.Run("EnvironmentWinsOverTheFile", func(t *testing.T) {
@@ -75,6 +86,9 @@ destinations:
 		"DestinationTwice":    {file: "destinations: [{name: x, type: file, bucket: a}, {name: x, type: file, bucket: b}]\n", want: "used twice"},
 		"DestinationNoBucket": {file: "destinations: [{name: x, type: s3}]\n", want: "bucket is required"},
 		"ShortCursorSecret":   {env: map[string]string{"AUDEX_CURSOR_SECRET": "short"}, want: "AUDEX_CURSOR_SECRET"},
+		"BadRateLimit":        {env: map[string]string{"AUDEX_RATE_LIMIT": "fast"}, want: "AUDEX_RATE_LIMIT"},
+		"NegativeRateLimit":   {file: "rate_limit: {per_second: -1}\n", want: "rate_limit"},
+		"BadSummaryInterval":  {env: map[string]string{"AUDEX_SUMMARY_INTERVAL": "1ms"}, want: "summary_interval"},
 	} {
 		t.Run("Rejects"+name, func(t *testing.T) {
 			t.Parallel()
