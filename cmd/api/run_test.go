@@ -8,32 +8,14 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/storetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func envOf(vars map[string]string) func(string) string {
 	return func(k string) string { return vars[k] }
@@ -108,7 +90,7 @@ func TestRun(t *testing.T) {
 
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
-		stderr := &syncBuffer{}
+		stderr := &logtest.Buffer{}
 		done := make(chan error, 1)
 		go func() { done <- run(ctx, nil, envOf(env), io.Discard, stderr) }()
 		addr := waitForListen(t, stderr)
@@ -165,7 +147,7 @@ func TestRun(t *testing.T) {
 }
 
 // waitForListen reads the address from the api_listening log line.
-func waitForListen(t *testing.T, stderr *syncBuffer) string {
+func waitForListen(t *testing.T, stderr *logtest.Buffer) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {

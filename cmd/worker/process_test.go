@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 	"github.com/audex-dev/audex/internal/api"
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -119,29 +119,13 @@ func (b *processBundle) seed(t *testing.T, n int) {
 // worker is a running worker process.
 type worker struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *logtest.Buffer
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 func (b *processBundle) startWorker(t *testing.T) *worker {
 	t.Helper()
-	w := &worker{cmd: exec.Command(workerBinary(t)), stderr: &lockedBuffer{}}
+	w := &worker{cmd: exec.Command(workerBinary(t)), stderr: &logtest.Buffer{}}
 	w.cmd.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL, "AUDEX_CONFIG="+b.config)
 	w.cmd.Stderr = w.stderr
 	require.NoError(t, w.cmd.Start())

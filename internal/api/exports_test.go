@@ -56,27 +56,43 @@ type exportBundle struct {
 // with a worker when withWorker.
 func setupExports(t *testing.T, withWorker bool, sinkTypes ...string) *exportBundle {
 	t.Helper()
-	extra := map[string]sinks.Config{}
-	getenvs := map[string]func(string) string{}
+	opts := exportOptions{worker: withWorker, extra: map[string]sinks.Config{}, getenvs: map[string]func(string) string{}}
 	for _, typ := range sinkTypes {
-		extra[typ], getenvs[typ] = sinktest.NewBucket(t, typ)
+		opts.extra[typ], opts.getenvs[typ] = sinktest.NewBucket(t, typ)
 	}
-	return newExportBundle(t, withWorker, extra, getenvs, testExportTiming)
+	return newExportBundle(t, opts)
 }
 
 // setupExportsWith is setupExports with a worker and the extra
 // destinations given, each named by its key.
 func setupExportsWith(t *testing.T, extra map[string]sinks.Config) *exportBundle {
 	t.Helper()
-	return newExportBundle(t, true, extra, nil, testExportTiming)
+	return newExportBundle(t, exportOptions{worker: true, extra: extra})
 }
 
 // testExportTiming is the workers' timing in these tests: attempts of 2 s,
 // so that big exports continue across attempts.
 var testExportTiming = jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}
 
-func newExportBundle(t *testing.T, withWorker bool, extra map[string]sinks.Config, getenvs map[string]func(string) string, timing jobs.ExportTiming) *exportBundle {
+// exportOptions shape an exportBundle.
+type exportOptions struct {
+	worker  bool                           // start a worker
+	extra   map[string]sinks.Config        // more destinations, by name
+	getenvs map[string]func(string) string // their getenv (default os.Getenv)
+	timing  jobs.ExportTiming              // default testExportTiming
+	logger  *slog.Logger                   // the server's and worker's; default discards
+}
+
+func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 	t.Helper()
+	withWorker, extra, getenvs := opts.worker, opts.extra, opts.getenvs
+	if opts.timing == (jobs.ExportTiming{}) {
+		opts.timing = testExportTiming
+	}
+	logger := opts.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	pool := storetest.Pool(t)
 	if withWorker {
 		pool = storetest.IsolatedPool(t) // a worker must not take other tests' jobs
@@ -115,7 +131,6 @@ func newExportBundle(t *testing.T, withWorker bool, extra map[string]sinks.Confi
 		}
 		return sinks.New(ctx, d.cfg, d.getenv)
 	}
-	logger := slog.New(slog.DiscardHandler)
 	insertClient, err := jobs.NewInsertClient(pool, logger)
 	require.NoError(t, err)
 	secret, err := store.CursorSecret(t.Context(), pool)
@@ -137,7 +152,7 @@ func newExportBundle(t *testing.T, withWorker bool, extra map[string]sinks.Confi
 	}
 	if withWorker {
 		client, err := jobs.NewClient(jobs.Config{Pool: pool, Logger: logger, OpenSink: open,
-			ExportTiming: timing})
+			ExportTiming: opts.timing})
 		require.NoError(t, err)
 		require.NoError(t, client.Start(context.WithoutCancel(t.Context())))
 		t.Cleanup(func() {
@@ -295,7 +310,7 @@ func TestExportJobs(t *testing.T) {
 		// Attempts of 1 ms and leases of 200 ms: a part of all 30,000
 		// events cannot be written within one attempt's timeout, so each
 		// attempt must close its part half a lease past its window.
-		b := newExportBundle(t, true, nil, nil, jobs.ExportTiming{Window: time.Millisecond, LeaseTTL: 200 * time.Millisecond})
+		b := newExportBundle(t, exportOptions{worker: true, timing: jobs.ExportTiming{Window: time.Millisecond, LeaseTTL: 200 * time.Millisecond}})
 		end := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 		b.seed(t, 30_000, end)
 		want := ids(b.listAll(t, "order=asc&limit=1000&since=2026-04-01&until=2026-05-01"))

@@ -1,0 +1,38 @@
+// Package logtest captures what code under test writes: log lines and the
+// output of processes, read while they are still being written. Test
+// helpers only; it imports nothing of audex.
+package logtest
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+)
+
+// Buffer is a bytes.Buffer that one goroutine may write while another
+// reads it.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p; it never fails.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// NewLogger returns a logger of every level that writes JSON lines into
+// the returned buffer.
+func NewLogger() (*slog.Logger, *Buffer) {
+	buf := &Buffer{}
+	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
