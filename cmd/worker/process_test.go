@@ -122,7 +122,6 @@ type worker struct {
 	stderr *logtest.Buffer
 }
 
-
 func (b *processBundle) startWorker(t *testing.T) *worker {
 	t.Helper()
 	w := &worker{cmd: exec.Command(workerBinary(t)), stderr: &logtest.Buffer{}}
