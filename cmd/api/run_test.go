@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -128,6 +129,37 @@ func TestRun(t *testing.T) {
 			t.Fatal("serve did not stop after cancel")
 		}
 		require.NotContains(t, stderr.String(), key, "the key never reaches the log")
+	})
+
+	t.Run("SlowAndOversizedHeadersAreCutOff", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"DATABASE_URL": storetest.DatabaseURL(t), "AUDEX_LISTEN": "127.0.0.1:0"}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		stderr := &logtest.Buffer{}
+		go func() { _ = run(ctx, nil, envOf(env), io.Discard, stderr) }()
+		addr := waitForListen(t, stderr)
+
+		// A client that never finishes its headers (slowloris) is hung
+		// up on after the 10 s header timeout, not held forever.
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: audex\r\nX-Slow: "))
+		require.NoError(t, err)
+		start := time.Now()
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(30*time.Second)))
+		_, err = io.ReadAll(conn)
+		require.NoError(t, err, "the server closed the connection before the client's own deadline")
+		require.Less(t, time.Since(start), 20*time.Second)
+
+		// Headers over 64 KiB are refused.
+		req, _ := http.NewRequest("GET", "http://"+addr+"/healthz", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 80<<10))
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
 	})
 
 	t.Run("BadConfigurationIsAnError", func(t *testing.T) {
