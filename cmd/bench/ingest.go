@@ -362,6 +362,10 @@ func (b *bench) printTargets(res results) {
 		rate := p.alone.perSecond()
 		b.printf("- purge at least %s events/s: %s, %s (with ingest alongside, giving way to it: %s)\n", thousands(purgeTargetRate), thousands(int64(rate)),
 			verdict(rate >= purgeTargetRate), thousands(int64(p.withIngest.perSecond())))
+		if r := p.retention; r.partition != "" {
+			dropRate := float64(r.deleted) / r.took.Seconds()
+			b.printf("- retention dropping a whole partition at least %s events/s: %s, %s\n", thousands(purgeTargetRate), thousands(int64(dropRate)), verdict(dropRate >= purgeTargetRate))
+		}
 		idle, during := percentile(p.idle.latencies, 0.99), percentile(p.during.latencies, 0.99)
 		rx := float64(during) / float64(idle)
 		b.printf("- ingest p99 during the purge at most %.0f× its p99 without: %s ms vs %s ms, %.2f×, %s\n",

@@ -73,7 +73,18 @@ type purgeResult struct {
 	batch                []explainedStatement // the first batch's statements
 	aloneActivity        activity
 	deadAfter            int64
+	retention            retentionDrop
 }
+
+// retentionDrop is a retention run that drops a whole monthly partition.
+type retentionDrop struct {
+	partition string
+	deleted   int64
+	took      time.Duration
+}
+
+// retentionTenant holds the events of the partition that retention drops.
+const retentionTenant = "bench_retention"
 
 // purge loads two tenants of their own, then measures a purge of all the
 // loaded events of the first through the api and worker processes, and a
@@ -162,7 +173,49 @@ func (b *bench) purge(ctx context.Context, svc *services) (purgeResult, error) {
 	if ingestErr := <-ingested; err == nil {
 		err = ingestErr
 	}
+	if err != nil {
+		return res, err
+	}
+	res.retention, err = b.retentionDrop(ctx, res.loaded)
 	return res, err
+}
+
+// retentionDrop loads n events into January two years ago, a month of
+// their own, gives their tenant a policy of 365 days, and times the first
+// step of a retention run (store.DropExpiredPartitions, as the worker's
+// retention job calls it), which drops that partition whole.
+func (b *bench) retentionDrop(ctx context.Context, n int) (retentionDrop, error) {
+	var r retentionDrop
+	month := time.Date(time.Now().Year()-2, time.January, 1, 0, 0, 0, 0, time.UTC)
+	if err := store.EnsureEventPartitions(ctx, b.pool, month); err != nil {
+		return r, err
+	}
+	if _, err := b.loadTenant(ctx, retentionTenant, n, purgeAloneSalt+1, month.AddDate(0, 0, loadDays)); err != nil {
+		return r, err
+	}
+	if _, err := b.pool.Exec(ctx, `INSERT INTO tenants (id, retain_days) VALUES ($1, 365)
+		ON CONFLICT (id) DO UPDATE SET retain_days = 365`, retentionTenant); err != nil {
+		return r, fmt.Errorf("retention policy: %w", err)
+	}
+	if _, err := store.RollUpAllSummaries(ctx, b.pool, 500_000); err != nil {
+		return r, err
+	}
+	b.waitQuiet(ctx)
+	b.logger.Info("dropping_expired_partition", slog.Int("events", n))
+	start := time.Now()
+	dropped, err := store.DropExpiredPartitions(ctx, b.pool, time.Now())
+	r.took = time.Since(start)
+	if err != nil {
+		return r, err
+	}
+	for _, d := range dropped {
+		r.partition = d.Name
+		r.deleted += d.Deleted[retentionTenant]
+	}
+	if len(dropped) != 1 || r.deleted != int64(n) {
+		return r, fmt.Errorf("retention dropped %d partitions holding %d events, want one of %d", len(dropped), r.deleted, n)
+	}
+	return r, nil
 }
 
 // runPurge purges the tenant's events before before through the api and
@@ -413,6 +466,10 @@ func (b *bench) printPurge(res purgeResult) {
 	for _, w := range windows {
 		b.printf("| %s | %d | %s | %s | %s | %s |\n", w.name, len(w.w.latencies), thousands(int64(w.w.perSecond())),
 			ms(percentile(w.w.latencies, 0.5)), ms(percentile(w.w.latencies, 0.99)), ms(percentile(w.w.latencies, 1)))
+	}
+	if r := res.retention; r.partition != "" {
+		b.printf("\nRetention dropping a whole partition: %s events of `%s` in `%s` (January two years ago, a month of their own), its tenant given a policy of 365 days; `store.DropExpiredPartitions` (the first step of the worker's retention job: detach, delete the `event_ids` rows, subtract `event_values`, complete the purge, drop the table) took %.2f s: **%s events/s**.\n",
+			thousands(r.deleted), retentionTenant, r.partition, r.took.Seconds(), thousands(int64(float64(r.deleted)/r.took.Seconds())))
 	}
 	b.printf("\nWhat the api's and worker's database sessions were doing (pg_stat_activity every 20 ms; active or idle in a transaction; \"on CPU\" is active without a wait event, which on two shared cores includes waiting for a core):\n")
 	b.printf("\nPurge alone. By class: ")
