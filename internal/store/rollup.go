@@ -192,8 +192,20 @@ func RollUpAllSummaries(ctx context.Context, db DBTX, maxEvents int) (int64, err
 			total += n
 		}
 	}
+	// After a big rollup, statistics at once: without them the planner
+	// takes the new days for empty and reads a top list's candidates
+	// through the wrong index (seconds instead of milliseconds).
+	if total >= analyzeAfterEvents {
+		if _, err := db.Exec(ctx, `ANALYZE summary_counts`); err != nil {
+			return total, wrapRollup(err)
+		}
+	}
 	return total, nil
 }
+
+// analyzeAfterEvents is the size of a rollup after which summary_counts is
+// analysed at once rather than when autovacuum gets to it.
+const analyzeAfterEvents = 100_000
 
 // subtractEventFromSummary takes one event, about to be deleted in tx,
 // out of summary_counts if a rollup counted it.

@@ -14,12 +14,13 @@ import (
 // How summarizeRange answers [since, until) exactly from daily counts
 // (docs/design.md, "Summaries"):
 //
-//   - A day inside the range, and a partial day at either end that covers
-//     at least half of its day, is read from summary_counts ("rollup
-//     days"); a partial day's events outside the range are subtracted
-//     (read from events: less than half a day).
-//   - A partial day covering less than half of its day, and any day before
-//     the tenant's valid_from, is read from events.
+//   - A day inside the range is read from summary_counts ("rollup days"),
+//     and so is a partial day at either end when fewer of its events are
+//     expected outside the range than inside (cheaperToSubtract): those
+//     outside are read from events and subtracted. Today's part after now
+//     holds no events, so a range up to now reads today from the counts.
+//   - Another partial day, and any day before the tenant's valid_from, is
+//     read from events.
 //   - Events that the rollup has not reached yet (received since
 //     rolled_to) are read from events for the rollup days.
 //
@@ -51,8 +52,8 @@ type summaryPlan struct {
 }
 
 // planSummary splits [since, until) for a tenant whose counts are valid
-// from validFrom on.
-func planSummary(since, until, validFrom time.Time) summaryPlan {
+// from validFrom on; now tells which part of a day can hold events.
+func planSummary(since, until, validFrom, now time.Time) summaryPlan {
 	var p summaryPlan
 	addScan := func(from, to time.Time) {
 		if !from.Before(to) {
@@ -76,10 +77,8 @@ func planSummary(since, until, validFrom time.Time) summaryPlan {
 	// Whole days from the first to the last, then each end decided.
 	p.rollupFrom, p.rollupTo = start, end
 	first := timeInterval{latest(since, start), earliest(until, start.AddDate(0, 0, 1))}
-	last := timeInterval{latest(since, end.AddDate(0, 0, -1)), earliest(until, end)}
-	const half = 12 * time.Hour
 	if first.from.After(start) || first.to.Before(start.AddDate(0, 0, 1)) {
-		if first.to.Sub(first.from) >= half {
+		if cheaperToSubtract(start, first, now) {
 			p.subtract = appendInterval(p.subtract, start, first.from)
 			p.subtract = appendInterval(p.subtract, first.to, start.AddDate(0, 0, 1))
 		} else {
@@ -87,18 +86,35 @@ func planSummary(since, until, validFrom time.Time) summaryPlan {
 			p.rollupFrom = start.AddDate(0, 0, 1)
 		}
 	}
-	if end.AddDate(0, 0, -1).After(start) && last.to.Before(end) {
-		if last.to.Sub(last.from) >= half {
-			p.subtract = appendInterval(p.subtract, last.to, end)
+	lastDay := end.AddDate(0, 0, -1)
+	if lastDay.After(start) && until.Before(end) {
+		if cheaperToSubtract(lastDay, timeInterval{lastDay, until}, now) {
+			p.subtract = appendInterval(p.subtract, until, end)
 		} else {
-			addScan(last.from, last.to)
-			p.rollupTo = end.AddDate(0, 0, -1)
+			addScan(lastDay, until)
+			p.rollupTo = lastDay
 		}
 	}
 	if !p.rollupFrom.Before(p.rollupTo) {
 		p.rollupFrom, p.rollupTo = time.Time{}, time.Time{}
 	}
 	return p
+}
+
+// cheaperToSubtract reports whether, for the part in of day, reading the
+// day's events outside it is expected to read no more events than reading
+// those inside. Events are taken as spread evenly over the past, and
+// absent after now: so the rest of today costs nothing to subtract.
+func cheaperToSubtract(day time.Time, in timeInterval, now time.Time) bool {
+	past := func(from, to time.Time) time.Duration {
+		to = earliest(to, now)
+		if !from.Before(to) {
+			return 0
+		}
+		return to.Sub(from)
+	}
+	outside := past(day, in.from) + past(in.to, day.AddDate(0, 0, 1))
+	return outside <= past(in.from, in.to)
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -141,7 +157,7 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 		if err != nil {
 			return err
 		}
-		p := planSummary(since, until, m.validFrom)
+		p := planSummary(since, until, m.validFrom, time.Now())
 		// Events read from the table: added (scans, not yet rolled up) and
 		// subtracted (the ends of partial rollup days).
 		added, subtracted := valueCountsByKind{}, valueCountsByKind{}

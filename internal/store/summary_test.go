@@ -33,12 +33,14 @@ func setupSummary(t *testing.T) *summaryBundle {
 	s := b.start
 	b.windows = [][2]time.Time{
 		{s, s.Add(10 * day)}, // whole days
-		{s.Add(3 * time.Hour), s.Add(8*day + 20*time.Hour)},        // both ends mostly covered: subtracted
-		{s.Add(20 * time.Hour), s.Add(8*day + 2*time.Hour)},        // both ends barely covered: scanned
-		{s.Add(2*day + time.Hour), s.Add(2*day + 23*time.Hour)},    // most of one day
-		{s.Add(2*day + 5*time.Hour), s.Add(2*day + 9*time.Hour)},   // a little of one day
-		{s.Add(-5 * day), s.Add(30 * day)},                         // beyond the events both ways
-		{s.Add(4*day + 13*time.Hour), s.Add(5*day + 11*time.Hour)}, // two partial days
+		{s.Add(3 * time.Hour), s.Add(8*day + 20*time.Hour)},                 // both ends mostly covered: subtracted
+		{s.Add(20 * time.Hour), s.Add(8*day + 2*time.Hour)},                 // both ends barely covered: scanned
+		{s.Add(2*day + time.Hour), s.Add(2*day + 23*time.Hour)},             // most of one day
+		{s.Add(2*day + 5*time.Hour), s.Add(2*day + 9*time.Hour)},            // a little of one day
+		{s.Add(-5 * day), s.Add(30 * day)},                                  // beyond the events both ways
+		{s.Add(4*day + 13*time.Hour), s.Add(5*day + 11*time.Hour)},          // two partial days
+		{s.Add(5 * time.Hour), time.Now().UTC().Truncate(time.Microsecond)}, // up to now: today from the counts
+		{s.Add(7 * time.Hour), time.Now().UTC().Add(time.Hour)},             // into the future
 	}
 	other := storetest.NewTenant(t)
 	b.ingest(t, other, 800, 0)
