@@ -75,8 +75,8 @@ func migrate(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 }
 
 // openMigrated opens the database and refuses an out-of-date schema.
-func openMigrated(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	pool, err := store.Open(ctx, cfg.DatabaseURL)
+func openMigrated(ctx context.Context, cfg config.Config, opts ...store.OpenOption) (*pgxpool.Pool, error) {
+	pool, err := store.Open(ctx, cfg.DatabaseURL, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func openMigrated(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error)
 }
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	pool, err := openMigrated(ctx, cfg)
+	pool, err := openMigrated(ctx, cfg, store.ServingRequests())
 	if err != nil {
 		return err
 	}

@@ -93,13 +93,13 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 	return nil
 }
 
-// yield gives way to other work on the database: when another session is
-// running a statement (ingest, most likely), the purge pauses for pause
-// (as long as its last batch took, within the attempt's window), so that
-// it takes at most about half of a busy database. An idle database is
-// purged at full speed.
+// yield gives way to the API: when one of its sessions is running a
+// statement (ingest, most likely), the purge pauses for pause (as long as
+// its last batch took, within the attempt's window), so that it takes at
+// most about half of a database busy serving clients. Otherwise it purges
+// at full speed.
 func (w *PurgeWorker) yield(ctx context.Context, pause time.Duration) error {
-	busy, err := store.OtherSessionsActive(ctx, w.Pool)
+	busy, err := store.APIBusy(ctx, w.Pool)
 	if err != nil || !busy {
 		return err
 	}

@@ -1,11 +1,13 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
@@ -87,4 +89,31 @@ func TestInsertEvents(t *testing.T) {
 		_, err = store.GetEvent(t.Context(), pool, other, "mine")
 		require.ErrorIs(t, err, store.ErrNotFound)
 	})
+}
+
+func TestAPIBusy(t *testing.T) {
+	t.Parallel()
+	// Its own database: other tests' API sessions must not count.
+	url := storetest.IsolatedDatabaseURL(t)
+	open := func(opts ...store.OpenOption) *pgxpool.Pool {
+		p, err := store.Open(t.Context(), url, opts...)
+		require.NoError(t, err)
+		t.Cleanup(p.Close)
+		return p
+	}
+	api, background := open(store.ServingRequests()), open()
+	busy := func() bool {
+		b, err := store.APIBusy(t.Context(), background)
+		require.NoError(t, err)
+		return b
+	}
+	sleep := func(p *pgxpool.Pool) {
+		go func() { _, _ = p.Exec(context.WithoutCancel(t.Context()), `SELECT pg_sleep(1)`) }()
+	}
+	require.False(t, busy(), "nothing runs")
+	sleep(background)
+	time.Sleep(200 * time.Millisecond)
+	require.False(t, busy(), "background work does not count")
+	sleep(api)
+	require.Eventually(t, busy, 800*time.Millisecond, 20*time.Millisecond, "a statement of the API counts")
 }

@@ -229,14 +229,14 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Positi
 	return deleted, last, nil
 }
 
-// OtherSessionsActive reports whether a session of the database other
-// than db's own is running a statement now: the signal on which a purge
-// gives way. River's own listeners wait idle and do not count.
-func OtherSessionsActive(ctx context.Context, db DBTX) (bool, error) {
+// APIBusy reports whether a session of the API (opened with
+// ServingRequests) is running a statement now: the signal on which a purge
+// gives way to the clients being served. Background work (River, rollups,
+// other jobs) does not count.
+func APIBusy(ctx context.Context, db DBTX) (bool, error) {
 	var busy bool
 	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-		WHERE datname = current_database() AND pid <> pg_backend_pid()
-		AND backend_type = 'client backend' AND state = 'active')`).Scan(&busy)
+		WHERE datname = current_database() AND application_name = $1 AND state = 'active')`, apiApplicationName).Scan(&busy)
 	if err != nil {
 		return false, fmt.Errorf("database activity: %w", translate(err))
 	}

@@ -70,7 +70,7 @@ func translate(err error) error {
 // Plans are made for each query's actual values (plan_cache_mode), because
 // tenants differ in size by orders of magnitude and a generic plan that
 // suits one tenant can scan the whole of another.
-func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, databaseURL string, opts ...OpenOption) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		// pgx's parse errors can quote the URL, password included.
@@ -78,6 +78,9 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	}
 	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	for _, opt := range opts {
+		opt(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
@@ -87,6 +90,21 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("connect to database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redactedConnectError(err))
 	}
 	return pool, nil
+}
+
+// OpenOption changes how Open connects.
+type OpenOption func(*pgxpool.Config)
+
+// apiApplicationName names the API's database sessions (application_name),
+// so that background work can tell them apart (OtherSessionsActive).
+const apiApplicationName = "audex-api"
+
+// ServingRequests marks the pool's sessions as the API's, serving clients:
+// a purge gives way to them.
+func ServingRequests() OpenOption {
+	return func(cfg *pgxpool.Config) {
+		cfg.ConnConfig.RuntimeParams["application_name"] = apiApplicationName
+	}
 }
 
 // redactedConnectError keeps the cause of a failed connection but not the
