@@ -152,51 +152,51 @@ func ExportMayRun(ctx context.Context, db DBTX, tenantID string, since time.Time
 	return !blocked, nil
 }
 
-// PurgeBatch deletes limit of the purge's events, oldest first and after
-// the position after (nil: from the start), with their event_ids rows,
-// subtracts them from event_values and adds them to the purge's count, in
-// one short transaction. It returns how many it deleted and the last one's
-// position, from which the next batch goes on without walking the index
-// entries this one left dead; a nil position means that the batch took
-// all that was left.
+// PurgeBatch deletes up to limit of the purge's events, oldest first and
+// after the position after (nil: from the start), with their event_ids
+// rows, subtracts them from event_values and adds them to the purge's
+// count, in one short transaction. It returns how many it deleted (fewer
+// than limit means none is left) and the last one's position, from which
+// the next batch goes on without walking the index entries this one left
+// dead.
 func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Position, limit int) (int64, *audex.Position, error) {
 	var deleted int64
 	var last *audex.Position
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		// The batch's range: after `after`, before the cut-off, and (once
-		// its last event is known) up to that event.
 		var q queryBuilder
 		q.where("tenant_id = " + q.arg(p.TenantID))
 		q.where("occurred_at < " + q.arg(p.Before))
 		if after != nil {
 			q.where(fmt.Sprintf("(occurred_at, id) > (%s, %s)", q.arg(after.OccurredAt), q.arg(after.ID)))
 		}
-		var lastAt time.Time
-		var lastID string
-		err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT occurred_at, id FROM events WHERE %s ORDER BY occurred_at, id OFFSET %d LIMIT 1`,
-			strings.Join(q.conds, " AND "), limit-1), q.args...).Scan(&lastAt, &lastID)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			// Fewer than limit are left: the batch takes them all, and
-			// no position is returned.
-		case err != nil:
+		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT occurred_at, id FROM events WHERE %s ORDER BY occurred_at, id LIMIT %s`,
+			strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
+		if err != nil {
 			return err
-		default:
-			last = &audex.Position{OccurredAt: lastAt, ID: lastID}
-			q.where(fmt.Sprintf("(occurred_at, id) <= (%s, %s)", q.arg(lastAt), q.arg(lastID)))
 		}
-		// One key range of the time index rather than a probe per event. An
-		// event ingested into the range meanwhile is before the cut-off
-		// too, so it goes with the batch and is counted.
-		rows, err := tx.Query(ctx, fmt.Sprintf(`
+		var times []time.Time
+		var ids []string
+		var at time.Time
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&at, &id}, func() error {
+			times, ids = append(times, at), append(ids, id)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		last = &audex.Position{OccurredAt: times[len(times)-1], ID: ids[len(ids)-1]}
+		rows, err = tx.Query(ctx, `
 			WITH gone AS (
-				DELETE FROM events WHERE %s
-				RETURNING id, action, actor_type, target_type
+				DELETE FROM events e USING unnest($2::timestamptz[], $3::text[]) AS d(occurred_at, id)
+				WHERE e.tenant_id = $1 AND e.occurred_at = d.occurred_at AND e.id = d.id
+				RETURNING e.id, e.action, e.actor_type, e.target_type
 			), ids AS (
 				DELETE FROM event_ids WHERE tenant_id = $1 AND id IN (SELECT id FROM gone)
 			)
-			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`,
-			strings.Join(q.conds, " AND ")), q.args...)
+			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, p.TenantID, times, ids)
 		if err != nil {
 			return err
 		}
