@@ -20,6 +20,11 @@ const (
 	summaryResource  = 6
 )
 
+// allSummaryKinds lists every kind, so that a day's rows of all kinds are
+// found through summary_counts_top_idx (tenant_id, kind, day, ...) as seven
+// index ranges rather than a scan of the tenant's rows.
+const allSummaryKinds = `'{0,1,2,3,4,5,6}'`
+
 // summaryKindsSQL expands each row of events into its (kind, value) pairs
 // of summary_counts; pairs whose value is NULL (no target, no resource,
 // success unknown) are dropped by "k.value IS NOT NULL".
@@ -62,7 +67,7 @@ func readSummaryMark(ctx context.Context, db DBTX, tenantID string) (summaryMark
 	var m summaryMark
 	err := db.QueryRow(ctx, `SELECT rolled_to, valid_from FROM summary_marks WHERE tenant_id = $1`, tenantID).Scan(&m.rolledTo, &m.validFrom)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return summaryMark{rolledTo: time.Time{}, validFrom: time.Time{}}, nil
+		return summaryMark{}, nil
 	}
 	return m, err
 }
@@ -104,7 +109,7 @@ func RollUpSummary(ctx context.Context, db DBTX, tenantID string, maxEvents int)
 		SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1
 			AND received_at >= coalesce((SELECT rolled_to FROM summary_marks WHERE tenant_id = $1), '-infinity'))
 		OR EXISTS (SELECT 1 FROM summary_counts c JOIN summary_marks m USING (tenant_id)
-			WHERE c.tenant_id = $1 AND c.kind = ANY('{0,1,2,3,4,5,6}') AND c.day < m.valid_from)`, tenantID).Scan(&pending)
+			WHERE c.tenant_id = $1 AND c.kind = ANY(`+allSummaryKinds+`) AND c.day < m.valid_from)`, tenantID).Scan(&pending)
 	if err != nil || !pending {
 		return 0, false, wrapRollup(err)
 	}
@@ -145,7 +150,7 @@ func RollUpSummary(ctx context.Context, db DBTX, tenantID string, maxEvents int)
 			return err
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM summary_counts WHERE ctid IN (
-			SELECT ctid FROM summary_counts WHERE tenant_id = $1 AND kind = ANY('{0,1,2,3,4,5,6}') AND day < $2 LIMIT $3)`,
+			SELECT ctid FROM summary_counts WHERE tenant_id = $1 AND kind = ANY(`+allSummaryKinds+`) AND day < $2 LIMIT $3)`,
 			tenantID, m.validFrom, staleSummaryBatch)
 		return err
 	})
@@ -236,7 +241,7 @@ func settleSummaryAfterPurge(ctx context.Context, tx pgx.Tx, tenantID string, be
 		return nil
 	}
 	if before.After(day) {
-		if _, err := tx.Exec(ctx, `DELETE FROM summary_counts WHERE tenant_id = $1 AND kind = ANY('{0,1,2,3,4,5,6}') AND day = $2`,
+		if _, err := tx.Exec(ctx, `DELETE FROM summary_counts WHERE tenant_id = $1 AND kind = ANY(`+allSummaryKinds+`) AND day = $2`,
 			tenantID, day); err != nil {
 			return err
 		}

@@ -161,16 +161,8 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 		// Events read from the table: added (scans, not yet rolled up) and
 		// subtracted (the ends of partial rollup days).
 		added, subtracted := valueCountsByKind{}, valueCountsByKind{}
-		var conds []string
-		args := []any{tenantID}
-		arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
-		for _, in := range p.scan {
-			conds = append(conds, fmt.Sprintf("(occurred_at >= %s AND occurred_at < %s)", arg(in.from), arg(in.to)))
-		}
-		if len(conds) > 0 {
-			if err := countEventValues(ctx, tx, added, strings.Join(conds, " OR "), args...); err != nil {
-				return err
-			}
+		if err := countEventsIn(ctx, tx, added, tenantID, p.scan); err != nil {
+			return err
 		}
 		if p.rollupFrom.Before(p.rollupTo) {
 			if err := countEventValues(ctx, tx, added, `received_at >= $2 AND occurred_at >= $3 AND occurred_at < $4`,
@@ -178,14 +170,8 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 				return err
 			}
 		}
-		conds, args = nil, []any{tenantID}
-		for _, in := range p.subtract {
-			conds = append(conds, fmt.Sprintf("(occurred_at >= %s AND occurred_at < %s)", arg(in.from), arg(in.to)))
-		}
-		if len(conds) > 0 {
-			if err := countEventValues(ctx, tx, subtracted, strings.Join(conds, " OR "), args...); err != nil {
-				return err
-			}
+		if err := countEventsIn(ctx, tx, subtracted, tenantID, p.subtract); err != nil {
+			return err
 		}
 		// Totals and actions: every rollup row of those kinds, then the
 		// events read.
@@ -254,6 +240,21 @@ func countEventValues(ctx context.Context, tx pgx.Tx, into valueCountsByKind, co
 		return nil
 	})
 	return err
+}
+
+// countEventsIn adds to into the (kind, value) counts of the tenant's
+// events that occurred within any of the intervals (none: nothing read).
+func countEventsIn(ctx context.Context, tx pgx.Tx, into valueCountsByKind, tenantID string, intervals []timeInterval) error {
+	if len(intervals) == 0 {
+		return nil
+	}
+	var q queryBuilder
+	q.arg(tenantID) // $1, as countEventValues expects
+	var conds []string
+	for _, in := range intervals {
+		conds = append(conds, fmt.Sprintf("(occurred_at >= %s AND occurred_at < %s)", q.arg(in.from), q.arg(in.to)))
+	}
+	return countEventValues(ctx, tx, into, strings.Join(conds, " OR "), q.args...)
 }
 
 // valueCount is one value of a top list.
