@@ -423,6 +423,36 @@ func (t *explainingTx) Query(ctx context.Context, sql string, args ...any) (pgx.
 	return nil, errExplained
 }
 
+// QueryRow explains as Query does.
+func (t *explainingTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	return firstRow{rows: rows, err: err}
+}
+
+// firstRow is the pgx.Row of the first of rows.
+type firstRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r firstRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
+
 // explainPurgeBatch EXPLAINs the statements of the first batch that the
 // purge of the first tenant will delete (store.PurgeBatch, rolled back).
 func (b *bench) explainPurgeBatch(ctx context.Context, res *purgeResult) error {

@@ -67,17 +67,17 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 	var after *audex.Position
 	for {
 		started := time.Now()
-		_, last, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize)
+		_, next, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize)
 		if err != nil {
 			if job.Attempt >= job.MaxAttempts {
 				_ = store.FailPurge(context.WithoutCancel(ctx), w.Pool, id, "gave up after repeated database errors: "+err.Error())
 			}
 			return err
 		}
-		if last == nil {
-			break // nothing left
+		if next == nil {
+			break // the batch took what was left
 		}
-		after = last
+		after = next
 		if err := w.yield(ctx, min(time.Since(started), time.Until(deadline))); err != nil {
 			return err
 		}

@@ -155,48 +155,45 @@ func ExportMayRun(ctx context.Context, db DBTX, tenantID string, since time.Time
 // PurgeBatch deletes up to limit of the purge's events, oldest first and
 // after the position after (nil: from the start), with their event_ids
 // rows, subtracts them from event_values and adds them to the purge's
-// count, in one short transaction. It returns how many it deleted (fewer
-// than limit means none is left) and the last one's position, from which
-// the next batch goes on without walking the index entries this one left
-// dead.
+// count, in one short transaction. It returns how many it deleted and the
+// position to go on from: nil when the batch took all that was left.
+//
+// The batch is one key range of the time index, bounded by plain column
+// conditions on occurred_at at both ends as well as by the row
+// comparisons: the index scan of each partition starts where the last
+// batch stopped (not at the entries earlier batches left dead) and stops at
+// the batch's last event, found first.
 func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Position, limit int) (int64, *audex.Position, error) {
 	var deleted int64
-	var last *audex.Position
+	var next *audex.Position
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		var q queryBuilder
 		q.where("tenant_id = " + q.arg(p.TenantID))
 		q.where("occurred_at < " + q.arg(p.Before))
 		if after != nil {
+			q.where("occurred_at >= " + q.arg(after.OccurredAt))
 			q.where(fmt.Sprintf("(occurred_at, id) > (%s, %s)", q.arg(after.OccurredAt), q.arg(after.ID)))
 		}
-		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT occurred_at, id FROM events WHERE %s ORDER BY occurred_at, id LIMIT %s`,
-			strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
-		if err != nil {
+		var last audex.Position
+		err := tx.QueryRow(ctx, fmt.Sprintf(`SELECT occurred_at, id FROM events WHERE %s ORDER BY occurred_at, id OFFSET %d LIMIT 1`,
+			strings.Join(q.conds, " AND "), limit-1), q.args...).Scan(&last.OccurredAt, &last.ID)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows): // fewer than limit are left: this batch takes them all
+		case err != nil:
 			return err
+		default:
+			q.where("occurred_at <= " + q.arg(last.OccurredAt))
+			q.where(fmt.Sprintf("(occurred_at, id) <= (%s, %s)", q.arg(last.OccurredAt), q.arg(last.ID)))
+			next = &last
 		}
-		var times []time.Time
-		var ids []string
-		var at time.Time
-		var id string
-		if _, err := pgx.ForEachRow(rows, []any{&at, &id}, func() error {
-			times, ids = append(times, at), append(ids, id)
-			return nil
-		}); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		last = &audex.Position{OccurredAt: times[len(times)-1], ID: ids[len(ids)-1]}
-		rows, err = tx.Query(ctx, `
+		rows, err := tx.Query(ctx, fmt.Sprintf(`
 			WITH gone AS (
-				DELETE FROM events e USING unnest($2::timestamptz[], $3::text[]) AS d(occurred_at, id)
-				WHERE e.tenant_id = $1 AND e.occurred_at = d.occurred_at AND e.id = d.id
-				RETURNING e.id, e.action, e.actor_type, e.target_type
+				DELETE FROM events WHERE %s
+				RETURNING id, action, actor_type, target_type
 			), ids AS (
-				DELETE FROM event_ids WHERE tenant_id = $1 AND id IN (SELECT id FROM gone)
+				DELETE FROM event_ids WHERE tenant_id = $1 AND id = ANY(ARRAY(SELECT id FROM gone))
 			)
-			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, p.TenantID, times, ids)
+			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, strings.Join(q.conds, " AND ")), q.args...)
 		if err != nil {
 			return err
 		}
@@ -215,7 +212,7 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Positi
 			}
 			return nil
 		})
-		if err != nil {
+		if err != nil || deleted == 0 {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE purges SET deleted = deleted + $2 WHERE id = $1`, p.ID, deleted); err != nil {
@@ -226,7 +223,7 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Positi
 	if err != nil {
 		return 0, nil, fmt.Errorf("purge batch: %w", translate(err))
 	}
-	return deleted, last, nil
+	return deleted, next, nil
 }
 
 // APIBusy reports whether a session of the API (opened with
