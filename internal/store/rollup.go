@@ -104,12 +104,18 @@ const staleSummaryBatch = 50_000
 // events it rolled up and whether more are waiting. Safe to run
 // concurrently (the tenant's mark serialises rollups) and to retry.
 func RollUpSummary(ctx context.Context, db DBTX, tenantID string, maxEvents int) (int64, bool, error) {
+	// The mark's values go in as parameters, so that the plan is made for
+	// them: with the mark in a subquery the stale-row check was planned
+	// for an unknown day and scanned all of a tenant's counts.
+	m, err := readSummaryMark(ctx, db, tenantID)
+	if err != nil {
+		return 0, false, wrapRollup(err)
+	}
 	var pending bool
-	err := db.QueryRow(ctx, `
-		SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1
-			AND received_at >= coalesce((SELECT rolled_to FROM summary_marks WHERE tenant_id = $1), '-infinity'))
-		OR EXISTS (SELECT 1 FROM summary_counts c JOIN summary_marks m USING (tenant_id)
-			WHERE c.tenant_id = $1 AND c.kind = ANY(`+allSummaryKinds+`) AND c.day < m.valid_from)`, tenantID).Scan(&pending)
+	err = db.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1 AND received_at >= $2)
+		OR EXISTS (SELECT 1 FROM summary_counts WHERE tenant_id = $1 AND kind = ANY(`+allSummaryKinds+`) AND day < $3)`,
+		tenantID, m.rolledTo, m.validFrom).Scan(&pending)
 	if err != nil || !pending {
 		return 0, false, wrapRollup(err)
 	}
