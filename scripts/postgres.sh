@@ -4,6 +4,8 @@
 #
 #   scripts/postgres.sh URL        use the server of URL if it answers
 #   scripts/postgres.sh --private  always use the private cluster
+#   scripts/postgres.sh --bindir   print the server programs' folder
+#                                  (initdb, pg_ctl), installing them if missing
 #
 # When the server does not answer, it installs PostgreSQL with apt if it is
 # missing and starts a private cluster under .data/pg on 127.0.0.1
@@ -21,14 +23,14 @@ answers() {
 }
 
 want=${1:-$(url_of 5432)}
-if [ "$want" != "--private" ] && answers "$want"; then
+if [ "$want" != "--private" ] && [ "$want" != "--bindir" ] && answers "$want"; then
   echo "$want"
   exit 0
 fi
 
 port=${AUDEX_PG_PORT:-5433}
 private_url=$(url_of "$port")
-if answers "$private_url"; then
+if [ "$want" != "--bindir" ] && answers "$private_url"; then
   echo "$private_url"
   exit 0
 fi
@@ -42,10 +44,14 @@ if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
   bindir=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   # The package may have started its own cluster on 5432.
-  if [ "$want" != "--private" ] && answers "$want"; then
+  if [ "$want" != "--private" ] && [ "$want" != "--bindir" ] && answers "$want"; then
     echo "$want"
     exit 0
   fi
+fi
+if [ "$want" = "--bindir" ]; then
+  echo "$bindir"
+  exit 0
 fi
 
 dir=$(pwd)/.data/pg

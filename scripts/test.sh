@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 admin=$(AUDEX_PG_FAST=1 scripts/postgres.sh "${AUDEX_TEST_DATABASE_URL:-}")
 export AUDEX_TEST_DATABASE_URL=$admin
+# The server programs, for the tests that restart a PostgreSQL of their own.
+AUDEX_TEST_PG_BIN=$(scripts/postgres.sh --bindir)
+export AUDEX_TEST_PG_BIN
 
 # Drop the databases that earlier runs left behind.
 psql "$admin" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'audex\_test\_%'" |

@@ -68,7 +68,13 @@ type processBundle struct {
 
 func setupProcesses(t *testing.T) *processBundle {
 	t.Helper()
-	b := &processBundle{dbURL: storetest.IsolatedDatabaseURL(t), folder: t.TempDir(), tenant: storetest.NewTenant(t)}
+	return setupProcessesOn(t, storetest.IsolatedDatabaseURL(t))
+}
+
+// setupProcessesOn is setupProcesses on the migrated database of dbURL.
+func setupProcessesOn(t *testing.T, dbURL string) *processBundle {
+	t.Helper()
+	b := &processBundle{dbURL: dbURL, folder: t.TempDir(), tenant: storetest.NewTenant(t)}
 	var err error
 	b.pool, err = store.Open(t.Context(), b.dbURL)
 	require.NoError(t, err)
@@ -124,7 +130,15 @@ type worker struct {
 
 func (b *processBundle) startWorker(t *testing.T) *worker {
 	t.Helper()
-	w := &worker{cmd: exec.Command(workerBinary(t)), stderr: &logtest.Buffer{}}
+	return b.startWorkerUnder(t)
+}
+
+// startWorkerUnder starts a worker process through the command wrapper
+// (the worker's path is its last argument) and waits until it works.
+func (b *processBundle) startWorkerUnder(t *testing.T, wrapper ...string) *worker {
+	t.Helper()
+	argv := append(wrapper, workerBinary(t))
+	w := &worker{cmd: exec.Command(argv[0], argv[1:]...), stderr: &logtest.Buffer{}}
 	w.cmd.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL, "AUDEX_CONFIG="+b.config)
 	w.cmd.Stderr = w.stderr
 	require.NoError(t, w.cmd.Start())

@@ -367,6 +367,8 @@ func describeFailure(e *audex.Export, err error) audex.ExportError {
 		return audex.ExportError{Code: "bucket_not_found", Message: fmt.Sprintf("bucket %s of destination %s does not exist", d.Bucket, d.Name)}
 	case errors.Is(err, sinks.ErrAccessDenied):
 		return audex.ExportError{Code: "access_denied", Message: fmt.Sprintf("destination %s (bucket %s) refused the credentials or lacks a permission", d.Name, d.Bucket)}
+	case errors.Is(err, sinks.ErrNoSpace):
+		return audex.ExportError{Code: "destination_full", Message: fmt.Sprintf("destination %s (bucket %s) has no space left; the parts written were deleted", d.Name, d.Bucket)}
 	}
 	return audex.ExportError{Code: "export_failed", Message: fmt.Sprintf("gave up after repeated errors writing to destination %s: %v", d.Name, err)}
 }

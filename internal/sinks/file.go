@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // tempPrefix starts the names of the files a Put writes before renaming
@@ -67,6 +68,8 @@ func (s *fileSink) fileError(err error) error {
 		return &sdkError{kind: ErrNotFound, err: err}
 	case errors.Is(err, fs.ErrPermission):
 		return &sdkError{kind: ErrAccessDenied, detail: err.Error(), err: err}
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return &sdkError{kind: ErrNoSpace, err: err}
 	}
 	return err
 }

@@ -22,12 +22,17 @@ var (
 	// ErrAccessDenied means the credentials were refused or lack a
 	// permission. Permanent.
 	ErrAccessDenied = errors.New("access denied")
+	// ErrNoSpace means the destination has no space left (a full disk or
+	// quota). Permanent: retrying fills the same disk until an operator
+	// makes room.
+	ErrNoSpace = errors.New("no space left")
 )
 
 // IsPermanent reports whether err is a failure that retrying cannot fix
-// (a missing bucket, refused credentials); other errors are transient.
+// (a missing bucket, refused credentials, no space left); other errors are
+// transient.
 func IsPermanent(err error) bool {
-	return errors.Is(err, ErrBucketNotFound) || errors.Is(err, ErrAccessDenied)
+	return errors.Is(err, ErrBucketNotFound) || errors.Is(err, ErrAccessDenied) || errors.Is(err, ErrNoSpace)
 }
 
 // Object describes a stored object.

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// ingestClients post batches of new events to the API until stopped and
+// keep what each answer said.
+type ingestClients struct {
+	api, key string
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	acked    []string       // ids of batches answered 201
+	statuses map[int]int    // answers by status
+	codes    map[string]int // error codes of the answers that were not 201
+	bodies   []string       // the first bodies of unexpected answers
+}
+
+func startIngest(t *testing.T, api, key string, clients int) *ingestClients {
+	t.Helper()
+	c := &ingestClients{api: api, key: key, stop: make(chan struct{}), statuses: map[int]int{}, codes: map[string]int{}}
+	for n := range clients {
+		c.wg.Go(func() { c.run(n) })
+	}
+	t.Cleanup(c.halt)
+	return c
+}
+
+// run posts batches of 20 events (ids unique to this client) one after
+// the other; an answer that is no answer (the server gone) counts as 0.
+func (c *ingestClients) run(client int) {
+	httpc := &http.Client{Timeout: 10 * time.Second}
+	for batch := 0; ; batch++ {
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		ids := make([]string, 20)
+		events := make([]map[string]any, len(ids))
+		for i := range ids {
+			ids[i] = fmt.Sprintf("live-%d-%06d-%02d", client, batch, i)
+			events[i] = map[string]any{"id": ids[i], "action": "doc.read", "actor": map[string]any{"id": "u1"}}
+		}
+		body, _ := json.Marshal(map[string]any{"events": events})
+		req, _ := http.NewRequest(http.MethodPost, c.api+"/v1/audit/events", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+c.key)
+		req.Header.Set("Content-Type", "application/json")
+		status, answer := 0, []byte(nil)
+		if res, err := httpc.Do(req); err == nil {
+			status = res.StatusCode
+			answer, _ = io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		c.record(status, answer, ids)
+		if status != http.StatusCreated {
+			time.Sleep(50 * time.Millisecond) // as a client backs off
+		}
+	}
+}
+
+func (c *ingestClients) record(status int, answer []byte, ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.statuses[status]++
+	if status == http.StatusCreated {
+		c.acked = append(c.acked, ids...)
+		return
+	}
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(answer, &e)
+	c.codes[e.Error.Code]++
+	if status != http.StatusServiceUnavailable && len(c.bodies) < 5 {
+		c.bodies = append(c.bodies, fmt.Sprintf("%d %s", status, answer))
+	}
+}
+
+func (c *ingestClients) halt() {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	c.wg.Wait()
+}
+
+// count returns how many answers had status.
+func (c *ingestClients) count(status int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.statuses[status]
+}
+
+func TestDatabaseRestart(t *testing.T) {
+	t.Parallel()
+	server := storetest.NewServer(t)
+	b := setupProcessesOn(t, server.URL)
+	b.seed(t, 100_000)
+	writeKey := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeWrite)
+	b.startWorker(t)
+	ingest := startIngest(t, b.api, writeKey, 2)
+	require.Eventually(t, func() bool { return ingest.count(http.StatusCreated) >= 10 }, 30*time.Second, 10*time.Millisecond)
+	// 1,000 parts of 100: the export is still running when the database
+	// goes (the test fails otherwise).
+	id := b.createExport(t, `{"since":"2026-04-01","until":"2026-05-01","format":"jsonl","destination":{"name":"local"},"part_max_records":100}`)
+	require.Eventually(t, func() bool { return b.status(t, id).Progress.PartsWritten >= 3 }, time.Minute, 5*time.Millisecond)
+	partsBefore := b.status(t, id).Progress.PartsWritten
+
+	server.Stop(t)
+	stoppedAt := time.Now()
+	require.Eventually(t, func() bool { return ingest.count(http.StatusServiceUnavailable) >= 10 }, 20*time.Second, 10*time.Millisecond,
+		"the API answers 503 while the database is down")
+	time.Sleep(time.Until(stoppedAt.Add(3 * time.Second)))
+	ackedWhileDown := ingest.count(http.StatusCreated)
+	server.Start(t)
+	restartedAt := time.Now()
+
+	require.Eventually(t, func() bool { return ingest.count(http.StatusCreated) >= ackedWhileDown+20 }, 30*time.Second, 10*time.Millisecond,
+		"ingest recovers by itself")
+	t.Logf("ingest recovered %s after the restart", time.Since(restartedAt).Round(time.Millisecond))
+	ingest.halt()
+
+	ingest.mu.Lock()
+	statuses, codes, bodies, acked := ingest.statuses, ingest.codes, ingest.bodies, ingest.acked
+	ingest.mu.Unlock()
+	t.Logf("answers by status: %v; error codes: %v", statuses, codes)
+	for status := range statuses {
+		require.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, status, "only 201 or 503: %v", bodies)
+	}
+	require.Equal(t, statuses[http.StatusServiceUnavailable], codes["unavailable"], "every 503 has the code unavailable")
+
+	var stored, distinct int
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*), count(DISTINCT id) FROM events WHERE tenant_id = $1 AND id = ANY($2)`,
+		b.tenant, acked).Scan(&stored, &distinct))
+	require.Equal(t, len(acked), stored, "every acknowledged event is stored")
+	require.Equal(t, len(acked), distinct, "and once")
+
+	e := b.waitCompleted(t, id, 2*time.Minute)
+	require.Greater(t, e.Progress.PartsWritten, partsBefore)
+	b.requireExact(t, e, "occurred_at >= '2026-04-01Z' AND occurred_at < '2026-05-01Z'")
+}
