@@ -7,7 +7,8 @@
 #   scripts/emulators.sh status            exit 0 when all three are running
 #
 # `start` prints only `export VAR=value` lines on stdout (endpoints and the
-# MinIO root credentials, all for throwaway test servers); progress and
+# MinIO root credentials, all for throwaway test servers, and the paths of
+# the binaries, for tests that run servers of their own); progress and
 # install output go to stderr. When the three are already running it prints
 # their exports again and starts nothing. Binaries are installed at pinned
 # versions into ${AUDEX_CACHE:-$HOME/.cache/audex} (bin/ for the Go ones,
@@ -157,7 +158,8 @@ stop_one() { # NAME
   rm -f "$state/$name.pid"
   alive "$pid" "$name" || return 0
   kill -TERM "$pid" 2>/dev/null || return 0
-  # Azurite lingers after TERM for 10+ s: give each a few seconds, then KILL.
+  # Azurite with its telemetry on lingers after TERM for 7+ s (under a
+  # second with --disableTelemetry): give each a few seconds, then KILL.
   for ((i = 0; i < 30; i++)); do
     alive "$pid" "$name" || return 0
     sleep 0.1
@@ -174,10 +176,22 @@ cmd_stop() {
   rm -f "$state/env"
 }
 
+# print_binaries: the exports of the three servers' binaries, for tests
+# that run servers of their own (to stop and start them again). They depend
+# on the cache only, so they are printed on every start, reusing or not,
+# rather than saved with the running servers' exports.
+print_binaries() {
+  printf 'export %s=%q\n' \
+    AUDEX_TEST_MINIO_BIN "$cache/bin/minio" \
+    AUDEX_TEST_FAKE_GCS_BIN "$cache/bin/fake-gcs-server" \
+    AUDEX_TEST_AZURITE_BIN "$azurite_bin"
+}
+
 cmd_start() {
   if all_running; then
     say "already running; reusing them"
     cat "$state/env"
+    print_binaries
     return 0
   fi
   # Whatever is left of an earlier, partial start goes first.
@@ -218,7 +232,7 @@ cmd_start() {
 
   say "starting azurite-blob on 127.0.0.1:$azurite_port"
   "$azurite_bin" --blobHost 127.0.0.1 --blobPort "$azurite_port" \
-    --location "$state/azurite" --skipApiVersionCheck --loose --silent \
+    --location "$state/azurite" --skipApiVersionCheck --loose --silent --disableTelemetry \
     </dev/null >"$state/azurite.log" 2>&1 &
   echo $! >"$state/azurite.pid"
 
@@ -234,13 +248,13 @@ cmd_start() {
       AUDEX_TEST_S3_REGION us-east-1 \
       AUDEX_TEST_S3_ACCESS_KEY_ID "$minio_user" \
       AUDEX_TEST_S3_SECRET_ACCESS_KEY "$minio_password" \
-      AUDEX_TEST_MINIO_BIN "$cache/bin/minio" \
       AUDEX_TEST_GCS_HOST "127.0.0.1:$gcs_port" \
       AUDEX_TEST_AZURE_BLOB_ENDPOINT "$azure_endpoint" \
       AUDEX_TEST_AZURE_CONNECTION_STRING "DefaultEndpointsProtocol=http;AccountName=$AZURITE_ACCOUNT;AccountKey=$AZURITE_KEY;BlobEndpoint=$azure_endpoint;"
   } >"$state/env"
   say "ready: minio :$minio_port, fake-gcs-server :$gcs_port, azurite :$azurite_port"
   cat "$state/env"
+  print_binaries
 }
 
 case ${1:-} in

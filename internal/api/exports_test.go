@@ -12,20 +12,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
@@ -592,90 +587,5 @@ func TestExportJobsUnderLoad(t *testing.T) {
 		var before int
 		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'load.test' AND received_at < $2`, b.tenant, e.AsOf).Scan(&before))
 		require.Len(t, exported, before, "exactly the events received before as_of")
-	})
-}
-
-// privateMinIO runs a MinIO of the test's own (the shared one must stay
-// up for other tests) and returns its sinks.Config on a fresh bucket, and
-// functions that stop it and start it again on the same port and data.
-func privateMinIO(t *testing.T) (cfg sinks.Config, stop, start func()) {
-	t.Helper()
-	bin := sinktest.RequireEnv(t, "AUDEX_TEST_MINIO_BIN")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	var cmd *exec.Cmd
-	start = func() {
-		cmd = exec.Command(bin, "server", dir, "--address", addr, "--console-address", "127.0.0.1:0", "--quiet")
-		cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+os.Getenv("AUDEX_TEST_S3_ACCESS_KEY_ID"),
-			"MINIO_ROOT_PASSWORD="+os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"), "MINIO_BROWSER=off", "MINIO_UPDATE=off")
-		require.NoError(t, cmd.Start())
-		require.Eventually(t, func() bool {
-			res, err := http.Get("http://" + addr + "/minio/health/ready")
-			if err != nil {
-				return false
-			}
-			res.Body.Close()
-			return res.StatusCode == http.StatusOK
-		}, 20*time.Second, 50*time.Millisecond)
-	}
-	stop = func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-	start()
-	t.Cleanup(stop)
-	cfg = sinks.Config{Type: "s3", Bucket: sinktest.RandomName("audex-private-"), Region: "us-east-1", Endpoint: "http://" + addr,
-		AccessKeyIDEnv: "AUDEX_TEST_S3_ACCESS_KEY_ID", SecretAccessKeyEnv: "AUDEX_TEST_S3_SECRET_ACCESS_KEY"}
-	admin := s3.New(s3.Options{BaseEndpoint: aws.String(cfg.Endpoint), UsePathStyle: true, Region: cfg.Region,
-		Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("AUDEX_TEST_S3_ACCESS_KEY_ID"), os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"), "")})
-	_, err = admin.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(cfg.Bucket)})
-	require.NoError(t, err)
-	return cfg, stop, start
-}
-
-func TestExportToS3Faults(t *testing.T) {
-	t.Parallel()
-
-	t.Run("ServerStoppedMidExportAndStartedAgainCompletes", func(t *testing.T) {
-		t.Parallel()
-		cfg, stop, start := privateMinIO(t)
-		b := setupExportsWith(t, map[string]sinks.Config{"flaky": cfg})
-		b.seed(t, 40_000, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
-		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl",
-			"destination": map[string]any{"name": "flaky"}, "part_max_records": 400,
-			"filters": map[string]any{"action_prefix": "doc."}})
-		var e audex.Export
-		require.Eventually(t, func() bool {
-			b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil).decode(t, &e)
-			return e.Progress.PartsWritten >= 5
-		}, 30*time.Second, 5*time.Millisecond)
-		stop()
-		time.Sleep(3 * time.Second)
-		start()
-		e = b.waitExport(t, id)
-		require.Equal(t, "completed", e.Status, "%+v", e.Error)
-		requireSameIDs(t, ids(b.listAll(t, "order=asc&limit=1000&action_prefix=doc.")), b.readParts(t, e))
-	})
-
-	t.Run("MissingBucketFailsWithinSecondsNamingIt", func(t *testing.T) {
-		t.Parallel()
-		cfg, _ := sinktest.NewBucket(t, "s3")
-		cfg.Bucket = sinktest.RandomName("audex-absent-")
-		b := setupExportsWith(t, map[string]sinks.Config{"absent": cfg})
-		b.ingest(t, event("doc.read", "alice"))
-		started := time.Now()
-		id := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "csv", "destination": map[string]any{"name": "absent"}})
-		e := b.waitExport(t, id)
-		require.Less(t, time.Since(started), 15*time.Second)
-		require.Equal(t, "failed", e.Status)
-		require.Equal(t, "bucket_not_found", e.Error.Code)
-		require.Contains(t, e.Error.Message, cfg.Bucket)
-		require.NotContains(t, e.Error.Message, os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"))
-		var failed listAnswer
-		b.do(t, "GET", "/v1/audit/events?action=audit.export_failed", b.key, nil).decode(t, &failed)
-		require.Len(t, failed.Events, 1)
 	})
 }
