@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -160,6 +162,51 @@ func TestRun(t *testing.T) {
 		require.NoError(t, err)
 		res.Body.Close()
 		require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, res.StatusCode)
+	})
+
+	t.Run("SlowBodyIsCutOff", func(t *testing.T) {
+		t.Parallel()
+		env := map[string]string{"DATABASE_URL": storetest.DatabaseURL(t), "AUDEX_LISTEN": "127.0.0.1:0"}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		stderr := &logtest.Buffer{}
+		go func() { _ = run(ctx, nil, envOf(env), io.Discard, stderr) }()
+		addr := waitForListen(t, stderr)
+		key := storetest.NewKey(t, storetest.Pool(t), storetest.NewTenant(t), audex.ScopeWrite)
+
+		// A client that announces 1,000 bytes of body and sends one a
+		// second is not held for the 17 minutes it asks for: the server
+		// stops reading at its 60 s read timeout and closes the
+		// connection, answering a 400 in the error shape.
+		conn, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = fmt.Fprintf(conn, "POST /v1/audit/events HTTP/1.1\r\nHost: audex\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n", key)
+		require.NoError(t, err)
+		start := time.Now()
+		closed := make(chan []byte)
+		go func() {
+			answer, _ := io.ReadAll(conn)
+			closed <- answer
+		}()
+		var answer []byte
+	drip:
+		for {
+			select {
+			case answer = <-closed:
+				break drip
+			case <-time.After(time.Second):
+				if time.Since(start) > 90*time.Second {
+					t.Fatal("the server still reads a body sent at a byte a second after 90 s")
+				}
+				_, _ = conn.Write([]byte(" "))
+			}
+		}
+		took := time.Since(start)
+		t.Logf("cut off after %s: %q", took.Round(time.Second), answer)
+		require.Less(t, took, 75*time.Second)
+		require.True(t, strings.HasPrefix(string(answer), "HTTP/1.1 400 "), "a 400 in the error shape")
+		require.Contains(t, string(answer), `"code":"invalid_argument"`)
 	})
 
 	t.Run("BadConfigurationIsAnError", func(t *testing.T) {
