@@ -1,4 +1,4 @@
-.PHONY: run test bench fuzz build vet
+.PHONY: run test bench load fuzz build vet
 
 # Run audex (API + worker) with everything it needs.
 run:
@@ -11,6 +11,11 @@ test:
 # Load synthetic events and print the performance figures (BENCHMARKS.md).
 bench:
 	bash scripts/bench.sh
+
+# Ingest at full speed beside exports and a purge, then check that every
+# acknowledged event is stored once (RELIABILITY.md; LOAD_SECONDS etc.).
+load:
+	bash scripts/bench.sh load
 
 # Run every fuzz target for FUZZTIME each (default 30s).
 fuzz:

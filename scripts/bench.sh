@@ -11,13 +11,29 @@
 # The export figures to S3 need MinIO: unless BENCH_S3=0, the emulators of
 # scripts/emulators.sh are started (installed on first use) when they are
 # not running, and stopped at the end only if this script started them.
+#
+# `scripts/bench.sh load` (`make load`) runs the load test of RELIABILITY.md
+# instead, in a database audex_bench_load, without the emulators (its
+# exports go to a local folder); settings are LOAD_* variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=${1:-}
+case $mode in
+"") db=audex_bench ;;
+load)
+  db=audex_bench_load
+  BENCH_S3=0
+  ;;
+*)
+  echo "usage: $0 [load]" >&2
+  exit 2
+  ;;
+esac
 
 say() { echo "bench.sh: $*" >&2; }
 
 admin=$(scripts/postgres.sh "${AUDEX_BENCH_DATABASE_URL:-}")
-db=audex_bench
 
 # The same server and options as admin, database audex_bench.
 base=${admin%%\?*}
@@ -40,4 +56,4 @@ else
   unset AUDEX_TEST_S3_ENDPOINT
 fi
 
-go run ./cmd/bench
+go run ./cmd/bench ${mode:+"$mode"}

@@ -396,6 +396,7 @@ func (e *event) copyRow(tenant string) []any {
 
 // wireEvent is an event as a client sends it to POST /v1/audit/events.
 type wireEvent struct {
+	ID         string          `json:"id,omitempty"` // "": the server assigns one
 	OccurredAt string          `json:"occurred_at"`
 	Action     string          `json:"action"`
 	Actor      wireParty       `json:"actor"`
@@ -419,7 +420,7 @@ type wireParty struct {
 }
 
 // wire is e as an ingest client sends it: without id (the server assigns
-// one) and without received_at.
+// one unless the caller sets it) and without received_at.
 func (e *event) wire() wireEvent {
 	w := wireEvent{
 		OccurredAt: e.occurredAt.UTC().Format(time.RFC3339Nano),

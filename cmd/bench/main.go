@@ -1,6 +1,7 @@
 // Command bench measures audex on synthetic data and prints the figures
 // of BENCHMARKS.md as markdown on stdout (progress goes to stderr). `make
-// bench` runs it against a fresh database; see scripts/bench.sh.
+// bench` runs it against a fresh database; see scripts/bench.sh. `bench
+// load` (`make load`) runs the load test of RELIABILITY.md instead.
 //
 // It loads a big tenant and nine smaller ones with COPY, then measures,
 // through the real HTTP handler on a loopback listener, the first page of
@@ -156,12 +157,19 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 // run is the whole command, with its environment passed in.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		return fmt.Errorf("bench takes no arguments (settings are BENCH_* variables, see BENCHMARKS.md), got %q", args)
+	loadMode := len(args) == 1 && args[0] == "load"
+	if len(args) > 0 && !loadMode {
+		return fmt.Errorf("bench takes no arguments but load (settings are BENCH_* and LOAD_* variables, see BENCHMARKS.md and RELIABILITY.md), got %q", args)
 	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
+	}
+	var load loadSettings
+	if loadMode {
+		if load, err = loadLoadSettings(getenv); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
@@ -180,5 +188,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	b := &bench{cfg: cfg, pool: pool, logger: logger, out: stdout, stderr: stderr}
+	if loadMode {
+		return b.loadTest(ctx, load)
+	}
 	return b.run(ctx)
 }
