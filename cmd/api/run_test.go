@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -230,15 +229,8 @@ func waitForListen(t *testing.T, stderr *logtest.Buffer) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "api_listening" {
-				return line.Addr
-			}
+		if addr := stderr.ListenAddr(); addr != "" {
+			return addr
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -87,7 +87,7 @@ func (s *Server) handleFilters(w http.ResponseWriter, r *http.Request, key audex
 type summaryResponse struct {
 	Since time.Time `json:"since"`
 	Until time.Time `json:"until"`
-	store.Summary
+	audex.Summary
 }
 
 // summaryWindow fills in the summary's default time range: the last 30

@@ -4,8 +4,11 @@
 package logtest
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 )
 
@@ -35,4 +38,20 @@ func (b *Buffer) String() string {
 func NewLogger() (*slog.Logger, *Buffer) {
 	buf := &Buffer{}
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+}
+
+// ListenAddr returns the address of the api's api_listening log line
+// written so far, or "" before it.
+func (b *Buffer) ListenAddr() string {
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
+	for sc.Scan() {
+		var line struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "api_listening" {
+			return line.Addr
+		}
+	}
+	return ""
 }

@@ -16,35 +16,6 @@ import (
 // SummaryTopN is how many entries each top list of a summary holds.
 const SummaryTopN = 10
 
-// Summary aggregates a tenant's events that match a filter.
-type Summary struct {
-	TotalEvents      int64            `json:"total_events"`
-	SuccessfulEvents int64            `json:"successful_events"`
-	FailedEvents     int64            `json:"failed_events"`
-	ActionsBreakdown map[string]int64 `json:"actions_breakdown"`
-	TopActors        []ActorCount     `json:"top_actors"`
-	TopTargets       []TargetCount    `json:"top_targets"`
-	TopResources     []ResourceCount  `json:"top_resources"`
-}
-
-// ActorCount is one entry of Summary.TopActors.
-type ActorCount struct {
-	ActorID string `json:"actor_id"`
-	Count   int64  `json:"count"`
-}
-
-// TargetCount is one entry of Summary.TopTargets.
-type TargetCount struct {
-	TargetID string `json:"target_id"`
-	Count    int64  `json:"count"`
-}
-
-// ResourceCount is one entry of Summary.TopResources.
-type ResourceCount struct {
-	Resource string `json:"resource"`
-	Count    int64  `json:"count"`
-}
-
 // Grouping-set numbers of the summary query (GROUPING(action, actor_id,
 // target_id, resource): a set bit is a column not grouped by).
 const (
@@ -61,7 +32,7 @@ const (
 // resource do not count in those lists. A plain time range (Since and
 // Until, no other filter) is answered from the daily counts of
 // summary_counts (summarizeRange); any other filter scans the events.
-func SummarizeEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Summary, error) {
+func SummarizeEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (audex.Summary, error) {
 	if f.Since != nil && f.Until != nil && timeRangeOnly(f) {
 		return summarizeRange(ctx, db, tenantID, *f.Since, *f.Until)
 	}
@@ -77,7 +48,7 @@ func timeRangeOnly(f audex.Filter) bool {
 }
 
 // scanSummary is SummarizeEvents in one scan of the matching events.
-func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Summary, error) {
+func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (audex.Summary, error) {
 	var q queryBuilder
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)
@@ -99,9 +70,9 @@ func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 		strings.Join(q.conds, " AND "), groupTotal, groupTotal, groupAction, SummaryTopN)
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
-		return Summary{}, fmt.Errorf("summarize events: %w", translate(err))
+		return audex.Summary{}, fmt.Errorf("summarize events: %w", translate(err))
 	}
-	s := Summary{ActionsBreakdown: map[string]int64{}, TopActors: []ActorCount{}, TopTargets: []TargetCount{}, TopResources: []ResourceCount{}}
+	s := audex.Summary{ActionsBreakdown: map[string]int64{}, TopActors: []audex.ActorCount{}, TopTargets: []audex.TargetCount{}, TopResources: []audex.ResourceCount{}}
 	var (
 		group         int
 		value         *string
@@ -114,20 +85,20 @@ func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 		case groupAction:
 			s.ActionsBreakdown[*value] = n
 		case groupActor:
-			s.TopActors = append(s.TopActors, ActorCount{ActorID: *value, Count: n})
+			s.TopActors = append(s.TopActors, audex.ActorCount{ActorID: *value, Count: n})
 		case groupTarget:
-			s.TopTargets = append(s.TopTargets, TargetCount{TargetID: *value, Count: n})
+			s.TopTargets = append(s.TopTargets, audex.TargetCount{TargetID: *value, Count: n})
 		case groupResource:
-			s.TopResources = append(s.TopResources, ResourceCount{Resource: *value, Count: n})
+			s.TopResources = append(s.TopResources, audex.ResourceCount{Resource: *value, Count: n})
 		}
 		return nil
 	})
 	if err != nil {
-		return Summary{}, fmt.Errorf("summarize events: %w", translate(err))
+		return audex.Summary{}, fmt.Errorf("summarize events: %w", translate(err))
 	}
-	sortTop(s.TopActors, func(c ActorCount) (int64, string) { return c.Count, c.ActorID })
-	sortTop(s.TopTargets, func(c TargetCount) (int64, string) { return c.Count, c.TargetID })
-	sortTop(s.TopResources, func(c ResourceCount) (int64, string) { return c.Count, c.Resource })
+	sortTop(s.TopActors, func(c audex.ActorCount) (int64, string) { return c.Count, c.ActorID })
+	sortTop(s.TopTargets, func(c audex.TargetCount) (int64, string) { return c.Count, c.TargetID })
+	sortTop(s.TopResources, func(c audex.ResourceCount) (int64, string) { return c.Count, c.Resource })
 	return s, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
 )
 
 // How summarizeRange answers [since, until) exactly from daily counts
@@ -150,8 +152,8 @@ func (c valueCountsByKind) add(kind int, value string, n int64) {
 
 // summarizeRange is SummarizeEvents for a plain time range, from the
 // daily counts.
-func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until time.Time) (Summary, error) {
-	s := Summary{ActionsBreakdown: map[string]int64{}}
+func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until time.Time) (audex.Summary, error) {
+	s := audex.Summary{ActionsBreakdown: map[string]int64{}}
 	err := inSnapshot(ctx, db, func(tx pgx.Tx) error {
 		m, err := readSummaryMark(ctx, tx, tenantID)
 		if err != nil {
@@ -213,13 +215,13 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 				return err
 			}
 		}
-		s.TopActors = mapSlice(tops[summaryActor], func(c valueCount) ActorCount { return ActorCount{ActorID: c.value, Count: c.n} })
-		s.TopTargets = mapSlice(tops[summaryTarget], func(c valueCount) TargetCount { return TargetCount{TargetID: c.value, Count: c.n} })
-		s.TopResources = mapSlice(tops[summaryResource], func(c valueCount) ResourceCount { return ResourceCount{Resource: c.value, Count: c.n} })
+		s.TopActors = mapSlice(tops[summaryActor], func(c valueCount) audex.ActorCount { return audex.ActorCount{ActorID: c.value, Count: c.n} })
+		s.TopTargets = mapSlice(tops[summaryTarget], func(c valueCount) audex.TargetCount { return audex.TargetCount{TargetID: c.value, Count: c.n} })
+		s.TopResources = mapSlice(tops[summaryResource], func(c valueCount) audex.ResourceCount { return audex.ResourceCount{Resource: c.value, Count: c.n} })
 		return nil
 	})
 	if err != nil {
-		return Summary{}, fmt.Errorf("summarize events: %w", translate(err))
+		return audex.Summary{}, fmt.Errorf("summarize events: %w", translate(err))
 	}
 	return s, nil
 }

@@ -194,9 +194,9 @@ func TestSummaryFromDailyCounts(t *testing.T) {
 		since, until := start, start.Add(3*24*time.Hour)
 		got, err := store.SummarizeEvents(t.Context(), pool, tenant, audex.Filter{Since: &since, Until: &until})
 		require.NoError(t, err)
-		var want []store.ActorCount
+		var want []audex.ActorCount
 		for i := range 10 {
-			want = append(want, store.ActorCount{ActorID: fmt.Sprintf("steady-%d", i), Count: 3})
+			want = append(want, audex.ActorCount{ActorID: fmt.Sprintf("steady-%d", i), Count: 3})
 		}
 		require.Equal(t, want, got.TopActors)
 		require.EqualValues(t, len(events), got.TotalEvents)

@@ -1,0 +1,155 @@
+package client
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/audex-dev/audex"
+)
+
+// Export is an export job's status and manifest.
+type Export = audex.Export
+
+// ExportFile is one part of a completed export, as its manifest lists it:
+// the object's key relative to the destination's bucket (or folder), its
+// size, SHA-256 and record count.
+type ExportFile = audex.ExportFile
+
+// ExportRequest asks for an export job (API.md, "Export jobs").
+type ExportRequest struct {
+	Since, Until time.Time
+	// Format is "jsonl" or "csv".
+	Format string
+	// Compression is "none" (default) or "gzip".
+	Compression string
+	Filters     Filters
+	// Destination names a destination the server's operator configured;
+	// Prefix is an optional sub-prefix under it.
+	Destination, Prefix string
+	// PartMaxRecords and PartMaxBytes bound each part (0: the server's
+	// defaults).
+	PartMaxRecords int
+	PartMaxBytes   int64
+}
+
+// CreatedExport is the answer to a new export job.
+type CreatedExport struct {
+	ID               string `json:"export_id"`
+	Status           string `json:"status"`
+	EstimatedRecords int64  `json:"estimated_records"`
+}
+
+// ExportsService is the export-job routes; get it as Client.Exports.
+type ExportsService struct{ c *Client }
+
+// Create queues an export job.
+func (s *ExportsService) Create(ctx context.Context, r ExportRequest) (CreatedExport, error) {
+	dest := map[string]any{"name": r.Destination}
+	if r.Prefix != "" {
+		dest["prefix"] = r.Prefix
+	}
+	body := map[string]any{"since": timeParam(r.Since), "until": timeParam(r.Until), "format": r.Format,
+		"filters": r.Filters, "destination": dest}
+	if r.Compression != "" {
+		body["compression"] = r.Compression
+	}
+	if r.PartMaxRecords > 0 {
+		body["part_max_records"] = r.PartMaxRecords
+	}
+	if r.PartMaxBytes > 0 {
+		body["part_max_bytes"] = r.PartMaxBytes
+	}
+	var created CreatedExport
+	err := s.c.do(ctx, request{method: http.MethodPost, path: "/v1/audit/exports", body: body, want: http.StatusAccepted}, &created)
+	return created, err
+}
+
+// Get returns an export job's status and manifest.
+func (s *ExportsService) Get(ctx context.Context, id string) (Export, error) {
+	var e Export
+	err := s.c.do(ctx, request{method: http.MethodGet, path: "/v1/audit/exports/" + url.PathEscape(id), idempotent: true, want: http.StatusOK}, &e)
+	return e, err
+}
+
+// Cancel cancels a queued or running export and returns its status; a
+// finished one is a 409 Error.
+func (s *ExportsService) Cancel(ctx context.Context, id string) (Export, error) {
+	var e Export
+	err := s.c.do(ctx, request{method: http.MethodPost, path: "/v1/audit/exports/" + url.PathEscape(id) + "/cancel", idempotent: true, want: http.StatusOK}, &e)
+	return e, err
+}
+
+// List returns the tenant's export jobs, newest first, following cursors;
+// status "" lists all, else only those in that status.
+func (s *ExportsService) List(ctx context.Context, status string) iter.Seq2[Export, error] {
+	return func(yield func(Export, error) bool) {
+		q := url.Values{}
+		if status != "" {
+			q.Set("status", status)
+		}
+		for {
+			var page struct {
+				Exports    []Export `json:"exports"`
+				NextCursor *string  `json:"next_cursor"`
+				HasMore    bool     `json:"has_more"`
+			}
+			if err := s.c.do(ctx, request{method: http.MethodGet, path: "/v1/audit/exports", query: q, idempotent: true, want: http.StatusOK}, &page); err != nil {
+				yield(Export{}, err)
+				return
+			}
+			for _, e := range page.Exports {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if !page.HasMore || page.NextCursor == nil {
+				return
+			}
+			q.Set("cursor", *page.NextCursor)
+		}
+	}
+}
+
+// WaitOptions tune Wait.
+type WaitOptions struct {
+	// Progress, when set, is called with every status read, the last
+	// (finished) one included.
+	Progress func(Export)
+	// FirstPoll is the first pause between two reads (default 200 ms); it
+	// grows by half each time up to MaxPoll (default 5 s).
+	FirstPoll, MaxPoll time.Duration
+}
+
+// Wait polls the export until it is completed, failed or cancelled and
+// returns its last status; ctx bounds the wait. A failed or cancelled
+// export is returned without an error: look at its Status and Error.
+func (s *ExportsService) Wait(ctx context.Context, id string, o WaitOptions) (Export, error) {
+	pause, maxPause := o.FirstPoll, o.MaxPoll
+	if pause <= 0 {
+		pause = 200 * time.Millisecond
+	}
+	if maxPause <= 0 {
+		maxPause = 5 * time.Second
+	}
+	for {
+		e, err := s.Get(ctx, id)
+		if err != nil {
+			return e, err
+		}
+		if o.Progress != nil {
+			o.Progress(e)
+		}
+		if e.Finished() {
+			return e, nil
+		}
+		select {
+		case <-ctx.Done():
+			return e, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(pause*3/2, maxPause)
+	}
+}

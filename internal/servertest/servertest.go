@@ -1,0 +1,120 @@
+// Package servertest runs audex as it is deployed, for the tests of its
+// clients (the Go SDK, audexctl): the api and worker commands built from
+// this checkout and started as processes on a database of the test's own,
+// with a local-folder destination. It is imported by tests only.
+package servertest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/logtest"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// Server is a running api process and worker process.
+type Server struct {
+	// URL is the api's base URL, on 127.0.0.1.
+	URL string
+	// Pool is a pool on the server's database, for checks.
+	Pool *pgxpool.Pool
+	// Tenant is a tenant of the test's own; Key has every tenant scope of
+	// it (read, write, export, admin).
+	Tenant, Key string
+	// Folder is the "local" destination's folder.
+	Folder string
+	// APILog and WorkerLog are the processes' log lines so far.
+	APILog, WorkerLog *logtest.Buffer
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds cmd/api and cmd/worker once per test binary.
+func binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		if binDir, buildErr = os.MkdirTemp("", "audex-servertest-bin"); buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/api", "./cmd/worker")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/api ./cmd/worker: %v: %s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+// Start starts the api and the worker on a new migrated database, with
+// exports of attempts short enough for tests, and stops them when the test
+// ends. env adds NAME=value settings for both (AUDEX_RATE_LIMIT=5, say).
+func Start(t testing.TB, env ...string) *Server {
+	t.Helper()
+	bin := binaries(t)
+	dbURL := storetest.IsolatedDatabaseURL(t)
+	pool, err := store.Open(t.Context(), dbURL)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	s := &Server{Pool: pool, Tenant: storetest.NewTenant(t), Folder: t.TempDir(), APILog: &logtest.Buffer{}, WorkerLog: &logtest.Buffer{}}
+	s.Key = storetest.NewKey(t, pool, s.Tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin)
+	configPath := filepath.Join(t.TempDir(), "audex.yaml")
+	config := fmt.Sprintf("destinations:\n  - name: local\n    type: file\n    bucket: %q\nexports:\n  attempt_window: 2s\n  lease_ttl: 5s\n  reaper_interval: 1s\n", s.Folder)
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "AUDEX_CONFIG="+configPath, "AUDEX_LISTEN=127.0.0.1:0"), env...)
+	start(t, filepath.Join(bin, "api"), env, s.APILog, "api_listening")
+	start(t, filepath.Join(bin, "worker"), env, s.WorkerLog, "worker_started")
+	s.URL = "http://" + s.APILog.ListenAddr()
+	return s
+}
+
+// start runs a command and waits until it logs ready.
+func start(t testing.TB, path string, env []string, log *logtest.Buffer, ready string) {
+	t.Helper()
+	cmd := exec.Command(path)
+	cmd.Env, cmd.Stderr = env, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(log.String(), `"msg":"`+ready+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not log %s within 30 s:\n%s", filepath.Base(path), ready, log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
