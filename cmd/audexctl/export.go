@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/audex-dev/audex/client"
+)
+
+func (c *cli) exportCommand() *cobra.Command {
+	return group("export", "Create, follow and verify export jobs",
+		c.exportCreateCommand(), c.exportStatusCommand(), c.exportVerifyCommand())
+}
+
+// How often export create --wait reads the export's status: from
+// firstPoll, growing to maxPoll.
+const (
+	exportFirstPoll = 200 * time.Millisecond
+	exportMaxPoll   = time.Second
+)
+
+func (c *cli) exportCreateCommand() *cobra.Command {
+	var (
+		req  client.ExportRequest
+		wait bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create --since T --until T [filters]",
+		Short: "Create an export job and print its id",
+		Long: `Create an export job of the events that occurred in [--since, --until) and
+that the filters select, written to a destination that the server's operator
+configured, and print its id. With --wait, follow its progress on stderr (a
+bar on a terminal, one line per change elsewhere) and print its status and
+manifest when it ends; an export that failed or was cancelled exits 1.`,
+		Args: cobra.NoArgs,
+	}
+	filters := addEventFilters(cmd)
+	cmd.Flags().StringVar(&req.Format, "format", "jsonl", "jsonl or csv")
+	cmd.Flags().StringVar(&req.Compression, "compression", "", "none (the server's default) or gzip")
+	cmd.Flags().StringVar(&req.Destination, "destination", "local", "name of a destination the server's operator configured")
+	cmd.Flags().StringVar(&req.Prefix, "prefix", "", "sub-prefix under the destination's prefix")
+	cmd.Flags().IntVar(&req.PartMaxRecords, "part_max_records", 0, "most records in a part (default: the server's)")
+	cmd.Flags().Int64Var(&req.PartMaxBytes, "part_max_bytes", 0, "most bytes in a part before compression (default: the server's)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the export to end, showing its progress")
+	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
+		for _, name := range []string{"since", "until"} {
+			v, ok := filters.value(name)
+			if !ok {
+				return usageError(fmt.Sprintf("--%s is required: an export covers [--since, --until)", name))
+			}
+			t, err := parseTime(name, v)
+			if err != nil {
+				return err
+			}
+			if name == "since" {
+				req.Since = t
+			} else {
+				req.Until = t
+			}
+		}
+		var err error
+		if req.Filters, err = filters.body(); err != nil {
+			return err
+		}
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		created, err := cl.Exports.Create(ctx, req)
+		if err != nil {
+			return apiFailure("create export", err)
+		}
+		fmt.Fprintln(c.stdout, created.ID)
+		if !wait {
+			return nil
+		}
+		view := newProgressView(c.stderr, c.isTerminal(c.stderr), c.now)
+		e, err := cl.Exports.Wait(ctx, created.ID, client.WaitOptions{Progress: view.update, FirstPoll: exportFirstPoll, MaxPoll: exportMaxPoll})
+		view.finish()
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("stopped waiting; export %s goes on on the server (audexctl export status %s): %w", created.ID, created.ID, ctx.Err())
+			}
+			return apiFailure("wait for export "+created.ID, err)
+		}
+		if err := printExport(c.stdout, e); err != nil {
+			return err
+		}
+		return exportOutcome(e)
+	})
+	return cmd
+}
+
+// exportOutcome is nil for a completed export, else an error that says
+// how it ended.
+func exportOutcome(e client.Export) error {
+	switch {
+	case e.Status == "completed":
+		return nil
+	case e.Error != nil:
+		return fmt.Errorf("export %s %s: %s: %s", e.ID, e.Status, e.Error.Code, e.Error.Message)
+	}
+	return fmt.Errorf("export %s %s", e.ID, e.Status)
+}
+
+func (c *cli) exportStatusCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Print an export job's status and manifest",
+		Args:  cobra.ExactArgs(1),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status route's JSON object")
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		e, err := c.getExport(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			out := json.NewEncoder(c.stdout)
+			out.SetIndent("", "  ")
+			return out.Encode(e)
+		}
+		return printExport(c.stdout, e)
+	})
+	return cmd
+}
+
+// printExport writes an export's status, and its parts when it has some,
+// for people.
+func printExport(w io.Writer, e client.Export) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "export_id\t%s\n", e.ID)
+	fmt.Fprintf(tw, "status\t%s\n", e.Status)
+	fmt.Fprintf(tw, "format\t%s (compression %s)\n", e.Format, e.Compression)
+	fmt.Fprintf(tw, "range\t%s to %s\n", e.Since.UTC().Format(time.RFC3339Nano), e.Until.UTC().Format(time.RFC3339Nano))
+	if len(e.Filters) > 0 && string(e.Filters) != "{}" {
+		fmt.Fprintf(tw, "filters\t%s\n", e.Filters)
+	}
+	d := e.Destination
+	fmt.Fprintf(tw, "destination\t%s (%s %s, prefix %q)\n", d.Name, d.Type, d.Bucket, d.Prefix)
+	fmt.Fprintf(tw, "progress\t%d%%, %d of about %d records, %d parts\n", e.Progress.Percent, e.Progress.RecordsExported, e.EstimatedRecords, e.Progress.PartsWritten)
+	if e.RecordCount != nil {
+		fmt.Fprintf(tw, "record_count\t%d\n", *e.RecordCount)
+	}
+	if e.ManifestKey != nil {
+		fmt.Fprintf(tw, "manifest_key\t%s\n", *e.ManifestKey)
+	}
+	if !e.AsOf.IsZero() {
+		fmt.Fprintf(tw, "as_of\t%s\n", e.AsOf.UTC().Format(time.RFC3339Nano))
+	}
+	fmt.Fprintf(tw, "created_at\t%s\n", e.CreatedAt.UTC().Format(time.RFC3339Nano))
+	if e.StartedAt != nil {
+		fmt.Fprintf(tw, "started_at\t%s\n", e.StartedAt.UTC().Format(time.RFC3339Nano))
+	}
+	if e.CompletedAt != nil {
+		fmt.Fprintf(tw, "completed_at\t%s\n", e.CompletedAt.UTC().Format(time.RFC3339Nano))
+	}
+	fmt.Fprintf(tw, "attempts\t%d\n", e.Attempts)
+	if e.Error != nil {
+		fmt.Fprintf(tw, "error\t%s: %s\n", e.Error.Code, e.Error.Message)
+	}
+	if len(e.Files) > 0 {
+		fmt.Fprintln(tw, "\nkey\tsize_bytes\trecords\tsha256")
+		for _, f := range e.Files {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", f.Key, f.SizeBytes, f.Records, f.SHA256)
+		}
+	}
+	return tw.Flush()
+}
+
+func (c *cli) exportVerifyCommand() *cobra.Command {
+	var folder string
+	cmd := &cobra.Command{
+		Use:   "verify ID --folder DIR",
+		Short: "Check an export's part files against its manifest",
+		Long: `Check the parts of a completed export in DIR, the folder its destination
+writes to (a file destination's folder, or a copy of a bucket): each part must
+be there at its key, with the manifest's size, SHA-256 and record count (lines
+of JSONL; rows below the header of CSV; gzipped parts are read unzipped), and
+manifest.json must hold the status route's manifest. Prints one line per part;
+exits 1 on any mismatch.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().StringVar(&folder, "folder", "", "the folder the export's keys are relative to (required)")
+	_ = cmd.MarkFlagRequired("folder")
+	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
+		e, err := c.getExport(cmd.Context(), args[0])
+		if err != nil {
+			return err
+		}
+		if e.Status != "completed" {
+			return fmt.Errorf("export %s is %s: only a completed export has a manifest to verify", e.ID, e.Status)
+		}
+		bad := 0
+		var records int64
+		for _, f := range e.Files {
+			problems := verifyPart(folder, f, e.Format)
+			records += f.Records
+			report(c.stdout, f.Key, problems, fmt.Sprintf("ok (%d records, %d bytes)", f.Records, f.SizeBytes))
+			if len(problems) > 0 {
+				bad++
+			}
+		}
+		if e.ManifestKey != nil {
+			problems := verifyManifest(folder, *e.ManifestKey, e)
+			report(c.stdout, *e.ManifestKey, problems, "ok")
+			if len(problems) > 0 {
+				bad++
+			}
+		}
+		if e.RecordCount != nil && *e.RecordCount != records {
+			return fmt.Errorf("export %s: its parts hold %d records, its record_count says %d", e.ID, records, *e.RecordCount)
+		}
+		if bad > 0 {
+			return fmt.Errorf("export %s: %d of %d files do not match its manifest", e.ID, bad, len(e.Files)+1)
+		}
+		fmt.Fprintf(c.stdout, "export %s: %d parts, %d records: ok\n", e.ID, len(e.Files), records)
+		return nil
+	})
+	return cmd
+}
+
+// report writes one line about a file: ok, or what does not match.
+func report(w io.Writer, key string, problems []string, ok string) {
+	if len(problems) == 0 {
+		fmt.Fprintf(w, "%s: %s\n", key, ok)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", key, strings.Join(problems, "; "))
+}
+
+// localPath returns the file of key under folder; a key that would leave
+// the folder is an error.
+func localPath(folder, key string) (string, error) {
+	rel := filepath.FromSlash(key)
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("key %q is not a path inside the folder", key)
+	}
+	return filepath.Join(folder, rel), nil
+}
+
+// verifyPart checks the part f of an export in format under folder, in one
+// read of its file, and returns what does not match its manifest entry
+// (nothing when all does).
+func verifyPart(folder string, f client.ExportFile, format string) []string {
+	path, err := localPath(folder, f.Key)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot open: %v", err)}
+	}
+	defer file.Close()
+	hash := sha256.New()
+	stored := &countingReader{r: io.TeeReader(file, hash)}
+	records, countErr := countRecords(stored, format, strings.HasSuffix(f.Key, ".gz"))
+	// Hash what the record reader did not need, such as a gzip trailer or
+	// the rest of a file whose records could not be read.
+	if _, err := io.Copy(io.Discard, stored); err != nil {
+		return []string{fmt.Sprintf("cannot read: %v", err)}
+	}
+	var problems []string
+	if stored.n != f.SizeBytes {
+		problems = append(problems, fmt.Sprintf("size %d bytes, manifest says %d", stored.n, f.SizeBytes))
+	}
+	if sum := hex.EncodeToString(hash.Sum(nil)); sum != f.SHA256 {
+		problems = append(problems, fmt.Sprintf("sha256 %s, manifest says %s", sum, f.SHA256))
+	}
+	switch {
+	case countErr != nil:
+		problems = append(problems, fmt.Sprintf("records unreadable: %v", countErr))
+	case records != f.Records:
+		problems = append(problems, fmt.Sprintf("%d records, manifest says %d", records, f.Records))
+	}
+	return problems
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// countRecords counts the records of a part: lines of JSONL (a last line
+// without its newline included), or CSV rows below the header row.
+func countRecords(r io.Reader, format string, gzipped bool) (int64, error) {
+	if gzipped {
+		gz, err := gzip.NewReader(r)
+		if err != nil {
+			return 0, err
+		}
+		defer gz.Close()
+		r = gz
+	}
+	if format == "csv" {
+		rows := csv.NewReader(r)
+		rows.ReuseRecord = true
+		var n int64
+		for {
+			_, err := rows.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return 0, err
+			}
+			n++
+		}
+		if n == 0 {
+			return 0, errors.New("no header row")
+		}
+		return n - 1, nil
+	}
+	var n int64
+	last := byte('\n')
+	chunk := make([]byte, 64<<10)
+	for {
+		k, err := r.Read(chunk)
+		if k > 0 {
+			n += int64(bytes.Count(chunk[:k], []byte{'\n'}))
+			last = chunk[k-1]
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if last != '\n' {
+		n++
+	}
+	return n, nil
+}
+
+// verifyManifest checks that the manifest object at key under folder holds
+// the manifest of e, the export's status.
+func verifyManifest(folder, key string, e client.Export) []string {
+	path, err := localPath(folder, key)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot open: %v", err)}
+	}
+	var stored client.Export
+	if err := json.Unmarshal(data, &stored); err != nil {
+		return []string{fmt.Sprintf("not a manifest: %v", err)}
+	}
+	var problems []string
+	if stored.ID != e.ID {
+		problems = append(problems, fmt.Sprintf("export_id %s, the server says %s", stored.ID, e.ID))
+	}
+	if stored.RecordCount == nil || e.RecordCount == nil || *stored.RecordCount != *e.RecordCount {
+		problems = append(problems, "record_count differs from the server's")
+	}
+	if !slices.Equal(stored.Files, e.Files) {
+		problems = append(problems, "its files differ from the server's manifest")
+	}
+	return problems
+}
+
+// getExport fetches export id's status for the status and verify commands.
+func (c *cli) getExport(ctx context.Context, id string) (client.Export, error) {
+	cl, err := c.client()
+	if err != nil {
+		return client.Export{}, err
+	}
+	e, err := cl.Exports.Get(ctx, id)
+	if err != nil {
+		return client.Export{}, apiFailure("get export "+id, err)
+	}
+	return e, nil
+}
