@@ -35,7 +35,7 @@ func setup(t *testing.T) *testBundle {
 	secret, err := store.CursorSecret(t.Context(), pool)
 	require.NoError(t, err)
 	srv := api.New(api.Config{Pool: pool, Logger: slog.New(slog.DiscardHandler), CursorSecret: secret})
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
 	t.Cleanup(ts.Close)
 	tenant := storetest.NewTenant(t)
 	return &testBundle{

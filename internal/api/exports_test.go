@@ -131,7 +131,7 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 	secret, err := store.CursorSecret(t.Context(), pool)
 	require.NoError(t, err)
 	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations})
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
 	t.Cleanup(ts.Close)
 	tenant := storetest.NewTenant(t)
 	b := &exportBundle{

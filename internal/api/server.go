@@ -101,6 +101,7 @@ func (s *Server) Routes() []Route {
 	return []Route{
 		{Method: "GET", Pattern: "/healthz", handle: s.handleHealthz},
 		{Method: "GET", Pattern: "/readyz", handle: s.handleReadyz},
+		{Method: "GET", Pattern: "/openapi.json", handle: s.handleOpenAPI},
 		{Method: "POST", Pattern: "/v1/audit/events", Scope: audex.ScopeWrite, handle: s.handleIngest},
 		{Method: "GET", Pattern: "/v1/audit/events", Scope: audex.ScopeRead, handle: s.handleListEvents},
 		{Method: "GET", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeRead, handle: s.handleGetEvent},
