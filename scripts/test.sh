@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: the whole test suite against a real PostgreSQL, started (and
 # installed) when none answers, and real object-store emulators
-# (scripts/emulators.sh). Each test binary clones its own database
+# (scripts/emulators.sh), and Debian's Chromium for the browser test
+# (scripts/chromium.sh). Each test binary clones its own database
 # from a migrated template (internal/storetest), so packages run in
 # parallel. Extra arguments go to `go test`.
 set -euo pipefail
@@ -36,5 +37,9 @@ for attempt in 1 2 3; do
   sleep 2
 done
 eval "$emulators_env"
+
+# Chromium for the browser test of River's UI (installed once with apt).
+AUDEX_TEST_CHROMIUM=$(scripts/chromium.sh)
+export AUDEX_TEST_CHROMIUM
 
 go test -count=1 "$@" ./...

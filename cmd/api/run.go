@@ -103,6 +103,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	riverUI, err := api.NewRiverUI(ctx, riverClient, logger)
+	if err != nil {
+		return err
+	}
 	handler := api.New(api.Config{
 		Pool:           pool,
 		Logger:         logger,
@@ -111,6 +115,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Destinations:   cfg.Destinations,
 		ExportDefaults: api.ExportDefaults{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes},
 		RateLimit:      api.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst},
+		RiverUI:        riverUI,
 	})
 	srv := &http.Server{
 		Handler:           handler,

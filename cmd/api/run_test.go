@@ -229,7 +229,7 @@ func waitForListen(t *testing.T, stderr *logtest.Buffer) string {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if addr := stderr.ListenAddr(); addr != "" {
+		if addr := stderr.ListenAddr("api_listening"); addr != "" {
 			return addr
 		}
 		time.Sleep(20 * time.Millisecond)

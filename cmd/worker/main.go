@@ -7,13 +7,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -76,6 +81,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return fmt.Errorf("start river: %w", err)
 	}
 	logger.Info("worker_started")
+	if cfg.WorkerMetricsListen != "" {
+		stopMetrics, err := serveMetrics(cfg.WorkerMetricsListen, pool, logger)
+		if err != nil {
+			_ = client.Stop(context.WithoutCancel(ctx))
+			return err
+		}
+		defer stopMetrics()
+	}
 	<-ctx.Done()
 	logger.Info("worker_stopping")
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
@@ -85,4 +98,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return client.StopAndCancel(context.WithoutCancel(ctx))
 	}
 	return nil
+}
+
+// serveMetrics serves the worker's Prometheus metrics at GET /metrics on
+// addr until the returned function is called.
+func serveMetrics(addr string, pool *pgxpool.Pool, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("AUDEX_WORKER_METRICS_LISTEN: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(pool, logger))
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("worker_metrics_listening", slog.String("addr", ln.Addr().String()))
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close() }, nil
 }

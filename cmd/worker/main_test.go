@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
@@ -61,5 +63,49 @@ func TestRun(t *testing.T) {
 		case <-time.After(40 * time.Second):
 			t.Fatal("worker did not stop")
 		}
+	})
+
+	t.Run("ServesMetricsWhenAsked", func(t *testing.T) {
+		t.Parallel()
+		url := storetest.DatabaseURL(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		done := make(chan error, 1)
+		stderr := &logtest.Buffer{}
+		go func() {
+			done <- run(ctx, nil, func(k string) string {
+				switch k {
+				case "DATABASE_URL":
+					return url
+				case "AUDEX_WORKER_METRICS_LISTEN":
+					return "127.0.0.1:0"
+				}
+				return ""
+			}, stderr)
+		}()
+		var addr string
+		require.Eventually(t, func() bool {
+			addr = stderr.ListenAddr("worker_metrics_listening")
+			return addr != ""
+		}, 20*time.Second, 50*time.Millisecond, "log: %s", stderr)
+
+		res, err := http.Get("http://" + addr + "/metrics")
+		require.NoError(t, err)
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		for _, want := range []string{`audex_exports{status="completed"}`, `audex_purges{status="queued"}`, "audex_purged_events_total", "go_goroutines"} {
+			require.Contains(t, string(body), want)
+		}
+		res, err = http.Get("http://" + addr + "/")
+		require.NoError(t, err)
+		res.Body.Close()
+		require.Equal(t, http.StatusNotFound, res.StatusCode, "only /metrics is served")
+
+		cancel()
+		require.NoError(t, <-done)
+		_, err = http.Get("http://" + addr + "/metrics")
+		require.Error(t, err, "the listener closes with the worker")
 	})
 }

@@ -17,7 +17,7 @@ const touchInterval = time.Minute
 // authenticate returns the request's API key if it is known, not revoked
 // and carries scope: 401 otherwise, or 403 when only the scope is missing.
 func (s *Server) authenticate(r *http.Request, scope string) (audex.APIKey, error) {
-	plain, apiErr := bearerKey(r)
+	plain, apiErr := bearerKey(r, scope == audex.ScopeOperator)
 	if apiErr != nil {
 		return audex.APIKey{}, apiErr
 	}

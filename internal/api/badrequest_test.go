@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -220,7 +221,8 @@ func TestAccessMatrix(t *testing.T) {
 		if rt.Scope == "" {
 			continue
 		}
-		name := rt.Method + " " + rt.Pattern
+		method := cmp.Or(rt.Method, "GET") // a route of every method is tried with GET
+		name := method + " " + rt.Pattern
 		t.Run(name, func(t *testing.T) {
 			ownID, otherID := ownEvent, otherEvent
 			switch {
@@ -246,7 +248,7 @@ func TestAccessMatrix(t *testing.T) {
 				{"RevokedKey", "Authorization", "Bearer " + revoked},
 				{"RevokedKeyAsXAPIKey", "X-API-Key", revoked},
 			} {
-				req, err := http.NewRequestWithContext(t.Context(), rt.Method, b.url+path, nil)
+				req, err := http.NewRequestWithContext(t.Context(), method, b.url+path, nil)
 				require.NoError(t, err)
 				if auth.header != "" {
 					req.Header.Set(auth.header, auth.value)
@@ -263,17 +265,21 @@ func TestAccessMatrix(t *testing.T) {
 				}
 			}
 			lacking := storetest.NewKey(t, b.pool, b.tenant, allButScope...)
-			res := b.do(t, rt.Method, path, lacking, body)
+			res := b.do(t, method, path, lacking, body)
 			require.Equal(t, http.StatusForbidden, res.status, "body: %s", res.body)
 			require.Equal(t, "permission_denied", res.errorBody(t).Code)
 
-			res = b.do(t, rt.Method, path, b.key, body)
+			own := b.key
+			if rt.Scope == audex.ScopeOperator {
+				own = storetest.NewKey(t, b.pool, b.tenant, audex.ScopeOperator)
+			}
+			res = b.do(t, method, path, own, body)
 			require.Less(t, res.status, 300, "the tenant's own key works: %s", res.body)
 
 			// Another tenant's id looks exactly like an id that does not exist.
 			if strings.Contains(rt.Pattern, "{id}") {
-				res := b.do(t, rt.Method, pathOf(rt.Pattern, otherID), b.key, body)
-				missing := b.do(t, rt.Method, pathOf(rt.Pattern, "no-such-id"), b.key, body)
+				res := b.do(t, method, pathOf(rt.Pattern, otherID), b.key, body)
+				missing := b.do(t, method, pathOf(rt.Pattern, "no-such-id"), b.key, body)
 				require.Equal(t, http.StatusNotFound, res.status)
 				require.Equal(t, missing.body, res.body)
 			}
@@ -292,4 +298,24 @@ func TestAccessMatrix(t *testing.T) {
 			require.NotEqual(t, "mallory", e.Actor.ID)
 		}
 	})
+}
+
+// TestRoutesWithoutParametersRefuseAQueryString tries every route of the
+// table that takes no query parameters with one.
+func TestRoutesWithoutParametersRefuseAQueryString(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	key := storetest.NewKey(t, b.pool, b.tenant, audex.AllScopes...)
+	path := strings.NewReplacer("{id}", "some-id", "{actor_id}", "alice", "{target_id}", "doc-1")
+	tried := 0
+	for _, rt := range b.server.Routes() {
+		if rt.Query {
+			continue
+		}
+		res := b.do(t, cmp.Or(rt.Method, "GET"), path.Replace(rt.Pattern)+"?verbose=1", key, nil)
+		require.Equal(t, http.StatusBadRequest, res.status, "%s %s: %s", rt.Method, rt.Pattern, res.body)
+		require.Equal(t, api.CodeInvalidArgument, res.errorBody(t).Code)
+		tried++
+	}
+	require.Greater(t, tried, 10)
 }

@@ -58,9 +58,6 @@ func (s *Server) listPage(r *http.Request, tenantID string, q listQuery, route s
 }
 
 func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	id := r.PathValue("id")
 	if !validEventID(id) {
 		return notFound("event")

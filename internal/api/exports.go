@@ -49,9 +49,6 @@ type exportCreated struct {
 }
 
 func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -265,9 +262,6 @@ func (s *Server) handleListExports(w http.ResponseWriter, r *http.Request, key a
 }
 
 func (s *Server) handleGetExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	e, err := s.getExport(r, key.TenantID)
 	if err != nil {
 		return err
@@ -289,9 +283,6 @@ func (s *Server) getExport(r *http.Request, tenantID string) (audex.Export, erro
 }
 
 func (s *Server) handleCancelExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	e, err := s.getExport(r, key.TenantID)
 	if err != nil {
 		return err

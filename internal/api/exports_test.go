@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/audex-dev/audex/internal/api"
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
@@ -130,7 +132,9 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 	require.NoError(t, err)
 	secret, err := store.CursorSecret(t.Context(), pool)
 	require.NoError(t, err)
-	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations})
+	riverUI, err := api.NewRiverUI(t.Context(), insertClient, logger)
+	require.NoError(t, err)
+	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations, RiverUI: riverUI})
 	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
 	t.Cleanup(ts.Close)
 	tenant := storetest.NewTenant(t)
@@ -264,6 +268,7 @@ func TestExportJobs(t *testing.T) {
 
 		for _, tc := range []struct{ format, compression string }{{"jsonl", "gzip"}, {"csv", "none"}} {
 			t.Run(tc.format+"_"+tc.compression, func(t *testing.T) {
+				recordsBefore, bytesBefore, completedBefore := exportMetrics()
 				id := b.createExport(t, map[string]any{
 					"since": since, "until": until, "format": tc.format, "compression": tc.compression,
 					"filters":          map[string]any{"action": []string{"doc.read", "user.login"}},
@@ -281,6 +286,15 @@ func TestExportJobs(t *testing.T) {
 				ext := map[string]string{"jsonl": "jsonl.gz", "csv": "csv"}[tc.format]
 				require.Equal(t, "exports/april/"+id+"/part-00001."+ext, e.Files[0].Key)
 				requireSameIDs(t, want, b.readParts(t, e))
+				var size int64
+				for _, f := range e.Files {
+					size += f.SizeBytes
+				}
+				// Other tests export too: the counters grow by at least this export.
+				recordsAfter, bytesAfter, completedAfter := exportMetrics()
+				require.GreaterOrEqual(t, recordsAfter-recordsBefore, float64(len(want)), "audex_export_records_total{sink=file}")
+				require.GreaterOrEqual(t, bytesAfter-bytesBefore, float64(size), "audex_export_bytes_total{sink=file}")
+				require.GreaterOrEqual(t, completedAfter-completedBefore, 1.0, "audex_exports_finished_total{status=completed}")
 				require.Equal(t, "local", e.Destination.Name)
 				require.Equal(t, "exports/april", e.Destination.Prefix)
 
@@ -588,4 +602,11 @@ func TestExportJobsUnderLoad(t *testing.T) {
 		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'load.test' AND received_at < $2`, b.tenant, e.AsOf).Scan(&before))
 		require.Len(t, exported, before, "exactly the events received before as_of")
 	})
+}
+
+// exportMetrics reads the worker's export counters for file destinations.
+func exportMetrics() (records, bytes, completed float64) {
+	return testutil.ToFloat64(metrics.ExportedRecords.WithLabelValues("file")),
+		testutil.ToFloat64(metrics.ExportedBytes.WithLabelValues("file")),
+		testutil.ToFloat64(metrics.ExportsFinished.WithLabelValues(audex.ExportCompleted))
 }

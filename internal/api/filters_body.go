@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
@@ -39,6 +40,9 @@ func parseBodyFilters(raw json.RawMessage) (audex.Filter, error) {
 			return f, invalid(field, "%s is not a filter; time bounds go beside filters, and order, limit and cursor do not apply", name)
 		case canonical != name:
 			return f, invalid(field, "use the canonical name %s inside filters", canonical)
+		}
+		if string(bytes.TrimSpace(raw)) == "null" {
+			return f, invalid(field, "filters.%s must not be null; leave it out to select every value", name)
 		}
 		switch name {
 		case "action":

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -69,9 +70,6 @@ type partyInput struct {
 }
 
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -104,6 +102,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, key audex.
 			resp.Duplicates++
 		}
 	}
+	metrics.EventsIngested.Add(float64(resp.Accepted))
 	writeJSON(w, http.StatusCreated, resp)
 	return nil
 }

@@ -39,9 +39,6 @@ type purgeDryRun struct {
 // real purge is queued as a job with its row and audit event in one
 // transaction.
 func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	if err := requireJSON(r); err != nil {
 		return err
 	}
@@ -86,9 +83,6 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.A
 }
 
 func (s *Server) handleGetPurge(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	id := r.PathValue("id")
 	if !validEventID(id) {
 		return notFound("purge")
@@ -111,9 +105,6 @@ type retentionPolicy struct {
 }
 
 func (s *Server) handleGetRetention(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	days, err := store.RetentionDays(r.Context(), s.pool, key.TenantID)
 	if err != nil {
 		return err
@@ -123,9 +114,6 @@ func (s *Server) handleGetRetention(w http.ResponseWriter, r *http.Request, key 
 }
 
 func (s *Server) handlePutRetention(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	if err := requireJSON(r); err != nil {
 		return err
 	}

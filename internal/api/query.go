@@ -16,9 +16,6 @@ const defaultSummaryWindow = 30 * 24 * time.Hour
 const maxFilterValues = 1000
 
 func (s *Server) handleDeleteEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	id := r.PathValue("id")
 	if !validEventID(id) {
 		return notFound("event")
@@ -68,9 +65,6 @@ type sortInfo struct {
 }
 
 func (s *Server) handleFilters(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if r.URL.RawQuery != "" {
-		return invalid("", "this route takes no query parameters")
-	}
 	values, err := store.EventValues(r.Context(), s.pool, key.TenantID, maxFilterValues)
 	if err != nil {
 		return err

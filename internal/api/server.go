@@ -4,9 +4,11 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/metrics"
 )
 
 // Config is what a Server needs.
@@ -33,6 +36,9 @@ type Config struct {
 	// RateLimit limits each API key's requests to this process (zero: no
 	// limit).
 	RateLimit RateLimit
+	// RiverUI serves River's web UI under /admin/river/ (NewRiverUI); nil
+	// answers that route 404.
+	RiverUI http.Handler
 }
 
 // ExportDefaults are the part limits of an export request that gives none.
@@ -49,6 +55,8 @@ type Server struct {
 	mux     *http.ServeMux
 	river   *river.Client[pgx.Tx]
 
+	metrics        http.Handler
+	riverUI        http.Handler
 	destinations   []config.Destination
 	exportDefaults ExportDefaults
 
@@ -60,10 +68,13 @@ type Server struct {
 
 // Route is one entry of the router's table.
 type Route struct {
-	Method  string
+	Method  string // empty for every method
 	Pattern string // net/http pattern path, e.g. /v1/audit/events/{id}
 	Scope   string // required scope; empty for routes without auth
-	handle  handlerFunc
+	// Query is true for routes that take query parameters; the others
+	// refuse a query string.
+	Query  bool
+	handle handlerFunc
 }
 
 // handlerFunc is a route's handler. key is the authenticated key (zero for
@@ -83,6 +94,8 @@ func New(cfg Config) *Server {
 		destinations:   cfg.Destinations,
 		exportDefaults: cfg.ExportDefaults,
 		limiter:        newKeyLimiter(cfg.RateLimit),
+		metrics:        metrics.Handler(cfg.Pool, cfg.Logger),
+		riverUI:        cfg.RiverUI,
 	}
 	if s.exportDefaults.PartMaxRecords == 0 {
 		s.exportDefaults.PartMaxRecords = 100_000
@@ -91,7 +104,7 @@ func New(cfg Config) *Server {
 		s.exportDefaults.PartMaxBytes = 64 << 20
 	}
 	for _, rt := range s.Routes() {
-		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+		s.mux.Handle(strings.TrimSpace(rt.Method+" "+rt.Pattern), s.wrap(rt))
 	}
 	return s
 }
@@ -102,17 +115,19 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Pattern: "/healthz", handle: s.handleHealthz},
 		{Method: "GET", Pattern: "/readyz", handle: s.handleReadyz},
 		{Method: "GET", Pattern: "/openapi.json", handle: s.handleOpenAPI},
+		{Method: "GET", Pattern: "/metrics", handle: s.handleMetrics},
+		{Pattern: "/admin/river/", Scope: audex.ScopeOperator, Query: true, handle: s.handleRiverUI},
 		{Method: "POST", Pattern: "/v1/audit/events", Scope: audex.ScopeWrite, handle: s.handleIngest},
-		{Method: "GET", Pattern: "/v1/audit/events", Scope: audex.ScopeRead, handle: s.handleListEvents},
+		{Method: "GET", Pattern: "/v1/audit/events", Scope: audex.ScopeRead, Query: true, handle: s.handleListEvents},
 		{Method: "GET", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeRead, handle: s.handleGetEvent},
 		{Method: "DELETE", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeWrite, handle: s.handleDeleteEvent},
 		{Method: "GET", Pattern: "/v1/audit/filters", Scope: audex.ScopeRead, handle: s.handleFilters},
-		{Method: "GET", Pattern: "/v1/audit/summary", Scope: audex.ScopeRead, handle: s.handleSummary},
-		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, handle: s.handleActorTrail},
-		{Method: "GET", Pattern: "/v1/audit/targets/{target_id}", Scope: audex.ScopeRead, handle: s.handleTargetTrail},
+		{Method: "GET", Pattern: "/v1/audit/summary", Scope: audex.ScopeRead, Query: true, handle: s.handleSummary},
+		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, Query: true, handle: s.handleActorTrail},
+		{Method: "GET", Pattern: "/v1/audit/targets/{target_id}", Scope: audex.ScopeRead, Query: true, handle: s.handleTargetTrail},
 		{Method: "POST", Pattern: "/v1/audit/export", Scope: audex.ScopeExport, handle: s.handleDownload},
 		{Method: "POST", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, handle: s.handleCreateExport},
-		{Method: "GET", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, handle: s.handleListExports},
+		{Method: "GET", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, Query: true, handle: s.handleListExports},
 		{Method: "GET", Pattern: "/v1/audit/exports/{id}", Scope: audex.ScopeExport, handle: s.handleGetExport},
 		{Method: "POST", Pattern: "/v1/audit/exports/{id}/cancel", Scope: audex.ScopeExport, handle: s.handleCancelExport},
 		{Method: "POST", Pattern: "/v1/audit/purge", Scope: audex.ScopeAdmin, handle: s.handlePurge},
@@ -132,14 +147,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Let the mux decide between 404 and 405, then answer in our shape.
+	start := time.Now()
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
 	if rec.Code == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", rec.Header().Get("Allow"))
 		s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
-		return
+	} else {
+		s.writeError(w, r, &Error{Code: CodeNotFound, Message: "no route " + r.Method + " " + r.URL.Path})
 	}
-	s.writeError(w, r, &Error{Code: CodeNotFound, Message: "no route " + r.Method + " " + r.URL.Path})
+	observeRequest(unmatchedRoute, r.Method, rec.Code, start)
+}
+
+// unmatchedRoute is the route label of requests that match no route.
+const unmatchedRoute = "unmatched"
+
+// observeRequest records a request's latency in the request histogram.
+// The method label is one of a fixed few, so that clients cannot grow the
+// label set.
+func observeRequest(route, method string, status int, start time.Time) {
+	switch method {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+	default:
+		method = "other"
+	}
+	metrics.RequestDuration.WithLabelValues(route, method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 }
 
 func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
@@ -155,11 +187,17 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 // wrap authenticates (when the route has a scope) and turns a returned
 // error into the error body.
 func (s *Server) wrap(rt Route) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusRecorder{ResponseWriter: rw}
+		defer func(start time.Time) { observeRequest(rt.Pattern, r.Method, w.statusCode(), start) }(time.Now())
 		var key audex.APIKey
 		if rt.Scope != "" {
 			var err error
 			if key, err = s.authenticate(r, rt.Scope); err != nil {
+				if apiErr := (*Error)(nil); rt.Scope == audex.ScopeOperator && errors.As(err, &apiErr) && apiErr.Code == CodeUnauthenticated {
+					// A browser asks for the key as a Basic password.
+					w.Header().Set("WWW-Authenticate", `Basic realm="audex operator", charset="UTF-8"`)
+				}
 				s.writeError(w, r, err)
 				return
 			}
@@ -168,6 +206,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 				return
 			}
 		}
+		if !rt.Query && r.URL.RawQuery != "" {
+			s.writeError(w, r, invalid("", "this route takes no query parameters"))
+			return
+		}
 		if err := rt.handle(w, r, key); err != nil {
 			s.writeError(w, r, err)
 		}
@@ -175,12 +217,22 @@ func (s *Server) wrap(rt Route) http.Handler {
 }
 
 // bearerKey returns the API key a request presents: Authorization: Bearer,
-// else X-API-Key.
-func bearerKey(r *http.Request) (string, *Error) {
+// else X-API-Key; where basicAllowed (operator routes, which browsers
+// open), also the password of HTTP Basic auth.
+func bearerKey(r *http.Request, basicAllowed bool) (string, *Error) {
 	if h := r.Header.Get("Authorization"); h != "" {
+		if basicAllowed {
+			if _, password, ok := r.BasicAuth(); ok && password != "" {
+				return password, nil
+			}
+		}
 		scheme, key, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
-			return "", &Error{Code: CodeUnauthenticated, Message: "Authorization must be \"Bearer <api key>\"", Field: "Authorization"}
+			msg := "Authorization must be \"Bearer <api key>\""
+			if basicAllowed {
+				msg += " or HTTP Basic with the API key as the password"
+			}
+			return "", &Error{Code: CodeUnauthenticated, Message: msg, Field: "Authorization"}
 		}
 		return strings.TrimSpace(key), nil
 	}
@@ -188,4 +240,35 @@ func bearerKey(r *http.Request) (string, *Error) {
 		return key, nil
 	}
 	return "", &Error{Code: CodeUnauthenticated, Message: "an API key is required (Authorization: Bearer <api key>)"}
+}
+
+// statusRecorder remembers the status code a handler answered with.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// statusCode is the answer's status; 200 when nothing was written.
+func (w *statusRecorder) statusCode() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
 }

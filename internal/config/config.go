@@ -31,6 +31,9 @@ const (
 type Config struct {
 	DatabaseURL string `yaml:"database_url"`
 	Listen      string `yaml:"listen"`
+	// WorkerMetricsListen is where the worker serves /metrics; empty (the
+	// default) serves none.
+	WorkerMetricsListen string `yaml:"worker_metrics_listen"`
 	// RetentionInterval is how often the retention job runs.
 	RetentionInterval time.Duration `yaml:"retention_interval"`
 	// SummaryInterval is how often new events are rolled up into the
@@ -177,6 +180,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if v := getenv("AUDEX_LISTEN"); v != "" {
 		cfg.Listen = v
 	}
+	if v := getenv("AUDEX_WORKER_METRICS_LISTEN"); v != "" {
+		cfg.WorkerMetricsListen = v
+	}
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
@@ -228,6 +234,7 @@ func parseYAML(data []byte, cfg *Config) error {
 	var file struct {
 		DatabaseURL       *string        `yaml:"database_url"`
 		Listen            *string        `yaml:"listen"`
+		WorkerMetrics     *string        `yaml:"worker_metrics_listen"`
 		RetentionInterval *string        `yaml:"retention_interval"`
 		SummaryInterval   *string        `yaml:"summary_interval"`
 		Destinations      *[]Destination `yaml:"destinations"`
@@ -244,6 +251,9 @@ func parseYAML(data []byte, cfg *Config) error {
 	}
 	if file.Listen != nil {
 		cfg.Listen = *file.Listen
+	}
+	if file.WorkerMetrics != nil {
+		cfg.WorkerMetricsListen = *file.WorkerMetrics
 	}
 	if file.RetentionInterval != nil {
 		if err := parseDuration("retention_interval", *file.RetentionInterval, &cfg.RetentionInterval); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/format"
+	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/store"
 )
@@ -140,6 +141,7 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 		release()
 		return river.JobSnooze(0)
 	case errors.Is(err, errCancelled):
+		metrics.ExportsFinished.WithLabelValues(audex.ExportCancelled).Inc()
 		w.deleteParts(ctx, log, &e, sink)
 		return nil
 	case errors.Is(err, store.ErrLeaseLost):
@@ -188,6 +190,8 @@ func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Expor
 			return errCancelled
 		}
 		e.Progress.PartsWritten, e.Progress.RecordsExported = number, e.Progress.RecordsExported+part.records
+		metrics.ExportedRecords.WithLabelValues(e.Destination.Type).Add(float64(part.records))
+		metrics.ExportedBytes.WithLabelValues(e.Destination.Type).Add(float64(part.file.SizeBytes))
 		e.Checkpoint = &part.last
 		log.Info("export_part_written", slog.Int("part", number), slog.Int64("records", part.records))
 		if !part.full {
@@ -340,6 +344,7 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 		}
 		return err
 	}
+	metrics.ExportsFinished.WithLabelValues(audex.ExportCompleted).Inc()
 	log.Info("export_completed", slog.Int64("records", count), slog.Int("parts", done.Progress.PartsWritten))
 	return nil
 }
@@ -352,6 +357,7 @@ func (w *ExportWorker) fail(ctx context.Context, log *slog.Logger, e *audex.Expo
 	if err := store.FailExport(context.WithoutCancel(ctx), w.Pool, e.ID, failure); err != nil {
 		return err
 	}
+	metrics.ExportsFinished.WithLabelValues(audex.ExportFailed).Inc()
 	w.deleteParts(ctx, log, e, sink)
 	return river.JobCancel(cause)
 }

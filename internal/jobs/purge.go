@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -67,13 +68,14 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 	var after *audex.Position
 	for {
 		started := time.Now()
-		_, next, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize)
+		deleted, next, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize)
 		if err != nil {
 			if job.Attempt >= job.MaxAttempts {
 				_ = store.FailPurge(context.WithoutCancel(ctx), w.Pool, id, "gave up after repeated database errors: "+err.Error())
 			}
 			return err
 		}
+		metrics.PurgedEvents.Add(float64(deleted))
 		if next == nil {
 			break // the batch took what was left
 		}
@@ -131,6 +133,9 @@ func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs])
 	dropped, err := store.DropExpiredPartitions(ctx, w.Pool, time.Now())
 	for _, d := range dropped {
 		w.Logger.Info("retention_partition_dropped", slog.String("partition", d.Name), slog.Any("deleted", d.Deleted))
+		for _, n := range d.Deleted {
+			metrics.PurgedEvents.Add(float64(n))
+		}
 	}
 	if err != nil {
 		return err

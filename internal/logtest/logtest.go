@@ -40,16 +40,17 @@ func NewLogger() (*slog.Logger, *Buffer) {
 	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
-// ListenAddr returns the address of the api's api_listening log line
-// written so far, or "" before it.
-func (b *Buffer) ListenAddr() string {
+// ListenAddr returns the address of the first log line with message msg
+// (api_listening, worker_metrics_listening) written so far, or "" before
+// it.
+func (b *Buffer) ListenAddr(msg string) string {
 	sc := bufio.NewScanner(strings.NewReader(b.String()))
 	for sc.Scan() {
 		var line struct {
 			Msg  string `json:"msg"`
 			Addr string `json:"addr"`
 		}
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "api_listening" {
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == msg {
 			return line.Addr
 		}
 	}

@@ -87,7 +87,7 @@ func Start(t testing.TB, env ...string) *Server {
 	env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "AUDEX_CONFIG="+configPath, "AUDEX_LISTEN=127.0.0.1:0"), env...)
 	start(t, filepath.Join(bin, "api"), env, s.APILog, "api_listening")
 	start(t, filepath.Join(bin, "worker"), env, s.WorkerLog, "worker_started")
-	s.URL = "http://" + s.APILog.ListenAddr()
+	s.URL = "http://" + s.APILog.ListenAddr("api_listening")
 	return s
 }
 

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -24,23 +23,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex/internal/sinks"
+	"github.com/audex-dev/audex/internal/storetest"
 )
 
-// RequireEnv returns the environment variable name, which a script sets
-// when it has started a test server (scripts/emulators.sh). When it is
-// empty the test is skipped, except under CI=true, where a missing server
-// fails the run.
+// RequireEnv returns the environment variable name, which
+// scripts/emulators.sh sets when it has started the emulators (see
+// storetest.RequireEnv).
 func RequireEnv(t *testing.T, name string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		msg := fmt.Sprintf("%s is not set: start the emulators with eval \"$(scripts/emulators.sh start)\"", name)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: a missing emulator fails the run)")
-		}
-		t.Skip(msg)
-	}
-	return v
+	return storetest.RequireEnv(t, name, `start the emulators with eval "$(scripts/emulators.sh start)"`)
 }
 
 // RandomName returns prefix followed by random lowercase hex, usable as a
