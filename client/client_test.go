@@ -217,6 +217,11 @@ func TestClient(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, audex.PurgeCompleted, p.Status)
 		require.EqualValues(t, 100, p.Deleted)
+		again, err := c.Purges.Get(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, p, again)
+		_, err = c.Purges.Get(ctx, "prg_missing")
+		require.True(t, client.IsNotFound(err), "%v", err)
 
 		days, err := c.Purges.Retention(ctx)
 		require.NoError(t, err)
