@@ -108,12 +108,18 @@ exports:
 // seed stores n events spread over April 2026, actions alternating.
 func (b *processBundle) seed(t *testing.T, n int) {
 	t.Helper()
-	start := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	b.seedMonth(t, time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), "e", n)
+}
+
+// seedMonth stores n events with ids prefix0000000... spread over the 29
+// days from start, actions alternating.
+func (b *processBundle) seedMonth(t *testing.T, start time.Time, prefix string, n int) {
+	t.Helper()
 	for from := 0; from < n; from += 1000 {
 		batch := make([]audex.Event, 0, 1000)
 		for i := from; i < min(from+1000, n); i++ {
 			batch = append(batch, audex.Event{
-				ID: fmt.Sprintf("e%07d", i), OccurredAt: start.Add(time.Duration(i*17%(29*86400)) * time.Second),
+				ID: fmt.Sprintf("%s%07d", prefix, i), OccurredAt: start.Add(time.Duration(i*17%(29*86400)) * time.Second),
 				Action: fmt.Sprintf("act.%d", i%20), Actor: audex.Actor{ID: "a"}, Metadata: []byte(`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`),
 			})
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
@@ -114,7 +116,12 @@ func TestDatabaseRestart(t *testing.T) {
 	server := storetest.NewServer(t)
 	b := setupProcessesOn(t, server.URL)
 	b.seed(t, 100_000)
+	// March's events are purged while April's are exported: a purge waits
+	// only for exports of its range, so both run when the database goes.
+	const purged = 200_000
+	b.seedMonth(t, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), "m", purged)
 	writeKey := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeWrite)
+	adminKey := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeAdmin)
 	b.startWorker(t)
 	ingest := startIngest(t, b.api, writeKey, 2)
 	require.Eventually(t, func() bool { return ingest.count(http.StatusCreated) >= 10 }, 30*time.Second, 10*time.Millisecond)
@@ -123,6 +130,11 @@ func TestDatabaseRestart(t *testing.T) {
 	id := b.createExport(t, `{"since":"2026-04-01","until":"2026-05-01","format":"jsonl","destination":{"name":"local"},"part_max_records":100}`)
 	require.Eventually(t, func() bool { return b.status(t, id).Progress.PartsWritten >= 3 }, time.Minute, 5*time.Millisecond)
 	partsBefore := b.status(t, id).Progress.PartsWritten
+	purgeID := b.createPurge(t, adminKey, "2026-04-01")
+	require.Eventually(t, func() bool { return b.purge(t, purgeID).Deleted >= 5000 }, time.Minute, 2*time.Millisecond)
+	purgeBefore := b.purge(t, purgeID)
+	require.Equal(t, audex.PurgeRunning, purgeBefore.Status)
+	require.Less(t, purgeBefore.Deleted, int64(purged), "the purge is part-way when the database goes")
 
 	server.Stop(t)
 	stoppedAt := time.Now()
@@ -156,4 +168,45 @@ func TestDatabaseRestart(t *testing.T) {
 	e := b.waitCompleted(t, id, 2*time.Minute)
 	require.Greater(t, e.Progress.PartsWritten, partsBefore)
 	b.requireExact(t, e, "occurred_at >= '2026-04-01Z' AND occurred_at < '2026-05-01Z'")
+
+	var p audex.Purge
+	require.Eventually(t, func() bool { p = b.purge(t, purgeID); return p.Finished() }, 2*time.Minute, 50*time.Millisecond)
+	t.Logf("the purge had deleted %d of %d events when the database stopped", purgeBefore.Deleted, purged)
+	if p.Error != nil {
+		t.Logf("purge error: %s", *p.Error)
+	}
+	require.Equal(t, audex.PurgeCompleted, p.Status)
+	require.EqualValues(t, purged, p.Deleted, "the resumed purge counts every event once")
+	var march, april int
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FILTER (WHERE occurred_at < '2026-04-01Z'),
+		count(*) FILTER (WHERE occurred_at >= '2026-04-01Z' AND occurred_at < '2026-05-01Z') FROM events WHERE tenant_id = $1`,
+		b.tenant).Scan(&march, &april))
+	require.Zero(t, march, "nothing before the cut-off is left")
+	require.Equal(t, 100_000, april, "nothing after it is touched")
+}
+
+// createPurge starts a purge of the tenant's events before before and
+// returns its id.
+func (b *processBundle) createPurge(t *testing.T, key, before string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", b.api+"/v1/audit/purge", strings.NewReader(`{"before":"`+before+`"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var created struct {
+		PurgeID string `json:"purge_id"`
+	}
+	require.Equal(t, http.StatusAccepted, res.StatusCode)
+	require.NoError(t, json.NewDecoder(res.Body).Decode(&created))
+	return created.PurgeID
+}
+
+// purge reads a purge's status from the database.
+func (b *processBundle) purge(t *testing.T, id string) audex.Purge {
+	t.Helper()
+	p, err := store.GetPurge(t.Context(), b.pool, b.tenant, id)
+	require.NoError(t, err)
+	return p
 }
