@@ -166,19 +166,26 @@ func (w *worker) exportsCompleted() int {
 
 func (b *processBundle) createExport(t *testing.T, body string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", b.api+"/v1/audit/exports", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+b.key)
+	var created struct {
+		ExportID string `json:"export_id"`
+	}
+	b.postAccepted(t, b.key, "/v1/audit/exports", body, &created)
+	return created.ExportID
+}
+
+// postAccepted posts the JSON body to path with key, requires a 202 and
+// decodes the answer into out.
+func (b *processBundle) postAccepted(t *testing.T, key, path, body string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", b.api+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
 	require.Equal(t, http.StatusAccepted, res.StatusCode, "%s", data)
-	var created struct {
-		ExportID string `json:"export_id"`
-	}
-	require.NoError(t, json.Unmarshal(data, &created))
-	return created.ExportID
+	require.NoError(t, json.Unmarshal(data, out))
 }
 
 func (b *processBundle) status(t *testing.T, id string) audex.Export {

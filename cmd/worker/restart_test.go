@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,17 +188,10 @@ func TestDatabaseRestart(t *testing.T) {
 // returns its id.
 func (b *processBundle) createPurge(t *testing.T, key, before string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", b.api+"/v1/audit/purge", strings.NewReader(`{"before":"`+before+`"}`))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
 	var created struct {
 		PurgeID string `json:"purge_id"`
 	}
-	require.Equal(t, http.StatusAccepted, res.StatusCode)
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&created))
+	b.postAccepted(t, key, "/v1/audit/purge", `{"before":"`+before+`"}`, &created)
 	return created.PurgeID
 }
 
