@@ -314,6 +314,21 @@ func TestExportJobs(t *testing.T) {
 		}
 	})
 
+	t.Run("AnEstimateBeyondTheExactCountBecomesTheCountOnceItRuns", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, true)
+		const n = 100_500 // beyond the 100,000 that POST counts exactly
+		b.seed(t, n, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+		id := b.createExport(t, map[string]any{"since": "2026-01-01", "until": "2026-06-01", "format": "csv",
+			"destination": map[string]any{"name": "local"}, "part_max_records": 50_000})
+		e := b.waitExport(t, id)
+		require.Equal(t, "completed", e.Status, "error: %+v", e.Error)
+		require.EqualValues(t, n, *e.RecordCount)
+		var estimated int64
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT estimated_records FROM exports WHERE id = $1`, id).Scan(&estimated))
+		require.EqualValues(t, n, estimated, "the worker replaced the planner's estimate with the count")
+	})
+
 	t.Run("APartTooBigForOneAttemptClosesEarly", func(t *testing.T) {
 		t.Parallel()
 		// Attempts of 1 ms and leases of 200 ms: a part of all 30,000

@@ -133,6 +133,18 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 		release()
 		return err
 	}
+	if !store.EstimateIsExact(e.EstimatedRecords) && e.Progress.PartsWritten == 0 {
+		// Every event before as_of is committed now: count them, so that
+		// the export's percent and ETA are exact (an index-only count,
+		// a small fraction of the export's own reads).
+		n, err := store.CountExportEvents(ctx, w.Pool, e)
+		if err != nil {
+			release()
+			return err
+		}
+		log.Info("export_counted", slog.Int64("estimated", e.EstimatedRecords), slog.Int64("records", n))
+		e.EstimatedRecords = n
+	}
 	err = w.run(ctx, log, &e, sink, owner)
 	switch {
 	case err == nil:

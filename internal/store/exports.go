@@ -365,6 +365,29 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
+// EstimateIsExact reports whether an estimate of EstimateEvents is an
+// exact count.
+func EstimateIsExact(n int64) bool { return n <= estimateExactUpTo }
+
+// CountExportEvents counts exactly the events that export e selects (its
+// range and filters, received before its as_of) and records the count as
+// its estimated_records while it is running, so that its progress is
+// exact from then on.
+func CountExportEvents(ctx context.Context, db DBTX, e audex.Export) (int64, error) {
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(e.TenantID))
+	q.filter(e.Filter)
+	var n int64
+	err := db.QueryRow(ctx, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args...).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count export events: %w", translate(err))
+	}
+	if _, err := db.Exec(ctx, `UPDATE exports SET estimated_records = $2 WHERE id = $1 AND status = 'running'`, e.ID, n); err != nil {
+		return 0, fmt.Errorf("record export count: %w", translate(err))
+	}
+	return n, nil
+}
+
 // estimateExactUpTo is the size up to which EstimateEvents counts exactly.
 const estimateExactUpTo = 100_000
 
