@@ -184,8 +184,9 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// wrap authenticates (when the route has a scope) and turns a returned
-// error into the error body.
+// wrap authenticates (when the route has a scope), refuses a query string
+// that the route does not take, turns a returned error into the error
+// body, and records the request in the latency histogram.
 func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusRecorder{ResponseWriter: rw}
