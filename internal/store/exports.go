@@ -365,9 +365,10 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-// EstimateIsExact reports whether an estimate of EstimateEvents is an
-// exact count.
-func EstimateIsExact(n int64) bool { return n <= estimateExactUpTo }
+// EstimateIsLowerBound reports whether an estimate of EstimateEvents is
+// only a lower bound: more events than it counts exactly, which the
+// planner thought fewer (its statistics predate them).
+func EstimateIsLowerBound(n int64) bool { return n == estimateExactUpTo+1 }
 
 // CountExportEvents counts exactly the events that export e selects (its
 // range and filters, received before its as_of) and records the count as
