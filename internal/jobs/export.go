@@ -284,7 +284,16 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 	}
 	var buf []byte
 	pages := 0
+	var next *nextPage
+	defer func() {
+		if next != nil {
+			next.discard() // the part ended before the page read ahead
+		}
+	}()
 	for len(page) > 0 {
+		// The next page is read while this one is encoded: the database
+		// and the encoder each keep a core busy.
+		next = w.prefetch(ctx, e, page, part.records)
 		for i := range page {
 			buf = rows.AppendRow(buf[:0], &page[i])
 			if part.records >= int64(e.PartMaxRecords) || part.records > 0 && written+int64(len(buf)) > e.PartMaxBytes {
@@ -313,18 +322,51 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 			part.full = true
 			return finish()
 		}
-		remaining := int64(e.PartMaxRecords) - part.records
-		if remaining <= 0 {
-			// The part is full unless nothing follows; one more row tells.
-			remaining = 1
-		}
 		var err error
-		page, err = store.ListEvents(ctx, w.Pool, e.TenantID, e.Filter, audex.OrderAsc, &part.last, int(min(exportPageSize, remaining)))
+		page, err = next.wait()
+		next = nil
 		if err != nil {
 			return err
 		}
 	}
 	return finish()
+}
+
+// nextPage is a page of events being read ahead.
+type nextPage struct {
+	done   chan struct{}
+	page   []audex.Event
+	err    error
+	cancel context.CancelFunc
+}
+
+// prefetch starts reading the page that follows page, for a part that
+// will hold written+len(page) records once page is written: at most
+// exportPageSize events, and at most what the part still takes (but one,
+// to tell a full part from the end).
+func (w *ExportWorker) prefetch(ctx context.Context, e *audex.Export, page []audex.Event, written int64) *nextPage {
+	ctx, cancel := context.WithCancel(ctx)
+	n := &nextPage{done: make(chan struct{}), cancel: cancel}
+	after := audex.Position{OccurredAt: page[len(page)-1].OccurredAt, ID: page[len(page)-1].ID}
+	remaining := max(1, int64(e.PartMaxRecords)-written-int64(len(page)))
+	go func() {
+		defer close(n.done)
+		n.page, n.err = store.ListEvents(ctx, w.Pool, e.TenantID, e.Filter, audex.OrderAsc, &after, int(min(exportPageSize, remaining)))
+	}()
+	return n
+}
+
+// wait returns the page read ahead.
+func (n *nextPage) wait() ([]audex.Event, error) {
+	<-n.done
+	n.cancel()
+	return n.page, n.err
+}
+
+// discard stops a read ahead that is not needed and waits for it to end.
+func (n *nextPage) discard() {
+	n.cancel()
+	<-n.done
 }
 
 // complete writes the manifest (last) and marks the export completed.
