@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -212,3 +214,53 @@ func readError(resp *http.Response) *Error {
 
 // timeParam formats t for a query or body: RFC 3339 in UTC.
 func timeParam(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// cursorPage is the paging part of a list route's answer.
+type cursorPage struct {
+	NextCursor *string `json:"next_cursor"`
+	HasMore    bool    `json:"has_more"`
+}
+
+// next is the cursor of the following page; nil on the last page.
+func (p *cursorPage) next() *string {
+	if !p.HasMore {
+		return nil
+	}
+	return p.NextCursor
+}
+
+// listAnswer is a list route's answer: its items and the next cursor.
+type listAnswer[T any] interface {
+	items() []T
+	next() *string
+}
+
+// follow yields the items of the list route path with query q (not
+// modified), page after page, following cursors until the last page, or
+// stops at the first error, which it yields with a zero item.
+func follow[T any, A listAnswer[T]](ctx context.Context, c *Client, path string, q url.Values, newAnswer func() A) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		q := maps.Clone(q)
+		if q == nil {
+			q = url.Values{}
+		}
+		for {
+			page := newAnswer()
+			if err := c.do(ctx, request{method: http.MethodGet, path: path, query: q, idempotent: true, want: http.StatusOK}, page); err != nil {
+				var zero T
+				yield(zero, err)
+				return
+			}
+			for _, item := range page.items() {
+				if !yield(item, nil) {
+					return
+				}
+			}
+			cursor := page.next()
+			if cursor == nil {
+				return
+			}
+			q.Set("cursor", *cursor)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"iter"
-	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -149,12 +148,13 @@ func (p ListParams) values() url.Values {
 	return q
 }
 
-// Page is one page of a list.
-type Page struct {
-	Events     []Event `json:"events"`
-	NextCursor *string `json:"next_cursor"`
-	HasMore    bool    `json:"has_more"`
+// eventsPage is an answer of GET /v1/audit/events.
+type eventsPage struct {
+	Events []Event `json:"events"`
+	cursorPage
 }
+
+func (p *eventsPage) items() []Event { return p.Events }
 
 // EventsService is the events routes; get it as Client.Events.
 type EventsService struct{ c *Client }
@@ -172,28 +172,7 @@ func (s *EventsService) List(ctx context.Context, p ListParams) iter.Seq2[Event,
 // server validates them, and a bad one is yielded as its invalid_argument
 // Error. q is not modified.
 func (s *EventsService) ListQuery(ctx context.Context, q url.Values) iter.Seq2[Event, error] {
-	return func(yield func(Event, error) bool) {
-		q := maps.Clone(q)
-		if q == nil {
-			q = url.Values{}
-		}
-		for {
-			var page Page
-			if err := s.c.do(ctx, request{method: http.MethodGet, path: "/v1/audit/events", query: q, idempotent: true, want: http.StatusOK}, &page); err != nil {
-				yield(Event{}, err)
-				return
-			}
-			for _, ev := range page.Events {
-				if !yield(ev, nil) {
-					return
-				}
-			}
-			if !page.HasMore || page.NextCursor == nil {
-				return
-			}
-			q.Set("cursor", *page.NextCursor)
-		}
-	}
+	return follow[Event](ctx, s.c, "/v1/audit/events", q, func() *eventsPage { return &eventsPage{} })
 }
 
 // Get returns one event; IsNotFound(err) when there is none of that id.

@@ -85,33 +85,20 @@ func (s *ExportsService) Cancel(ctx context.Context, id string) (Export, error) 
 // List returns the tenant's export jobs, newest first, following cursors;
 // status "" lists all, else only those in that status.
 func (s *ExportsService) List(ctx context.Context, status string) iter.Seq2[Export, error] {
-	return func(yield func(Export, error) bool) {
-		q := url.Values{}
-		if status != "" {
-			q.Set("status", status)
-		}
-		for {
-			var page struct {
-				Exports    []Export `json:"exports"`
-				NextCursor *string  `json:"next_cursor"`
-				HasMore    bool     `json:"has_more"`
-			}
-			if err := s.c.do(ctx, request{method: http.MethodGet, path: "/v1/audit/exports", query: q, idempotent: true, want: http.StatusOK}, &page); err != nil {
-				yield(Export{}, err)
-				return
-			}
-			for _, e := range page.Exports {
-				if !yield(e, nil) {
-					return
-				}
-			}
-			if !page.HasMore || page.NextCursor == nil {
-				return
-			}
-			q.Set("cursor", *page.NextCursor)
-		}
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", status)
 	}
+	return follow[Export](ctx, s.c, "/v1/audit/exports", q, func() *exportsPage { return &exportsPage{} })
 }
+
+// exportsPage is an answer of GET /v1/audit/exports.
+type exportsPage struct {
+	Exports []Export `json:"exports"`
+	cursorPage
+}
+
+func (p *exportsPage) items() []Export { return p.Exports }
 
 // WaitOptions tune Wait.
 type WaitOptions struct {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/logtest"
 )
 
 // decodeEvents reads JSON lines of events.
@@ -108,7 +109,7 @@ func TestEventsList(t *testing.T) {
 
 // tail runs events tail until the returned stop is called, which returns
 // its exit code and stderr.
-func (b *testBundle) tail(t *testing.T, stdout *syncBuffer, args ...string) (stop func() (int, string)) {
+func (b *testBundle) tail(t *testing.T, stdout *logtest.Buffer, args ...string) (stop func() (int, string)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan result, 1)
@@ -123,7 +124,7 @@ func (b *testBundle) tail(t *testing.T, stdout *syncBuffer, args ...string) (sto
 }
 
 // waitLines waits until out has n lines and returns them.
-func waitLines(t *testing.T, out *syncBuffer, n int) []string {
+func waitLines(t *testing.T, out *logtest.Buffer, n int) []string {
 	t.Helper()
 	require.Eventually(t, func() bool { return len(lines(out.String())) >= n }, 15*time.Second, 10*time.Millisecond,
 		"want %d lines, have:\n%s", n, out.String())
@@ -141,7 +142,7 @@ func TestEventsTail(t *testing.T) {
 	b.ingest(t, []client.NewEvent{{Action: "other.test", Actor: client.Actor{ID: "u"}}}) // not selected
 
 	t.Run("PrintsTheExistingEventsThenEachNewOneOnce", func(t *testing.T) {
-		out := &syncBuffer{}
+		out := &logtest.Buffer{}
 		stop := b.tail(t, out, "--action_prefix", "tail.", "--json")
 		require.Equal(t, []string{"t-old-0", "t-old-1", "t-old-2"}, eventIDs(decodeEvents(t, strings.Join(waitLines(t, out, 3), "\n"))))
 
@@ -162,7 +163,7 @@ func TestEventsTail(t *testing.T) {
 	})
 
 	t.Run("LastPrintsOnlyTheNewestExistingEvents", func(t *testing.T) {
-		out := &syncBuffer{}
+		out := &logtest.Buffer{}
 		stop := b.tail(t, out, "--action_prefix", "tail.", "--last", "2")
 		rows := waitLines(t, out, 3)
 		require.Equal(t, []string{"occurred_at", "action", "actor", "target", "id"}, strings.Fields(rows[0]))
@@ -178,7 +179,7 @@ func TestEventsTail(t *testing.T) {
 	})
 
 	t.Run("LastZeroPrintsOnlyNewEvents", func(t *testing.T) {
-		out := &syncBuffer{}
+		out := &logtest.Buffer{}
 		stop := b.tail(t, out, "--action", "tail.test", "--last", "0", "--json")
 		time.Sleep(200 * time.Millisecond) // the first polls find nothing new
 		require.Empty(t, out.String())
@@ -191,7 +192,7 @@ func TestEventsTail(t *testing.T) {
 	})
 
 	t.Run("ManyNewEventsArePrintedOnceEach", func(t *testing.T) {
-		out := &syncBuffer{}
+		out := &logtest.Buffer{}
 		stop := b.tail(t, out, "--action_prefix", "burst.", "--json")
 		var want []string
 		for batch := range 5 {

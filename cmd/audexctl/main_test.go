@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/servertest"
 )
 
@@ -42,14 +41,14 @@ type result struct {
 type runOptions struct {
 	env      map[string]string
 	terminal bool // stderr is taken for a terminal
-	stdout   *syncBuffer
+	stdout   *logtest.Buffer
 }
 
 // runCLI runs audexctl in-process with ctx and args.
 func runCLI(ctx context.Context, o runOptions, args ...string) result {
-	stdout, stderr := o.stdout, &syncBuffer{}
+	stdout, stderr := o.stdout, &logtest.Buffer{}
 	if stdout == nil {
-		stdout = &syncBuffer{}
+		stdout = &logtest.Buffer{}
 	}
 	c := &cli{stdout: stdout, stderr: stderr, getenv: func(name string) string { return o.env[name] },
 		isTerminal: func(w io.Writer) bool { return o.terminal && w == stderr }, now: time.Now}
@@ -61,25 +60,6 @@ func runCLI(ctx context.Context, o runOptions, args ...string) result {
 func (b *testBundle) run(t *testing.T, args ...string) result {
 	t.Helper()
 	return runCLI(t.Context(), runOptions{env: b.env}, args...)
-}
-
-// syncBuffer is a bytes.Buffer safe for a command writing in one goroutine
-// while the test reads in another.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // lines splits output into its lines, without the last newline.
