@@ -90,6 +90,130 @@ func TestFile(t *testing.T) {
 		require.NoError(t, err)
 		require.FileExists(t, filepath.Join(abs, "k", "part-00001.jsonl"))
 	})
+
+	// Issue 14: a symbolic link inside the folder never takes the sink
+	// out of it. Each subtest has a folder of its own outside the sink's,
+	// which a link inside the sink's folder points to.
+
+	t.Run("PutUnderLinkedFolderFailsAndCreatesNothingOutside", func(t *testing.T) {
+		t.Parallel()
+		b := setupFile(t)
+		outside := t.TempDir()
+		require.NoError(t, os.Symlink(outside, filepath.Join(b.dir, "linked")))
+
+		for _, key := range []string{"linked/part-00001.csv", "linked/new/part-00001.csv"} {
+			_, err := b.sink.Put(t.Context(), key, strings.NewReader("id\n"))
+			require.ErrorIs(t, err, sinks.ErrAccessDenied, key)
+			require.True(t, sinks.IsPermanent(err))
+			require.Contains(t, err.Error(), b.dir, "the error names the folder")
+		}
+		require.Empty(t, filesUnder(t, outside), "no file, temporary or not, outside")
+		entries, err := os.ReadDir(outside)
+		require.NoError(t, err)
+		require.Empty(t, entries, "no folder created outside")
+		require.Equal(t, []string{"linked"}, filesUnder(t, b.dir), "nothing but the link inside")
+	})
+
+	t.Run("OpenUnderLinkedFolderFails", func(t *testing.T) {
+		t.Parallel()
+		b := setupFile(t)
+		outside := outsideFile(t, "sub/secret.csv")
+		// A relative link this time ("../../…"); the others are absolute.
+		rel, err := filepath.Rel(b.dir, outside)
+		require.NoError(t, err)
+		require.NoError(t, os.Symlink(rel, filepath.Join(b.dir, "linked")))
+
+		for _, key := range []string{"linked/sub/secret.csv", "linked/missing.csv"} {
+			rc, err := b.sink.Open(t.Context(), key)
+			require.ErrorIs(t, err, sinks.ErrAccessDenied, key)
+			require.Nil(t, rc)
+		}
+	})
+
+	t.Run("DeleteUnderLinkedFolderFailsAndLeavesOutsideFile", func(t *testing.T) {
+		t.Parallel()
+		b := setupFile(t)
+		outside := outsideFile(t, "sub/secret.csv")
+		require.NoError(t, os.Symlink(outside, filepath.Join(b.dir, "linked")))
+
+		err := b.sink.Delete(t.Context(), "linked/sub/secret.csv")
+		requireOutsideFile(t, filepath.Join(outside, "sub", "secret.csv"))
+		require.ErrorIs(t, err, sinks.ErrAccessDenied)
+		require.FileExists(t, filepath.Join(b.dir, "linked", "sub", "secret.csv"), "the link remains")
+	})
+
+	t.Run("OpenOfLinkedFileDoesNotReadOutsideFile", func(t *testing.T) {
+		t.Parallel()
+		b := setupFile(t)
+		outside := outsideFile(t, "secret.csv")
+		require.NoError(t, os.Symlink(filepath.Join(outside, "secret.csv"), filepath.Join(b.dir, "part-00001.csv")))
+
+		rc, err := b.sink.Open(t.Context(), "part-00001.csv")
+		require.ErrorIs(t, err, sinks.ErrAccessDenied)
+		require.Nil(t, rc)
+	})
+
+	t.Run("PutOverLinkedFileReplacesLinkAndLeavesOutsideFile", func(t *testing.T) {
+		t.Parallel()
+		b := setupFile(t)
+		outside := outsideFile(t, "secret.csv")
+		link := filepath.Join(b.dir, "part-00001.csv")
+		require.NoError(t, os.Symlink(filepath.Join(outside, "secret.csv"), link))
+
+		_, err := b.sink.Put(t.Context(), "part-00001.csv", strings.NewReader("new\n"))
+		require.NoError(t, err)
+		requireOutsideFile(t, filepath.Join(outside, "secret.csv"))
+		info, err := os.Lstat(link)
+		require.NoError(t, err)
+		require.True(t, info.Mode().IsRegular(), "the link was replaced by the object")
+		data, err := os.ReadFile(link)
+		require.NoError(t, err)
+		require.Equal(t, "new\n", string(data))
+	})
+
+	t.Run("DeleteOfLinkedFileRemovesOnlyLink", func(t *testing.T) {
+		t.Parallel()
+		b := setupFile(t)
+		outside := outsideFile(t, "secret.csv")
+		link := filepath.Join(b.dir, "a", "part-00001.csv")
+		require.NoError(t, os.Mkdir(filepath.Dir(link), 0o750))
+		require.NoError(t, os.Symlink(filepath.Join(outside, "secret.csv"), link))
+
+		require.NoError(t, b.sink.Delete(t.Context(), "a/part-00001.csv"))
+		requireOutsideFile(t, filepath.Join(outside, "secret.csv"))
+		_, err := os.Lstat(link)
+		require.ErrorIs(t, err, fs.ErrNotExist)
+	})
+
+	t.Run("ListReportsNoLinkNorWhatItLeadsTo", func(t *testing.T) {
+		t.Parallel()
+		b := setupFile(t)
+		ctx := t.Context()
+		outside := outsideFile(t, "sub/secret.csv")
+		require.NoError(t, os.Symlink(outside, filepath.Join(b.dir, "linked")))
+		require.NoError(t, os.Symlink(filepath.Join(outside, "sub", "secret.csv"), filepath.Join(b.dir, "secret.csv")))
+		_, err := b.sink.Put(ctx, "real/part-00001.csv", strings.NewReader("id\n"))
+		require.NoError(t, err)
+
+		for prefix, want := range map[string][]string{
+			"":           {"real/part-00001.csv"},
+			"linked":     {},
+			"linked/":    {},
+			"linked/sub": {},
+			// A prefix deep enough to name a folder behind the link.
+			"linked/sub/":   {},
+			"linked/sub/se": {},
+			"secret":        {},
+		} {
+			objects, err := b.sink.List(ctx, prefix)
+			require.NoError(t, err, "prefix %q", prefix)
+			keys := []string{}
+			for _, o := range objects {
+				keys = append(keys, o.Key)
+			}
+			require.Equal(t, want, keys, "prefix %q", prefix)
+		}
+	})
 }
 
 type failing struct{ n int }
@@ -115,4 +239,27 @@ func filesUnder(t *testing.T, dir string) []string {
 		return err
 	}))
 	return files
+}
+
+// outsideData is what outsideFile writes.
+const outsideData = "outside the sink's folder\n"
+
+// outsideFile writes outsideData to the file name ("/"-separated) in a new
+// folder outside the sink's, and returns the folder.
+func outsideFile(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o750))
+	require.NoError(t, os.WriteFile(p, []byte(outsideData), 0o600))
+	return dir
+}
+
+// requireOutsideFile checks that the file p that outsideFile wrote is
+// still there, unchanged.
+func requireOutsideFile(t *testing.T, p string) {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	require.NoError(t, err, "the file outside the folder is still there")
+	require.Equal(t, outsideData, string(data), "the file outside the folder is unchanged")
 }
