@@ -3,10 +3,14 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -94,16 +98,7 @@ func TestRiverUIAccess(t *testing.T) {
 
 	get := func(t *testing.T, path string, auth func(*http.Request)) response {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), "GET", b.url+path, nil)
-		require.NoError(t, err)
-		auth(req)
-		res, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer res.Body.Close()
-		var body bytes.Buffer
-		_, err = body.ReadFrom(res.Body)
-		require.NoError(t, err)
-		return response{status: res.StatusCode, header: res.Header, body: body.Bytes()}
+		return send(t, b, "GET", path, "", auth)
 	}
 
 	t.Run("WithoutAKeyABrowserIsAskedForOne", func(t *testing.T) {
@@ -150,5 +145,179 @@ func TestRiverUIAccess(t *testing.T) {
 			found = found || j.Kind == "export" && strings.Contains(string(j.Args), exportID)
 		}
 		require.True(t, found, "export %s among %s", exportID, res.body)
+	})
+}
+
+// send makes a request of the server with the headers that set adds (a
+// key among them) and returns the answer.
+func send(t *testing.T, b *testBundle, method, path, body string, set func(*http.Request)) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, b.url+path, strings.NewReader(body))
+	require.NoError(t, err)
+	set(req)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	var data bytes.Buffer
+	_, err = data.ReadFrom(res.Body)
+	require.NoError(t, err)
+	return response{status: res.StatusCode, header: res.Header, body: data.Bytes()}
+}
+
+// riverUIBundle is a server with River's UI, an operator key and an
+// export whose job waits (no worker runs).
+type riverUIBundle struct {
+	*exportBundle
+	operator string // an operator-scoped key
+}
+
+func setupRiverUI(t *testing.T) *riverUIBundle {
+	t.Helper()
+	eb := setupExports(t, false)
+	return &riverUIBundle{exportBundle: eb, operator: storetest.NewKey(t, eb.pool, eb.tenant, audex.ScopeOperator)}
+}
+
+// queuedJob creates an export and returns the id of its River job.
+func (b *riverUIBundle) queuedJob(t *testing.T) int64 {
+	t.Helper()
+	exportID := b.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl", "destination": map[string]any{"name": "local"}})
+	var id int64
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT id FROM river_job WHERE kind = 'export' AND args->>'export_id' = $1`, exportID).Scan(&id))
+	return id
+}
+
+// jobState is the state of a River job, "" when it is gone.
+func (b *riverUIBundle) jobState(t *testing.T, id int64) string {
+	t.Helper()
+	var state string
+	err := b.pool.QueryRow(t.Context(), `SELECT state FROM river_job WHERE id = $1`, id).Scan(&state)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ""
+	}
+	require.NoError(t, err)
+	return state
+}
+
+// TestRiverUIWrites holds the River UI's writes (its JSON API's POST,
+// PUT, PATCH and DELETE) to requests that no other site's page can make:
+// a browser resends an operator's Basic password to this host on its own.
+func TestRiverUIWrites(t *testing.T) {
+	t.Parallel()
+	b := setupRiverUI(t)
+	host := strings.TrimPrefix(b.url, "http://")
+	basic := func(r *http.Request) { r.SetBasicAuth("ops", b.operator) }
+	deleteBody := func(id int64) string { return fmt.Sprintf(`{"ids":["%d"]}`, id) }
+
+	// Each refused request would delete the job before the fix.
+	refused := []struct {
+		name    string
+		headers map[string]string
+	}{
+		{"ACrossSiteFetchIsRefusedEvenAsJSON", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example", "Content-Type": "application/json"}},
+		{"ASameSiteFetchIsRefused", map[string]string{"Sec-Fetch-Site": "same-site", "Origin": "https://other." + host, "Content-Type": "text/plain;charset=UTF-8"}},
+		{"AnOldBrowsersCrossOriginPostIsRefused", map[string]string{"Origin": "https://evil.example", "Content-Type": "application/json"}},
+		{"ATextPlainPostFromThisOriginWithoutFetchMetadataIsRefused", map[string]string{"Origin": "http://" + host, "Content-Type": "text/plain;charset=UTF-8"}},
+		{"AFormPostWithoutOriginIsRefused", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		{"APostWithoutContentTypeIsRefused", map[string]string{}},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			job := b.queuedJob(t)
+			res := send(t, b.testBundle, "POST", "/admin/river/api/jobs/delete", deleteBody(job), func(r *http.Request) {
+				basic(r)
+				for k, v := range tc.headers {
+					r.Header.Set(k, v)
+				}
+			})
+			require.Equal(t, http.StatusForbidden, res.status, "%s", res.body)
+			require.Equal(t, "permission_denied", res.errorBody(t).Code)
+			require.Equal(t, "available", b.jobState(t, job), "the job is not deleted")
+		})
+	}
+
+	t.Run("TheUIsOwnDeleteFromThisOriginWorks", func(t *testing.T) {
+		t.Parallel()
+		// What a browser sends for River UI v0.22's delete button: its
+		// fetch sets no Content-Type, so the JSON goes as text/plain.
+		job := b.queuedJob(t)
+		res := send(t, b.testBundle, "POST", "/admin/river/api/jobs/delete", deleteBody(job), func(r *http.Request) {
+			basic(r)
+			r.Header.Set("Sec-Fetch-Site", "same-origin")
+			r.Header.Set("Origin", b.url)
+			r.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+		})
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		require.Empty(t, b.jobState(t, job), "the job is deleted")
+	})
+	t.Run("AJSONCancelFromThisOriginWorks", func(t *testing.T) {
+		t.Parallel()
+		job := b.queuedJob(t)
+		res := send(t, b.testBundle, "POST", "/admin/river/api/jobs/cancel", deleteBody(job), func(r *http.Request) {
+			basic(r)
+			r.Header.Set("Origin", b.url)
+			r.Header.Set("Content-Type", "application/json")
+		})
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		require.Equal(t, "cancelled", b.jobState(t, job))
+	})
+	t.Run("AClientWithABearerKeyWritesJSON", func(t *testing.T) {
+		t.Parallel()
+		// curl and scripts send neither Sec-Fetch-Site nor Origin.
+		job := b.queuedJob(t)
+		res := send(t, b.testBundle, "POST", "/admin/river/api/jobs/delete", deleteBody(job), func(r *http.Request) {
+			r.Header.Set("Authorization", "Bearer "+b.operator)
+			r.Header.Set("Content-Type", "application/json")
+		})
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		require.Empty(t, b.jobState(t, job), "the job is deleted")
+	})
+	t.Run("ReadingWithBasicIsUnchanged", func(t *testing.T) {
+		t.Parallel()
+		// Reads change nothing, so they pass from anywhere, as before.
+		job := b.queuedJob(t)
+		res := send(t, b.testBundle, "GET", fmt.Sprintf("/admin/river/api/jobs/%d", job), "", func(r *http.Request) {
+			basic(r)
+			r.Header.Set("Sec-Fetch-Site", "cross-site")
+		})
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+		require.Contains(t, string(res.body), `"kind":"export"`)
+		res = send(t, b.testBundle, "GET", "/admin/river/", "", basic)
+		require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	})
+}
+
+// TestRiverUIWritesInABrowser makes in headless Chromium (the one in
+// AUDEX_TEST_CHROMIUM, which scripts/test.sh installs) the request that
+// River UI v0.22's delete button makes, and the one that another site's
+// page can make with the operator's credentials.
+func TestRiverUIWritesInABrowser(t *testing.T) {
+	t.Parallel()
+	chromium := storetest.RequireEnv(t, "AUDEX_TEST_CHROMIUM", "run the tests with `make test`, which installs Chromium")
+	b := setupRiverUI(t)
+	ctx := browserWithKey(t, chromium, b.operator)
+	// River UI's own fetch: a JSON string body and no Content-Type, so
+	// that the browser sends text/plain.
+	deleteJob := func(id int64, mode string) string {
+		return fmt.Sprintf(`fetch(%q, {method: "POST", mode: %q, body: JSON.stringify({ids: ["%d"]}), headers: {Accept: "application/json"}}).then(r => r.status)`,
+			b.url+"/admin/river/api/jobs/delete", mode, id)
+	}
+
+	t.Run("AnotherSitesPageCannotDeleteAJob", func(t *testing.T) {
+		job := b.queuedJob(t)
+		// localhost is another site than 127.0.0.1, on the same server.
+		other := strings.Replace(b.url, "127.0.0.1", "localhost", 1)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(other+"/openapi.json")))
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[int](deleteJob(job, "no-cors"), chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		require.Equal(t, "available", b.jobState(t, job), "the job is not deleted")
+	})
+	t.Run("TheUIsDeleteButtonWorks", func(t *testing.T) {
+		job := b.queuedJob(t)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/admin/river/")))
+		status, err := chromedp.Run(ctx, chromedp.Evaluate[int](deleteJob(job, "same-origin"), chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, status)
+		require.Empty(t, b.jobState(t, job), "the job is deleted")
 	})
 }

@@ -15,6 +15,36 @@ import (
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
+// browserWithKey starts headless Chromium for the test (closed when it
+// ends, a minute at most) and returns its context. Every request the
+// browser makes carries key as a Bearer key, to any site, as an operator's
+// Basic password does once typed.
+func browserWithKey(t *testing.T, chromium, key string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 900),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancelTimeout)
+	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	require.NoError(t, err)
+	_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Authorization": "Bearer " + key},
+	})
+	require.NoError(t, err)
+	return ctx
+}
+
 // TestRiverUIInABrowser opens River's UI in headless Chromium (the one in
 // AUDEX_TEST_CHROMIUM, which scripts/test.sh installs) with an operator
 // key and finds a running export job in its list. With AUDEX_SCREENSHOT
@@ -41,28 +71,7 @@ func TestRiverUIInABrowser(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond)
 
 	operator := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeOperator)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelTimeout()
-
-	_, err = chromedp.Call(ctx, network.Enable, network.EnableParams{})
-	require.NoError(t, err)
-	_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
-		Headers: network.Headers{"Authorization": "Bearer " + operator},
-	})
-	require.NoError(t, err)
+	ctx := browserWithKey(t, chromium, operator)
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(b.url+"/admin/river/jobs?state=running"),
 		chromedp.WaitVisible(chromedp.Search(`//*[contains(text(), "`+exportID+`")]`)),
