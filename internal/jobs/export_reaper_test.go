@@ -1,0 +1,217 @@
+package jobs_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/logtest"
+	"github.com/audex-dev/audex/internal/sinks"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// reaperBundle is a database of its own with a tenant's events, exports
+// created as the API creates them (with their job, in one transaction),
+// and a worker started by start.
+type reaperBundle struct {
+	pool    *pgxpool.Pool
+	tenant  string
+	folder  string                // the "local" destination
+	inserts *river.Client[pgx.Tx] // the API's insert-only client
+	logs    *logtest.Buffer       // the worker's log
+}
+
+func setupReaper(t *testing.T) *reaperBundle {
+	t.Helper()
+	pool := storetest.IsolatedPool(t) // a worker must not take other tests' jobs
+	inserts, err := jobs.NewInsertClient(pool, discard())
+	require.NoError(t, err)
+	b := &reaperBundle{pool: pool, tenant: storetest.NewTenant(t), folder: t.TempDir(), inserts: inserts}
+	events := make([]audex.Event, 25)
+	for i := range events {
+		events[i] = audex.Event{ID: fmt.Sprintf("ev-%02d", i), OccurredAt: time.Now().Add(-time.Hour).Add(time.Duration(i) * time.Second),
+			Action: "doc.read", Actor: audex.Actor{ID: "alice"}, Metadata: []byte("{}")}
+	}
+	_, err = store.InsertEvents(t.Context(), pool, b.tenant, events)
+	require.NoError(t, err)
+	return b
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// createExport stores a queued export and inserts its job in one
+// transaction, as the API does, with the job's insert options, and
+// returns the export's id and the job's.
+func (b *reaperBundle) createExport(t *testing.T, opts *river.InsertOpts) (string, int64) {
+	t.Helper()
+	e := audex.Export{ID: audex.NewID("exp"), TenantID: b.tenant, Format: "jsonl", Compression: "none",
+		Since: time.Now().Add(-24 * time.Hour), Until: time.Now().Add(time.Hour), Filters: []byte("{}"),
+		Destination: audex.ExportDestination{Name: "local", Type: "file", Bucket: b.folder}, PartMaxRecords: 10, PartMaxBytes: 1 << 20}
+	e.KeyPrefix = e.ID + "/"
+	var jobID int64
+	err := pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+		if err := store.CreateExport(t.Context(), tx, &e, 0); err != nil {
+			return err
+		}
+		res, err := b.inserts.InsertTx(t.Context(), tx, jobs.ExportArgs{ExportID: e.ID}, opts)
+		if err != nil {
+			return err
+		}
+		jobID = res.Job.ID
+		return nil
+	})
+	require.NoError(t, err)
+	return e.ID, jobID
+}
+
+// age makes an export older than the reaper's grace for jobless exports.
+func (b *reaperBundle) age(t *testing.T, exportID string) {
+	t.Helper()
+	_, err := b.pool.Exec(t.Context(), `UPDATE exports SET created_at = created_at - $2::interval WHERE id = $1`, exportID, 2*jobs.DefaultJoblessGrace)
+	require.NoError(t, err)
+}
+
+// start runs a worker (with the reaper every 100 ms) until the test ends.
+func (b *reaperBundle) start(t *testing.T) {
+	t.Helper()
+	logger, logs := logtest.NewLogger()
+	b.logs = logs
+	open := func(ctx context.Context, name string) (sinks.Sink, error) {
+		if name != "local" {
+			return nil, jobs.ErrDestinationGone
+		}
+		return sinks.New(ctx, sinks.Config{Type: "file", Bucket: b.folder}, os.Getenv)
+	}
+	client, err := jobs.NewClient(jobs.Config{Pool: b.pool, Logger: logger, OpenSink: open,
+		ExportTiming: jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}, ReaperInterval: 100 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(context.WithoutCancel(t.Context())))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = client.Stop(ctx)
+	})
+}
+
+// waitStatus waits until the export has status.
+func (b *reaperBundle) waitStatus(t *testing.T, exportID, status string) audex.Export {
+	t.Helper()
+	var e audex.Export
+	require.Eventually(t, func() bool {
+		var err error
+		e, err = store.GetExport(t.Context(), b.pool, "", exportID)
+		require.NoError(t, err)
+		return e.Status == status
+	}, 60*time.Second, 50*time.Millisecond, "export %s reaches %s", exportID, status)
+	return e
+}
+
+// exportJobs returns the states of the export jobs that name exportID,
+// oldest first.
+func (b *reaperBundle) exportJobs(t *testing.T, exportID string) []string {
+	t.Helper()
+	rows, err := b.pool.Query(t.Context(), `SELECT state::text FROM river_job WHERE kind = 'export' AND args->>'export_id' = $1 ORDER BY id`, exportID)
+	require.NoError(t, err)
+	states, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return states
+}
+
+// waitJobs waits until the export jobs that name exportID are in states
+// (River completes a job shortly after its worker returns).
+func (b *reaperBundle) waitJobs(t *testing.T, exportID string, states ...string) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.Equal(c, states, b.exportJobs(t, exportID))
+	}, 30*time.Second, 50*time.Millisecond)
+}
+
+// requeues returns the tenant of each export_job_requeued line of
+// exportID in the worker's log.
+func (b *reaperBundle) requeues(t *testing.T, exportID string) []string {
+	t.Helper()
+	var tenants []string
+	sc := bufio.NewScanner(strings.NewReader(b.logs.String()))
+	for sc.Scan() {
+		var line struct {
+			Msg      string `json:"msg"`
+			ExportID string `json:"export_id"`
+			TenantID string `json:"tenant_id"`
+		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &line))
+		if line.Msg == "export_job_requeued" && line.ExportID == exportID {
+			tenants = append(tenants, line.TenantID)
+		}
+	}
+	return tenants
+}
+
+func TestExportReaperRequeuesJoblessExports(t *testing.T) {
+	t.Parallel()
+	b := setupReaper(t)
+
+	// Deleted from River's UI before any worker took it.
+	deleted, deletedJob := b.createExport(t, nil)
+	_, err := b.inserts.JobDelete(t.Context(), deletedJob)
+	require.NoError(t, err)
+	b.age(t, deleted)
+	// Cancelled from River's UI: the job is finalized, the export not.
+	cancelled, cancelledJob := b.createExport(t, nil)
+	_, err = b.inserts.JobCancel(t.Context(), cancelledJob)
+	require.NoError(t, err)
+	b.age(t, cancelled)
+	// Jobless, but younger than the grace.
+	young, youngJob := b.createExport(t, nil)
+	_, err = b.inserts.JobDelete(t.Context(), youngJob)
+	require.NoError(t, err)
+	// A live job that runs later.
+	alive, _ := b.createExport(t, &river.InsertOpts{ScheduledAt: time.Now().Add(time.Hour)})
+	b.age(t, alive)
+	require.Equal(t, []string{"cancelled"}, b.exportJobs(t, cancelled))
+	require.Empty(t, b.exportJobs(t, deleted))
+
+	b.start(t)
+	// The reaper's first runs requeue the jobless exports; the run that
+	// requeued both saw the other two exports as well.
+	require.Eventually(t, func() bool {
+		return len(b.requeues(t, deleted)) > 0 && len(b.requeues(t, cancelled)) > 0
+	}, 30*time.Second, 50*time.Millisecond, "the jobless exports are requeued")
+
+	t.Run("AnExportWithALiveJobIsLeftAlone", func(t *testing.T) {
+		require.Equal(t, []string{"scheduled"}, b.exportJobs(t, alive), "no second job")
+		require.Empty(t, b.requeues(t, alive))
+		e, err := store.GetExport(t.Context(), b.pool, "", alive)
+		require.NoError(t, err)
+		require.Equal(t, audex.ExportQueued, e.Status)
+	})
+	t.Run("AJoblessExportYoungerThanTheGraceIsLeftAlone", func(t *testing.T) {
+		require.Empty(t, b.exportJobs(t, young))
+		require.Empty(t, b.requeues(t, young))
+	})
+	t.Run("AnExportWhoseJobWasDeletedGetsAJobAndCompletes", func(t *testing.T) {
+		e := b.waitStatus(t, deleted, audex.ExportCompleted)
+		require.EqualValues(t, 25, e.Progress.RecordsExported)
+		b.waitJobs(t, deleted, "completed")
+		require.Equal(t, []string{b.tenant}, b.requeues(t, deleted), "requeued once, logged with its tenant")
+	})
+	t.Run("AnExportWhoseJobWasCancelledGetsAJobAndCompletes", func(t *testing.T) {
+		b.waitStatus(t, cancelled, audex.ExportCompleted)
+		b.waitJobs(t, cancelled, "cancelled", "completed")
+		require.Equal(t, []string{b.tenant}, b.requeues(t, cancelled))
+	})
+}

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// JoblessExport is a queued or running export that no River job works.
+type JoblessExport struct {
+	ID       string
+	TenantID string
+}
+
+// joblessExportsWhere selects, from exports e, the queued or running
+// exports created more than $1 ago without a live River job of kind $2
+// whose args name them. A job that is gone (deleted from River's UI, or
+// cleaned up by River) and a finalized one (completed, cancelled or
+// discarded) both leave the export unworked. River's tables are in the
+// search path, as River's client is configured without a schema.
+const joblessExportsWhere = `e.status IN ('queued', 'running')
+	AND e.created_at < now() - $1::interval
+	AND NOT EXISTS (
+		SELECT 1 FROM river_job j
+		WHERE j.kind = $2 AND j.args @> jsonb_build_object('export_id', e.id)
+		  AND j.state NOT IN ('completed', 'cancelled', 'discarded'))`
+
+// LockJoblessExports returns up to limit queued or running exports older
+// than grace (oldest first) that have no live River job of kind (the
+// export job's kind, with args {"export_id": id}), and locks their rows
+// until tx ends, so that the caller can insert their jobs in tx. Rows that
+// another transaction holds are skipped, so concurrent callers never
+// return the same export; an export whose job another caller inserted and
+// committed while this call waited is left out too.
+//
+// The grace keeps exports out whose job a transaction other than the
+// export's own would insert; the API inserts both in one transaction.
+// It takes a transaction, not a DBTX: the locks are what keep two callers
+// from inserting two jobs for one export.
+func LockJoblessExports(ctx context.Context, tx pgx.Tx, kind string, grace time.Duration, limit int) ([]JoblessExport, error) {
+	rows, err := tx.Query(ctx, `SELECT e.id, e.tenant_id FROM exports e WHERE `+joblessExportsWhere+`
+		ORDER BY e.created_at, e.id LIMIT $3 FOR UPDATE OF e SKIP LOCKED`, grace, kind, limit)
+	if err != nil {
+		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
+	}
+	locked, err := pgx.CollectRows(rows, pgx.RowToStructByPos[JoblessExport])
+	if err != nil {
+		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
+	}
+	if len(locked) == 0 {
+		return nil, nil
+	}
+	// The statement above judged the jobs by its snapshot, taken before
+	// it locked the rows: another caller may have inserted a job and
+	// committed in between. A new statement sees that job.
+	ids := make([]string, len(locked))
+	for i, e := range locked {
+		ids[i] = e.ID
+	}
+	rows, err = tx.Query(ctx, `SELECT e.id, e.tenant_id FROM exports e WHERE e.id = ANY($3) AND `+joblessExportsWhere+`
+		ORDER BY e.created_at, e.id`, grace, kind, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
+	}
+	jobless, err := pgx.CollectRows(rows, pgx.RowToStructByPos[JoblessExport])
+	if err != nil {
+		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
+	}
+	return jobless, nil
+}
