@@ -145,10 +145,25 @@ func LooksLikePlainKey(s string) bool {
 	return strings.HasPrefix(s, PlainKeyPrefix)
 }
 
+// The type and id (and name) of the system actor, the actor of events
+// that audex itself writes.
+const (
+	SystemActorType = "system"
+	SystemActorID   = "audex"
+)
+
 // SystemActor is the actor of events that audex itself writes.
 func SystemActor() Actor {
-	name, typ := "audex", "system"
-	return Actor{ID: "audex", Type: &typ, Name: &name}
+	name, typ := SystemActorID, SystemActorType
+	return Actor{ID: SystemActorID, Type: &typ, Name: &name}
+}
+
+// IsSystem reports whether a is, or would pass for, the system actor:
+// type SystemActorType and id SystemActorID, compared ignoring case
+// (Unicode simple folding), so that "System"/"AUDEX" count too. The name
+// does not matter. Ingest refuses such actors.
+func (a Actor) IsSystem() bool {
+	return a.Type != nil && strings.EqualFold(*a.Type, SystemActorType) && strings.EqualFold(a.ID, SystemActorID)
 }
 
 // KeyActor is the actor of events written on behalf of an API key.

@@ -88,11 +88,21 @@ func openMigrated(ctx context.Context, cfg config.Config, opts ...store.OpenOpti
 }
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	pool, err := openMigrated(ctx, cfg, store.ServingRequests())
+	limits := cfg.Limits
+	pool, err := openMigrated(ctx, cfg, store.ServingRequests(),
+		store.MaxConns(limits.PoolSize), store.StatementTimeout(time.Duration(limits.ListTimeout)))
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	// Downloads read their pages on connections of their own, so that
+	// they never take those of interactive requests.
+	downloadPool, err := store.Open(ctx, cfg.DatabaseURL, store.ServingRequests(),
+		store.MaxConns(limits.DownloadPoolSize), store.StatementTimeout(time.Duration(limits.DownloadPageTimeout)))
+	if err != nil {
+		return err
+	}
+	defer downloadPool.Close()
 	secret := []byte(cfg.CursorSecret)
 	if len(secret) == 0 {
 		if secret, err = store.CursorSecret(ctx, pool); err != nil {
@@ -108,14 +118,18 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	handler := api.New(api.Config{
-		Pool:           pool,
-		Logger:         logger,
-		CursorSecret:   secret,
-		River:          riverClient,
-		Destinations:   cfg.Destinations,
-		ExportDefaults: api.ExportDefaults{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes},
-		RateLimit:      api.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst},
-		RiverUI:        riverUI,
+		Pool:         pool,
+		DownloadPool: downloadPool,
+		Logger:       logger,
+		CursorSecret: secret,
+		River:        riverClient,
+		Destinations: cfg.Destinations,
+		Exports: api.ExportLimits{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes,
+			MinPartMaxRecords: cfg.Exports.MinPartMaxRecords, MaxActivePerTenant: cfg.Exports.MaxActivePerTenant},
+		Limits: api.Limits{TenantRequests: limits.TenantRequests, TenantSummaries: limits.TenantSummaries, TenantDownloads: limits.TenantDownloads, Downloads: limits.Downloads,
+			DownloadMinRate: limits.DownloadMinRate, SummaryBudget: time.Duration(limits.SummaryTimeout)},
+		RateLimit: api.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst},
+		RiverUI:   riverUI,
 	})
 	srv := &http.Server{
 		Handler:           handler,

@@ -179,10 +179,14 @@ func (b *bench) streamInProcess(ctx context.Context, name string, win window, fi
 	}
 	var n int64
 	start := time.Now()
-	err := store.StreamEvents(ctx, b.pool, win.tenant, filter, func(e *audex.Event) error {
-		n++
-		if enc != nil {
-			return enc.Write(e)
+	err := store.StreamEvents(ctx, b.pool, win.tenant, filter, func(page []audex.Event) error {
+		n += int64(len(page))
+		for i := range page {
+			if enc != nil {
+				if err := enc.Write(&page[i]); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

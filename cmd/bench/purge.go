@@ -457,7 +457,7 @@ func (r firstRow) Scan(dest ...any) error {
 // purge of the first tenant will delete (store.PurgeBatch, rolled back).
 func (b *bench) explainPurgeBatch(ctx context.Context, res *purgeResult) error {
 	db := &explainingDB{DBTX: b.pool}
-	_, _, err := store.PurgeBatch(ctx, db, audex.Purge{ID: "prg_bench_explain", TenantID: purgeAloneTenant, Before: res.before}, nil, purgeBatchSize)
+	_, _, err := store.PurgeBatch(ctx, db, audex.Purge{ID: "prg_bench_explain", TenantID: purgeAloneTenant, Before: res.before}, nil, purgeBatchSize, 0)
 	if !errors.Is(err, errExplained) {
 		return fmt.Errorf("explain a purge batch: %v", err)
 	}

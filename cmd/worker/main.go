@@ -44,7 +44,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-	pool, err := store.Open(ctx, cfg.DatabaseURL)
+	// The worker's statements have the export page's budget unless they
+	// set their own (purge batches, rollups, partition maintenance).
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.StatementTimeout(time.Duration(cfg.Limits.ExportPageTimeout)))
 	if err != nil {
 		return err
 	}
@@ -71,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ReaperInterval:    time.Duration(cfg.Exports.ReaperInterval),
 		RetentionInterval: cfg.RetentionInterval,
 		SummaryInterval:   cfg.SummaryInterval,
+
+		ExportsRunningPerTenant: cfg.Exports.RunningPerTenant,
+		PurgeBatchBudget:        time.Duration(cfg.Limits.PurgeBatchTimeout),
 	})
 	if err != nil {
 		return err

@@ -87,6 +87,7 @@ destinations:
     bucket: %s
 exports:
   concurrency: 2
+  running_per_tenant: 2
   attempt_window: 1s
   lease_ttl: 2s
   reaper_interval: 1s

@@ -31,10 +31,18 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	pool := storetest.Pool(t)
+	return setupWith(t, api.Config{Pool: storetest.Pool(t)})
+}
+
+// setupWith is setup with a server of cfg (its Pool, limits and the rest);
+// the logger and cursor secret are filled in.
+func setupWith(t *testing.T, cfg api.Config) *testBundle {
+	t.Helper()
+	pool := cfg.Pool
 	secret, err := store.CursorSecret(t.Context(), pool)
 	require.NoError(t, err)
-	srv := api.New(api.Config{Pool: pool, Logger: slog.New(slog.DiscardHandler), CursorSecret: secret})
+	cfg.Logger, cfg.CursorSecret = slog.New(slog.DiscardHandler), secret
+	srv := api.New(cfg)
 	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
 	t.Cleanup(ts.Close)
 	tenant := storetest.NewTenant(t)
@@ -43,7 +51,7 @@ func setup(t *testing.T) *testBundle {
 		pool:   pool,
 		server: srv,
 		tenant: tenant,
-		key:    storetest.NewKey(t, storetest.Pool(t), tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin),
+		key:    storetest.NewKey(t, pool, tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin),
 	}
 }
 

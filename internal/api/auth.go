@@ -16,7 +16,37 @@ const touchInterval = time.Minute
 
 // authenticate returns the request's API key if it is known, not revoked
 // and carries scope: 401 otherwise, or 403 when only the scope is missing.
+// A client address that has failed authentication too often (401s, see
+// authFailureBurst) gets 429 with a retry-after instead, before its key
+// is looked up, until its budget refills.
 func (s *Server) authenticate(r *http.Request, scope string) (audex.APIKey, error) {
+	var failures *buckets
+	if s.limiter != nil {
+		failures = s.limiter.authFailures
+	}
+	// An address that failed lately has its failure's token taken before
+	// the lookup, and given back unless it fails, so that concurrent
+	// attempts cannot overdraw what is left of its budget. An address
+	// with a clean record is charged after a failure only, so that a busy
+	// client with many requests in flight is never held up.
+	addr, now := clientAddress(r), time.Now()
+	res, wait := failures.hold(addr, now)
+	if wait > 0 {
+		return audex.APIKey{}, &Error{Code: CodeRateLimited, RetryAfter: wait,
+			Message: "too many failed authentications from this address; retry after the time in Retry-After"}
+	}
+	key, err := s.lookupKey(r, scope)
+	switch apiErr := (*Error)(nil); {
+	case !errors.As(err, &apiErr) || apiErr.Code != CodeUnauthenticated:
+		giveBack(res, now)
+	case res == nil:
+		failures.take(addr, time.Now())
+	}
+	return key, err
+}
+
+// lookupKey is authenticate without the failure budget.
+func (s *Server) lookupKey(r *http.Request, scope string) (audex.APIKey, error) {
 	plain, apiErr := bearerKey(r, scope == audex.ScopeOperator)
 	if apiErr != nil {
 		return audex.APIKey{}, apiErr

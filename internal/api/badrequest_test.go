@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -77,6 +79,16 @@ func TestBadRequests(t *testing.T) {
 		{"SinceAfterUntil", "GET", list + "since=2026-04-21&until=2026-04-20", "", "", 400, "invalid_argument", "until"},
 		{"SinceEqualsUntil", "GET", list + "since=2026-04-20&until=2026-04-20T00:00:00Z", "", "", 400, "invalid_argument", "until"},
 		{"FromEqualsTo", "GET", list + "from=2026-04-20&to=2026-04-20", "", "", 400, "invalid_argument", "to"},
+		{"SinceInYearZero", "GET", list + "since=0000-06-01", "", "", 400, "invalid_argument", "since"},
+		{"SinceAnOffsetPushesIntoYearZero", "GET", list + "since=0001-01-01T00:30:00%2B01:00", "", "", 400, "invalid_argument", "since"},
+		{"UntilAnOffsetPushesIntoYear10000", "GET", list + "until=9999-12-31T23:00:00-05:00", "", "", 400, "invalid_argument", "until"},
+		{"ToRoundsUpIntoYear10000", "GET", list + "to=9999-12-31T23:59:59.9999999Z", "", "", 400, "invalid_argument", "to"},
+		{"SummaryUntilInYear10000", "GET", "/v1/audit/summary?until=9999-12-31T23:00:00-05:00", "", "", 400, "invalid_argument", "until"},
+		{"SummaryDefaultSinceBeforeYear1", "GET", "/v1/audit/summary?until=0001-01-02", "", "", 400, "invalid_argument", "since"},
+		{"TrailDefaultSinceBeforeYear1", "GET", "/v1/audit/targets/x?until=0001-01-30T23:59:59Z", "", "", 400, "invalid_argument", "since"},
+		{"TrailUntilInYear10000", "GET", "/v1/audit/actors/x?until=9999-12-31T23:00:00-05:00", "", "", 400, "invalid_argument", "until"},
+		{"DownloadUntilInYear10000", "POST", "/v1/audit/export", "", `{"since":"2026-01-01","until":"9999-12-31T23:00:00-05:00"}`, 400, "invalid_argument", "until"},
+		{"PurgeBeforeInYear10000", "POST", "/v1/audit/purge", "", `{"before":"9999-12-31T23:00:00-05:00","dry_run":true}`, 400, "invalid_argument", "before"},
 		{"LimitZero", "GET", list + "limit=0", "", "", 400, "invalid_argument", "limit"},
 		{"Limit1001", "GET", list + "limit=1001", "", "", 400, "invalid_argument", "limit"},
 		{"LimitNotANumber", "GET", list + "limit=ten", "", "", 400, "invalid_argument", "limit"},
@@ -126,6 +138,10 @@ func TestBadRequests(t *testing.T) {
 		{"ActorNotAnObject", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": "alice"}), 400, "invalid_argument", "events[0].actor"},
 		{"ActorIDNotAString", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": 7}}), 400, "invalid_argument", "events[0].actor.id"},
 		{"NULInActorName", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": "a", "name": "a\x00b"}}), 400, "invalid_argument", "events[0].actor.name"},
+		{"SystemActor", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": "audex", "type": "system", "name": "audex"}}), 400, "invalid_argument", "events[0].actor"},
+		{"SystemActorWithoutName", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": "audex", "type": "system"}}), 400, "invalid_argument", "events[0].actor"},
+		{"SystemActorInOtherCase", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": "AUDEX", "type": "System", "name": "someone"}}), 400, "invalid_argument", "events[0].actor"},
+		{"SystemActorWithLongS", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"actor": map[string]any{"id": "Audex", "type": "\u017fystem"}}), 400, "invalid_argument", "events[0].actor"},
 		{"BadSourceIPOnIngest", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"source_ip": "999.1.1.1"}), 400, "invalid_argument", "events[0].source_ip"},
 		{"MetadataOver16KiB", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"metadata": map[string]any{"pad": strings.Repeat("x", 16<<10)}}), 400, "invalid_argument", "events[0].metadata"},
 		{"MetadataNotAnObject", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"metadata": []int{1}}), 400, "invalid_argument", "events[0].metadata"},
@@ -133,6 +149,9 @@ func TestBadRequests(t *testing.T) {
 		{"MetadataHugeNumber", "POST", "/v1/audit/events", "", `{"events":[{"action":"a","actor":{"id":"x"},"metadata":{"n":1e99999}}]}`, 400, "invalid_argument", "events[0].metadata"},
 		{"MetadataTooDeep", "POST", "/v1/audit/events", "", `{"events":[{"action":"a","actor":{"id":"x"},"metadata":{"n":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}]}`, 400, "invalid_argument", "events[0].metadata"},
 		{"OccurredAtNotATime", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"occurred_at": "last tuesday"}), 400, "invalid_argument", "events[0].occurred_at"},
+		{"OccurredAtInYear10000ByOffset", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"occurred_at": "9999-12-31T23:00:00-05:00"}), 400, "invalid_argument", "events[0].occurred_at"},
+		{"OccurredAtRoundsUpIntoYear10000", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"occurred_at": "9999-12-31T23:59:59.9999999Z"}), 400, "invalid_argument", "events[0].occurred_at"},
+		{"OccurredAtInYearZero", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"occurred_at": "0000-12-31T00:00:00Z"}), 400, "invalid_argument", "events[0].occurred_at"},
 		{"OccurredAtANumber", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"occurred_at": 1700000000}), 400, "invalid_argument", "events[0].occurred_at"},
 		{"IDWithSpace", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"id": "a b"}), 400, "invalid_argument", "events[0].id"},
 		{"IDTooLong", "POST", "/v1/audit/events", "", ingestBody(map[string]any{"id": strings.Repeat("a", 129)}), 400, "invalid_argument", "events[0].id"},
@@ -217,7 +236,8 @@ func TestAccessMatrix(t *testing.T) {
 		"POST /v1/audit/purge":    map[string]any{"before": "2000-01-01"},
 		"PUT /v1/audit/retention": map[string]any{"retain_days": 36500},
 	}
-	for _, rt := range b.server.Routes() {
+	checked := checkedAgainstSpec(t, b.server)
+	for i, rt := range b.server.Routes() {
 		if rt.Scope == "" {
 			continue
 		}
@@ -248,15 +268,16 @@ func TestAccessMatrix(t *testing.T) {
 				{"RevokedKey", "Authorization", "Bearer " + revoked},
 				{"RevokedKeyAsXAPIKey", "X-API-Key", revoked},
 			} {
-				req, err := http.NewRequestWithContext(t.Context(), method, b.url+path, nil)
-				require.NoError(t, err)
+				// Each route's failures come from an address of its own:
+				// one address gets only authFailureBurst of them.
+				req := httptest.NewRequestWithContext(t.Context(), method, path, nil)
+				req.RemoteAddr = fmt.Sprintf("192.0.2.%d:40000", i)
 				if auth.header != "" {
 					req.Header.Set(auth.header, auth.value)
 				}
-				res, err := http.DefaultClient.Do(req)
-				require.NoError(t, err)
-				res.Body.Close()
-				require.Equal(t, http.StatusUnauthorized, res.StatusCode, auth.name)
+				rec := httptest.NewRecorder()
+				checked.ServeHTTP(rec, req)
+				require.Equal(t, http.StatusUnauthorized, rec.Code, auth.name)
 			}
 			var allButScope []string
 			for _, s := range []string{"audit:read", "audit:write", "audit:export", "audit:admin", "operator"} {
@@ -318,4 +339,68 @@ func TestRoutesWithoutParametersRefuseAQueryString(t *testing.T) {
 		tried++
 	}
 	require.Greater(t, tried, 10)
+}
+
+// TestTheEdgesAreAccepted tries what lies just inside the refusals of
+// TestBadRequests: the first and the last time of the API's range, in UTC
+// and with offsets, and actors that only look like audex's system actor.
+func TestTheEdgesAreAccepted(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	t.Run("FirstAndLastTimesAreStoredAndFound", func(t *testing.T) {
+		t.Parallel()
+		for id, at := range map[string]string{
+			"first":       "0001-01-01T00:00:00Z",
+			"first-date":  "0001-01-01",
+			"first-east":  "0001-01-01T01:00:00+01:00",
+			"last":        "9999-12-31T23:59:59.999999Z",
+			"last-west":   "9999-12-31T18:59:59.999999-05:00",
+			"last-nanos":  "9999-12-31T23:59:59.999998001Z", // rounds up to the last microsecond
+			"last-second": "9999-12-31T23:59:59Z",
+		} {
+			e := event("time.edge", "edge-"+id)
+			e["id"], e["occurred_at"] = id, at
+			b.ingest(t, e)
+		}
+		for id, want := range map[string]string{
+			"first": "0001-01-01T00:00:00Z", "first-date": "0001-01-01T00:00:00Z", "first-east": "0001-01-01T00:00:00Z",
+			"last": "9999-12-31T23:59:59.999999Z", "last-west": "9999-12-31T23:59:59.999999Z", "last-nanos": "9999-12-31T23:59:59.999999Z",
+			"last-second": "9999-12-31T23:59:59Z",
+		} {
+			res := b.do(t, "GET", "/v1/audit/events/"+id, b.key, nil)
+			require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+			var got map[string]any
+			res.decode(t, &got)
+			require.Equal(t, want, got["occurred_at"], id)
+		}
+		require.Len(t, b.listAll(t, "action=time.edge&since=0001-01-01T00:00:00Z&limit=1000"), 7)
+		require.Len(t, b.listAll(t, "action=time.edge&until=9999-12-31T23:59:59.999999Z&limit=1000"), 4, "until is exclusive")
+		res := b.do(t, "GET", "/v1/audit/summary?action=time.edge&since=9999-12-01&until=9999-12-31T23:59:59.999999Z", b.key, nil)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		var sum struct {
+			Since, Until string
+			Total        int `json:"total_events"`
+		}
+		res.decode(t, &sum)
+		require.Equal(t, "9999-12-31T23:59:59.999999Z", sum.Until)
+		require.Equal(t, 1, sum.Total, "only last-second is before until")
+		res = b.do(t, "POST", "/v1/audit/purge", b.key, map[string]any{"before": "9999-12-31T23:59:59.999999Z", "dry_run": true})
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+	})
+
+	t.Run("ActorsThatOnlyLookLikeTheSystemActorAreStored", func(t *testing.T) {
+		t.Parallel()
+		var events []map[string]any
+		for _, actor := range []map[string]any{
+			{"id": "audex"},
+			{"id": "audex", "type": "user"},
+			{"id": "audex-bot", "type": "system"},
+			{"id": "system", "type": "audex"},
+			{"id": "audex ", "type": "system"}, // ids are exact: this is another id
+		} {
+			events = append(events, map[string]any{"action": "actor.lookalike", "actor": actor})
+		}
+		require.Equal(t, len(events), b.ingest(t, events...).Accepted)
+	})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
@@ -14,10 +15,10 @@ import (
 	"github.com/audex-dev/audex/internal/store"
 )
 
-// downloadWriteWindow is how long one stretch of a download may take to
-// reach the client; each batch of events extends it, so a download of any
-// size works while a stalled client is cut off.
-const downloadWriteWindow = time.Minute
+// downloadMinWindow is the least time a page of a download may take to
+// reach the client, whatever its size; past that the client must read at
+// the download's minimum rate (Limits.DownloadMinRate) or be cut off.
+const downloadMinWindow = 10 * time.Second
 
 type downloadRequest struct {
 	Format  *string         `json:"format"`
@@ -56,29 +57,35 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request, key aude
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="audex-%s-%s.%s"`,
 		filter.Since.Format("20060102T150405Z"), filter.Until.Format("20060102T150405Z"), format.Extension(f)))
 	h.Set("Vary", "Accept-Encoding")
+	// Each page is encoded into buf and then written out with no database
+	// connection held: a slow client holds only its own request.
+	var buf bytes.Buffer
 	out := &startedWriter{w: w}
-	var body io.Writer = out
+	var body io.Writer = &buf
 	var gz *gzip.Writer
 	if acceptsGzip(r) {
 		h.Set("Content-Encoding", "gzip")
-		gz, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
+		gz, _ = gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 		body = gz
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Now().Add(downloadWriteWindow))
 	enc := format.NewEncoder(f, body)
-	count := 0
-	err = store.StreamEvents(r.Context(), s.pool, key.TenantID, filter, func(e *audex.Event) error {
-		if count++; count%10000 == 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(downloadWriteWindow))
+	err = store.StreamEvents(r.Context(), s.downloadPool, key.TenantID, filter, func(page []audex.Event) error {
+		for i := range page {
+			if err := enc.Write(&page[i]); err != nil {
+				return err
+			}
 		}
-		return enc.Write(e)
+		return s.sendDownloadChunk(rc, out, &buf)
 	})
 	if err == nil {
 		err = enc.Close()
 	}
 	if err == nil && gz != nil {
 		err = gz.Close()
+	}
+	if err == nil {
+		err = s.sendDownloadChunk(rc, out, &buf)
 	}
 	if err != nil {
 		if !out.started {
@@ -95,6 +102,19 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request, key aude
 		panic(http.ErrAbortHandler)
 	}
 	return nil
+}
+
+// sendDownloadChunk writes what buf holds to the client within the time
+// that the download's minimum rate allows for it, and empties buf.
+func (s *Server) sendDownloadChunk(rc *http.ResponseController, out io.Writer, buf *bytes.Buffer) error {
+	if buf.Len() == 0 {
+		return nil
+	}
+	window := max(downloadMinWindow, time.Duration(float64(buf.Len())/float64(s.limits.DownloadMinRate)*float64(time.Second)))
+	_ = rc.SetWriteDeadline(time.Now().Add(window))
+	_, err := out.Write(buf.Bytes())
+	buf.Reset()
+	return err
 }
 
 // parseBounds parses the required since and until of a download or export.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/audex-dev/audex/internal/store"
 )
@@ -44,6 +45,9 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
+	// RetryAfter, when set, is sent as the Retry-After header (whole
+	// seconds, at least 1): for rate_limited and unavailable.
+	RetryAfter time.Duration `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -65,6 +69,11 @@ func notFound(what string) *Error {
 	return &Error{Code: CodeNotFound, Message: what + " not found"}
 }
 
+// budgetRetryAfter is the Retry-After of a request refused because a
+// statement ran past its budget: the same request may pass when the
+// database is less busy, a narrower one sooner.
+const budgetRetryAfter = 5 * time.Second
+
 // toAPIError maps any error to the client's view of it. Only errors that
 // become "internal" carry detail that must stay in the server log.
 func toAPIError(err error) (apiErr *Error, internal bool) {
@@ -75,6 +84,9 @@ func toAPIError(err error) (apiErr *Error, internal bool) {
 		return notFound("resource"), false
 	case errors.Is(err, store.ErrConflict):
 		return &Error{Code: CodeConflict, Message: "the change conflicts with the current state"}, false
+	case errors.Is(err, store.ErrBudget):
+		return &Error{Code: CodeUnavailable, RetryAfter: budgetRetryAfter,
+			Message: "the request needed more than its time budget; narrow the time range or add filters, or retry later"}, false
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: CodeUnavailable, Message: "the database is unavailable; retry later"}, false
 	case errors.Is(err, store.ErrInvalid):
@@ -97,12 +109,39 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		s.logger.ErrorContext(r.Context(), "request_failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 	}
-	writeJSON(w, apiErr.Status(), map[string]*Error{"error": apiErr})
+	if apiErr.RetryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfter(apiErr.RetryAfter))
+	}
+	s.writeJSON(w, apiErr.Status(), map[string]*Error{"error": apiErr})
 }
 
-// writeJSON sends v as the JSON body with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON sends v as the JSON body with status. A v that cannot be
+// encoded is a bug, never a silent 200: it is logged and the client gets
+// 500 internal instead.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	if err := encodeJSON(w, status, v); err != nil {
+		s.logger.Error("response_encode_failed", slog.Int("status", status), slog.String("type", fmt.Sprintf("%T", v)), slog.Any("error", err))
+	}
+}
+
+// internalErrorBody is the body of a 500 internal error.
+var internalErrorBody = []byte(`{"error":{"code":"internal","message":"internal error"}}` + "\n")
+
+// encodeJSON encodes v before writing anything, then sends it with status;
+// when v cannot be encoded it sends 500 internal in the error shape and
+// returns the encoding error.
+func encodeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, internalErrorBody
+	} else {
+		body = append(body, '\n')
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(body)
+	if err != nil {
+		return fmt.Errorf("encode %T: %w", v, err)
+	}
+	return nil
 }

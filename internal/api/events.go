@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/store"
@@ -24,7 +26,7 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request, key au
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	s.writeJSON(w, http.StatusOK, page)
 	return nil
 }
 
@@ -69,19 +71,26 @@ func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request, key aude
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, e)
+	s.writeJSON(w, http.StatusOK, e)
 	return nil
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request, _ audex.APIKey) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	return nil
 }
 
+// readyTimeout bounds the database check of GET /readyz.
+const readyTimeout = 2 * time.Second
+
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ audex.APIKey) error {
-	if err := store.Ping(r.Context(), s.pool); err != nil {
+	// A database that does not answer within readyTimeout is not ready,
+	// rather than a probe left hanging.
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := store.Ping(ctx, s.pool); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	return nil
 }

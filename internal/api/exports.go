@@ -3,9 +3,11 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -15,7 +17,12 @@ import (
 	"github.com/audex-dev/audex/internal/store"
 )
 
-// Bounds of export parts (API.md).
+// exportCapRetryAfter is the Retry-After of an export refused because its
+// tenant has as many as it may.
+const exportCapRetryAfter = 30 * time.Second
+
+// Bounds of export parts (API.md); the server's floor on part_max_records
+// (ExportLimits.MinPartMaxRecords) may be higher.
 const (
 	minPartMaxRecords = 1
 	maxPartMaxRecords = 1_000_000
@@ -64,7 +71,7 @@ func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key 
 		return err
 	}
 	err = pgx.BeginFunc(r.Context(), s.pool, func(tx pgx.Tx) error {
-		if err := store.CreateExport(r.Context(), tx, &e); err != nil {
+		if err := store.CreateExport(r.Context(), tx, &e, s.exports.MaxActivePerTenant); err != nil {
 			return err
 		}
 		if err := store.RecordAuditEvent(r.Context(), tx, key.TenantID, audex.Event{
@@ -75,18 +82,21 @@ func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key 
 		_, err := s.river.InsertTx(r.Context(), tx, jobs.ExportArgs{ExportID: e.ID}, nil)
 		return err
 	})
+	if errors.Is(err, store.ErrTooManyExports) {
+		return &Error{Code: CodeRateLimited, RetryAfter: exportCapRetryAfter, Message: fmt.Sprintf("this tenant already has %d queued or running exports, the most it may; retry when one has finished (Retry-After) or cancel one", s.exports.MaxActivePerTenant)}
+	}
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/audit/exports/"+e.ID)
-	writeJSON(w, http.StatusAccepted, exportCreated{ExportID: e.ID, Status: e.Status, EstimatedRecords: e.EstimatedRecords})
+	s.writeJSON(w, http.StatusAccepted, exportCreated{ExportID: e.ID, Status: e.Status, EstimatedRecords: e.EstimatedRecords})
 	return nil
 }
 
 // parseExport validates an export request into a new export.
 func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, error) {
 	e := audex.Export{ID: audex.NewID("exp"), TenantID: tenantID, Compression: "none",
-		PartMaxRecords: s.exportDefaults.PartMaxRecords, PartMaxBytes: s.exportDefaults.PartMaxBytes}
+		PartMaxRecords: s.exports.PartMaxRecords, PartMaxBytes: s.exports.PartMaxBytes}
 	since, until, err := parseBounds(req.Since, req.Until)
 	if err != nil {
 		return e, err
@@ -109,8 +119,8 @@ func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, 
 		e.Compression = *req.Compression
 	}
 	if req.PartMaxRecords != nil {
-		if *req.PartMaxRecords < minPartMaxRecords || *req.PartMaxRecords > maxPartMaxRecords {
-			return e, invalid("part_max_records", "part_max_records must be from %d to %d", minPartMaxRecords, maxPartMaxRecords)
+		if *req.PartMaxRecords < s.exports.MinPartMaxRecords || *req.PartMaxRecords > maxPartMaxRecords {
+			return e, invalid("part_max_records", "part_max_records must be from %d (this server's floor, so that part counts stay sane) to %d", s.exports.MinPartMaxRecords, maxPartMaxRecords)
 		}
 		e.PartMaxRecords = *req.PartMaxRecords
 	}
@@ -257,7 +267,7 @@ func (s *Server) handleListExports(w http.ResponseWriter, r *http.Request, key a
 	if resp.Exports == nil {
 		resp.Exports = []audex.Export{}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	s.writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -266,7 +276,7 @@ func (s *Server) handleGetExport(w http.ResponseWriter, r *http.Request, key aud
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, e)
+	s.writeJSON(w, http.StatusOK, e)
 	return nil
 }
 
@@ -299,6 +309,6 @@ func (s *Server) handleCancelExport(w http.ResponseWriter, r *http.Request, key 
 	if e, err = s.getExport(r, key.TenantID); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, e)
+	s.writeJSON(w, http.StatusOK, e)
 	return nil
 }

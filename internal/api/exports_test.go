@@ -78,6 +78,8 @@ type exportOptions struct {
 	getenvs map[string]func(string) string // their getenv (default os.Getenv)
 	timing  jobs.ExportTiming              // default testExportTiming
 	logger  *slog.Logger                   // the server's and worker's; default discards
+	exports api.ExportLimits               // the server's export limits
+	limits  api.Limits                     // the server's per-tenant limits
 }
 
 func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
@@ -134,7 +136,8 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 	require.NoError(t, err)
 	riverUI, err := api.NewRiverUI(t.Context(), insertClient, logger)
 	require.NoError(t, err)
-	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations, RiverUI: riverUI})
+	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations, RiverUI: riverUI,
+		Exports: opts.exports, Limits: opts.limits})
 	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
 	t.Cleanup(ts.Close)
 	tenant := storetest.NewTenant(t)

@@ -103,7 +103,7 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, key audex.
 		}
 	}
 	metrics.EventsIngested.Add(float64(resp.Accepted))
-	writeJSON(w, http.StatusCreated, resp)
+	s.writeJSON(w, http.StatusCreated, resp)
 	return nil
 }
 
@@ -243,6 +243,9 @@ func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, 
 		return e, invalid(f("actor.id"), "actor.id is required")
 	}
 	e.Actor = audex.Actor{ID: *actor.ID, Type: actor.Type, Name: actor.Name}
+	if e.Actor.IsSystem() {
+		return e, invalid(f("actor"), "the actor {type %q, id %q} is reserved for audex's own events (in any letter case)", audex.SystemActorType, audex.SystemActorID)
+	}
 	target, given, err := parseParty(f("target"), in.Target)
 	if err != nil {
 		return e, err

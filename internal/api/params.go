@@ -219,10 +219,19 @@ func stringFilters(f *audex.Filter) map[string]**string {
 	}
 }
 
+// The range of API times, in UTC: years 0001 to 9999, to the microsecond.
+// Every time in it has a four-digit year in RFC 3339 (which encoding/json
+// and the event encoding need); an offset or rounding can push a time
+// written with a four-digit year out of it.
+var (
+	minTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999_999_000, time.UTC)
+)
+
 // parseTime parses an API time: RFC 3339 with Z or an offset, or a bare
 // date meaning midnight UTC. The result is UTC, rounded up to the
 // microsecond (the database's precision), which keeps an inclusive or
-// exclusive bound meaning the same.
+// exclusive bound meaning the same, and within minTime..maxTime.
 func parseTime(field, v string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	if err != nil {
@@ -234,6 +243,9 @@ func parseTime(field, v string) (time.Time, error) {
 	t = t.UTC()
 	if rounded := t.Truncate(time.Microsecond); rounded.Before(t) {
 		t = rounded.Add(time.Microsecond)
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return time.Time{}, invalid(field, "%s must be from %s to %s in UTC", field, minTime.Format(time.RFC3339Nano), maxTime.Format(time.RFC3339Nano))
 	}
 	return t, nil
 }

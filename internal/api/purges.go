@@ -58,7 +58,7 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.A
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, purgeDryRun{DryRun: true, Deleted: n})
+		s.writeJSON(w, http.StatusOK, purgeDryRun{DryRun: true, Deleted: n})
 		return nil
 	}
 	p := audex.Purge{TenantID: key.TenantID, Before: before}
@@ -78,7 +78,7 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.A
 		return err
 	}
 	w.Header().Set("Location", "/v1/audit/purges/"+p.ID)
-	writeJSON(w, http.StatusAccepted, purgeCreated{PurgeID: p.ID, Status: p.Status})
+	s.writeJSON(w, http.StatusAccepted, purgeCreated{PurgeID: p.ID, Status: p.Status})
 	return nil
 }
 
@@ -94,7 +94,7 @@ func (s *Server) handleGetPurge(w http.ResponseWriter, r *http.Request, key aude
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
+	s.writeJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -109,7 +109,7 @@ func (s *Server) handleGetRetention(w http.ResponseWriter, r *http.Request, key 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, retentionPolicy{RetainDays: days})
+	s.writeJSON(w, http.StatusOK, retentionPolicy{RetainDays: days})
 	return nil
 }
 
@@ -138,6 +138,6 @@ func (s *Server) handlePutRetention(w http.ResponseWriter, r *http.Request, key 
 	if err := store.SetRetentionDays(r.Context(), s.pool, key.TenantID, policy.RetainDays, audex.KeyActor(key)); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, policy)
+	s.writeJSON(w, http.StatusOK, policy)
 	return nil
 }

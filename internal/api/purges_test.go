@@ -133,7 +133,7 @@ func TestPurge(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, blocked)
 		for range 2 {
-			n, _, err := store.PurgeBatch(t.Context(), b.pool, p, nil, 5000)
+			n, _, err := store.PurgeBatch(t.Context(), b.pool, p, nil, 5000, 0)
 			require.NoError(t, err)
 			require.EqualValues(t, 5000, n)
 		}

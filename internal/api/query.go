@@ -69,7 +69,7 @@ func (s *Server) handleFilters(w http.ResponseWriter, r *http.Request, key audex
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	s.writeJSON(w, http.StatusOK, map[string]any{
 		"filters": listFilters,
 		"sort":    sortInfo{Fields: []string{"occurred_at", "timestamp"}, Orders: []string{"asc", "desc"}, DefaultOrder: "desc"},
 		"values":  values,
@@ -97,6 +97,9 @@ func summaryWindow(f audex.Filter, now time.Time) (audex.Filter, error) {
 	}
 	if f.Since == nil {
 		since := f.Until.Add(-defaultSummaryWindow)
+		if since.Before(minTime) {
+			return f, invalid("since", "since defaults to 30 days before until, which is before %s; give since", minTime.Format(time.RFC3339))
+		}
 		f.Since = &since
 	}
 	return f, nil
@@ -107,7 +110,7 @@ func (s *Server) summarize(r *http.Request, tenantID string, f audex.Filter) (su
 	if err != nil {
 		return summaryResponse{}, err
 	}
-	sum, err := store.SummarizeEvents(r.Context(), s.pool, tenantID, f)
+	sum, err := store.SummarizeEvents(r.Context(), s.pool, tenantID, f, s.limits.SummaryBudget)
 	if err != nil {
 		return summaryResponse{}, err
 	}
@@ -123,7 +126,7 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, key audex
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, resp)
+	s.writeJSON(w, http.StatusOK, resp)
 	return nil
 }
 
@@ -171,6 +174,6 @@ func (s *Server) trail(w http.ResponseWriter, r *http.Request, key audex.APIKey,
 		return err
 	}
 	resp.Events, resp.NextCursor, resp.HasMore = page.Events, page.NextCursor, page.HasMore
-	writeJSON(w, http.StatusOK, resp)
+	s.writeJSON(w, http.StatusOK, resp)
 	return nil
 }

@@ -24,15 +24,23 @@ import (
 
 // Config is what a Server needs.
 type Config struct {
-	Pool         *pgxpool.Pool
+	// Pool serves requests; its sessions' statement budget is the list
+	// budget.
+	Pool *pgxpool.Pool
+	// DownloadPool serves the pages of downloads, so that they never take
+	// the connections of interactive requests (nil: Pool).
+	DownloadPool *pgxpool.Pool
 	Logger       *slog.Logger
 	CursorSecret []byte
 	// River inserts jobs (an insert-only client is enough).
 	River *river.Client[pgx.Tx]
 	// Destinations are the export destinations the operator configured.
 	Destinations []config.Destination
-	// ExportDefaults are the part limits of exports that give none.
-	ExportDefaults ExportDefaults
+	// Exports are the part limits of exports that give none, and the caps
+	// on what a request may ask.
+	Exports ExportLimits
+	// Limits are the per-tenant caps and budgets of requests.
+	Limits Limits
 	// RateLimit limits each API key's requests to this process (zero: no
 	// limit).
 	RateLimit RateLimit
@@ -41,24 +49,31 @@ type Config struct {
 	RiverUI http.Handler
 }
 
-// ExportDefaults are the part limits of an export request that gives none.
-type ExportDefaults struct {
-	PartMaxRecords int
-	PartMaxBytes   int64
+// ExportLimits are the part limits of an export request that gives none,
+// the least part_max_records a request may give (zero: 1) and the cap on a
+// tenant's queued and running exports (zero: none).
+type ExportLimits struct {
+	PartMaxRecords     int
+	PartMaxBytes       int64
+	MinPartMaxRecords  int
+	MaxActivePerTenant int
 }
 
 // Server serves the audex API. Create it with New.
 type Server struct {
-	pool    *pgxpool.Pool
-	logger  *slog.Logger
-	cursors cursorSigner
-	mux     *http.ServeMux
-	river   *river.Client[pgx.Tx]
+	pool         *pgxpool.Pool
+	downloadPool *pgxpool.Pool
+	logger       *slog.Logger
+	cursors      cursorSigner
+	mux          *http.ServeMux
+	river        *river.Client[pgx.Tx]
 
-	metrics        http.Handler
-	riverUI        http.Handler
-	destinations   []config.Destination
-	exportDefaults ExportDefaults
+	metrics      http.Handler
+	riverUI      http.Handler
+	destinations []config.Destination
+	exports      ExportLimits
+	limits       Limits
+	admission    *admission
 
 	touchMu     sync.Mutex
 	lastTouched map[string]time.Time
@@ -73,7 +88,10 @@ type Route struct {
 	Scope   string // required scope; empty for routes without auth
 	// Query is true for routes that take query parameters; the others
 	// refuse a query string.
-	Query  bool
+	Query bool
+	// Work is the kind of work of the route, for admission (default:
+	// interactive).
+	Work   work
 	handle handlerFunc
 }
 
@@ -91,18 +109,28 @@ func New(cfg Config) *Server {
 		river:       cfg.River,
 		lastTouched: map[string]time.Time{},
 
-		destinations:   cfg.Destinations,
-		exportDefaults: cfg.ExportDefaults,
-		limiter:        newKeyLimiter(cfg.RateLimit),
-		metrics:        metrics.Handler(cfg.Pool, cfg.Logger),
-		riverUI:        cfg.RiverUI,
+		downloadPool: cfg.DownloadPool,
+		destinations: cfg.Destinations,
+		exports:      cfg.Exports,
+		limits:       cfg.Limits,
+		admission:    newAdmission(cfg.Limits),
+		limiter:      newKeyLimiter(cfg.RateLimit),
+		metrics:      metrics.Handler(cfg.Pool, cfg.Logger),
+		riverUI:      cfg.RiverUI,
 	}
-	if s.exportDefaults.PartMaxRecords == 0 {
-		s.exportDefaults.PartMaxRecords = 100_000
+	if s.downloadPool == nil {
+		s.downloadPool = s.pool
 	}
-	if s.exportDefaults.PartMaxBytes == 0 {
-		s.exportDefaults.PartMaxBytes = 64 << 20
+	if s.limits.DownloadMinRate <= 0 {
+		s.limits.DownloadMinRate = defaultDownloadMinRate
 	}
+	if s.exports.PartMaxRecords == 0 {
+		s.exports.PartMaxRecords = 100_000
+	}
+	if s.exports.PartMaxBytes == 0 {
+		s.exports.PartMaxBytes = 64 << 20
+	}
+	s.exports.MinPartMaxRecords = max(s.exports.MinPartMaxRecords, minPartMaxRecords)
 	for _, rt := range s.Routes() {
 		s.mux.Handle(strings.TrimSpace(rt.Method+" "+rt.Pattern), s.wrap(rt))
 	}
@@ -122,10 +150,10 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeRead, handle: s.handleGetEvent},
 		{Method: "DELETE", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeWrite, handle: s.handleDeleteEvent},
 		{Method: "GET", Pattern: "/v1/audit/filters", Scope: audex.ScopeRead, handle: s.handleFilters},
-		{Method: "GET", Pattern: "/v1/audit/summary", Scope: audex.ScopeRead, Query: true, handle: s.handleSummary},
-		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, Query: true, handle: s.handleActorTrail},
-		{Method: "GET", Pattern: "/v1/audit/targets/{target_id}", Scope: audex.ScopeRead, Query: true, handle: s.handleTargetTrail},
-		{Method: "POST", Pattern: "/v1/audit/export", Scope: audex.ScopeExport, handle: s.handleDownload},
+		{Method: "GET", Pattern: "/v1/audit/summary", Scope: audex.ScopeRead, Query: true, Work: workSummary, handle: s.handleSummary},
+		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, Query: true, Work: workSummary, handle: s.handleActorTrail},
+		{Method: "GET", Pattern: "/v1/audit/targets/{target_id}", Scope: audex.ScopeRead, Query: true, Work: workSummary, handle: s.handleTargetTrail},
+		{Method: "POST", Pattern: "/v1/audit/export", Scope: audex.ScopeExport, Work: workDownload, handle: s.handleDownload},
 		{Method: "POST", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, handle: s.handleCreateExport},
 		{Method: "GET", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, Query: true, handle: s.handleListExports},
 		{Method: "GET", Pattern: "/v1/audit/exports/{id}", Scope: audex.ScopeExport, handle: s.handleGetExport},
@@ -180,7 +208,7 @@ func (s *Server) recoverPanic(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 		s.logger.ErrorContext(r.Context(), "handler_panic", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("panic", v))
-		writeJSON(w, http.StatusInternalServerError, map[string]*Error{"error": {Code: CodeInternal, Message: "internal error"}})
+		s.writeJSON(w, http.StatusInternalServerError, map[string]*Error{"error": {Code: CodeInternal, Message: "internal error"}})
 	}
 }
 
@@ -210,6 +238,14 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if !rt.Query && r.URL.RawQuery != "" {
 			s.writeError(w, r, invalid("", "this route takes no query parameters"))
 			return
+		}
+		if rt.Scope != "" && rt.Scope != audex.ScopeOperator {
+			release, err := s.admission.admit(r.Context(), key.TenantID, rt.Work)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			defer release()
 		}
 		if err := rt.handle(w, r, key); err != nil {
 			s.writeError(w, r, err)

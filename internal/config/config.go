@@ -48,6 +48,69 @@ type Config struct {
 	// RateLimit limits each API key's requests per API process; off by
 	// default.
 	RateLimit RateLimit `yaml:"rate_limit"`
+	// Limits keep one tenant from slowing another: statement budgets,
+	// connections and admission (API.md: tenants are walls under load
+	// too).
+	Limits Limits `yaml:"limits"`
+}
+
+// Limits are the budgets and caps that keep one tenant's requests from
+// making another's wait. Every statement has a budget (PostgreSQL's
+// statement_timeout) by the kind of work it does; a request that needs
+// more is refused rather than left to run.
+type Limits struct {
+	// ListTimeout budgets each statement of a request that is not a
+	// summary or a download: lists, gets, filters, ingest (default 5s).
+	ListTimeout Duration `yaml:"list_timeout"`
+	// SummaryTimeout budgets each statement of a summary or a trail's
+	// summary (default 10s).
+	SummaryTimeout Duration `yaml:"summary_timeout"`
+	// DownloadPageTimeout budgets the read of one page of a download
+	// (default 10s).
+	DownloadPageTimeout Duration `yaml:"download_page_timeout"`
+	// ExportPageTimeout budgets the worker's statements, among them the
+	// read of one page of an export (default 30s).
+	ExportPageTimeout Duration `yaml:"export_page_timeout"`
+	// PurgeBatchTimeout budgets one batch of a purge (default 60s).
+	PurgeBatchTimeout Duration `yaml:"purge_batch_timeout"`
+	// PoolSize is how many database connections one API process uses for
+	// requests (default 16); DownloadPoolSize how many more it uses for
+	// the pages of downloads (default 4), so that downloads never take
+	// the connections of interactive requests.
+	PoolSize         int `yaml:"pool_size"`
+	DownloadPoolSize int `yaml:"download_pool_size"`
+	// TenantRequests is how many requests of one tenant one API process
+	// works at once (default 8, less than PoolSize so that another tenant
+	// always finds a connection); more wait briefly, then get 429.
+	TenantRequests int `yaml:"tenant_requests"`
+	// TenantSummaries is how many summaries and trails of one tenant one
+	// API process works at once (default 1): the requests that cost the
+	// database most; more wait briefly, then get 429.
+	TenantSummaries int `yaml:"tenant_summaries"`
+	// TenantDownloads is how many downloads of one tenant one API process
+	// streams at once (default 2; 429 past it), Downloads how many in all
+	// (default 8; 503 past it).
+	TenantDownloads int `yaml:"tenant_downloads"`
+	Downloads       int `yaml:"downloads"`
+	// DownloadMinRate is the slowest a client may read a download, in
+	// bytes per second (default 32768); a slower one is cut off.
+	DownloadMinRate int64 `yaml:"download_min_rate"`
+}
+
+// DefaultLimits are the limits of a configuration that sets none.
+var DefaultLimits = Limits{
+	ListTimeout:         Duration(5 * time.Second),
+	SummaryTimeout:      Duration(10 * time.Second),
+	DownloadPageTimeout: Duration(10 * time.Second),
+	ExportPageTimeout:   Duration(30 * time.Second),
+	PurgeBatchTimeout:   Duration(60 * time.Second),
+	PoolSize:            16,
+	DownloadPoolSize:    4,
+	TenantRequests:      8,
+	TenantSummaries:     1,
+	TenantDownloads:     2,
+	Downloads:           8,
+	DownloadMinRate:     32 << 10,
 }
 
 // RateLimit is a token bucket per API key: Burst requests at once,
@@ -58,11 +121,23 @@ type RateLimit struct {
 }
 
 // Exports tunes export jobs: how many run at once per worker process, the
-// part limits of requests that give none, and the timing of attempts.
+// part limits of requests that give none, the caps that keep tenants
+// fair, and the timing of attempts.
 type Exports struct {
 	Concurrency    int   `yaml:"concurrency"`
 	PartMaxRecords int   `yaml:"part_max_records"`
 	PartMaxBytes   int64 `yaml:"part_max_bytes"`
+	// MinPartMaxRecords is the least part_max_records a request may ask
+	// for (default 1000), so that part counts stay sane.
+	MinPartMaxRecords int `yaml:"min_part_max_records"`
+	// MaxActivePerTenant caps a tenant's queued and running exports
+	// (default 10); more are refused with 429.
+	MaxActivePerTenant int `yaml:"max_active_per_tenant"`
+	// RunningPerTenant is how many of a tenant's exports run at once
+	// across all workers (default 1); the others wait their turn, so one
+	// tenant's backlog never holds another tenant's export for more than
+	// one attempt window.
+	RunningPerTenant int `yaml:"running_per_tenant"`
 	// AttemptWindow is how long one attempt works before it checkpoints
 	// and continues in a new one (default 40s).
 	AttemptWindow Duration `yaml:"attempt_window"`
@@ -73,6 +148,11 @@ type Exports struct {
 	// (default 15s).
 	ReaperInterval Duration `yaml:"reaper_interval"`
 }
+
+// DefaultExports are the export settings of a configuration that sets
+// none.
+var DefaultExports = Exports{Concurrency: 2, PartMaxRecords: 100_000, PartMaxBytes: 64 << 20,
+	MinPartMaxRecords: 1000, MaxActivePerTenant: 10, RunningPerTenant: 1}
 
 // Duration is a time.Duration written in YAML as a Go duration ("40s").
 type Duration time.Duration
@@ -163,7 +243,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RetentionInterval: DefaultRetentionInterval,
 		SummaryInterval:   DefaultSummaryInterval,
 		Destinations:      []Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}},
-		Exports:           Exports{Concurrency: 2, PartMaxRecords: 100_000, PartMaxBytes: 64 << 20},
+		Exports:           DefaultExports,
+		Limits:            DefaultLimits,
 	}
 	if path := getenv("AUDEX_CONFIG"); path != "" {
 		data, err := os.ReadFile(path)
@@ -240,6 +321,7 @@ func parseYAML(data []byte, cfg *Config) error {
 		Destinations      *[]Destination `yaml:"destinations"`
 		Exports           *Exports       `yaml:"exports"`
 		RateLimit         *RateLimit     `yaml:"rate_limit"`
+		Limits            *Limits        `yaml:"limits"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -271,6 +353,9 @@ func parseYAML(data []byte, cfg *Config) error {
 	if file.RateLimit != nil {
 		cfg.RateLimit = *file.RateLimit
 	}
+	if file.Limits != nil {
+		cfg.Limits = file.Limits.over(cfg.Limits)
+	}
 	if file.Exports != nil {
 		if file.Exports.Concurrency != 0 {
 			cfg.Exports.Concurrency = file.Exports.Concurrency
@@ -281,9 +366,68 @@ func parseYAML(data []byte, cfg *Config) error {
 		if file.Exports.PartMaxBytes != 0 {
 			cfg.Exports.PartMaxBytes = file.Exports.PartMaxBytes
 		}
+		for _, v := range []struct {
+			dst   *int
+			value int
+		}{
+			{&cfg.Exports.MinPartMaxRecords, file.Exports.MinPartMaxRecords},
+			{&cfg.Exports.MaxActivePerTenant, file.Exports.MaxActivePerTenant},
+			{&cfg.Exports.RunningPerTenant, file.Exports.RunningPerTenant},
+		} {
+			if v.value != 0 {
+				*v.dst = v.value
+			}
+		}
 		cfg.Exports.AttemptWindow = file.Exports.AttemptWindow
 		cfg.Exports.LeaseTTL = file.Exports.LeaseTTL
 		cfg.Exports.ReaperInterval = file.Exports.ReaperInterval
+	}
+	return nil
+}
+
+// over returns l with the settings it leaves at zero taken from base.
+func (l Limits) over(base Limits) Limits {
+	pick := func(v, b Duration) Duration {
+		if v == 0 {
+			return b
+		}
+		return v
+	}
+	l.ListTimeout, l.SummaryTimeout = pick(l.ListTimeout, base.ListTimeout), pick(l.SummaryTimeout, base.SummaryTimeout)
+	l.DownloadPageTimeout, l.ExportPageTimeout = pick(l.DownloadPageTimeout, base.DownloadPageTimeout), pick(l.ExportPageTimeout, base.ExportPageTimeout)
+	l.PurgeBatchTimeout = pick(l.PurgeBatchTimeout, base.PurgeBatchTimeout)
+	for _, v := range []struct {
+		dst  *int
+		base int
+	}{
+		{&l.PoolSize, base.PoolSize}, {&l.DownloadPoolSize, base.DownloadPoolSize},
+		{&l.TenantRequests, base.TenantRequests}, {&l.TenantSummaries, base.TenantSummaries}, {&l.TenantDownloads, base.TenantDownloads}, {&l.Downloads, base.Downloads},
+	} {
+		if *v.dst == 0 {
+			*v.dst = v.base
+		}
+	}
+	if l.DownloadMinRate == 0 {
+		l.DownloadMinRate = base.DownloadMinRate
+	}
+	return l
+}
+
+// validate checks the limits' ranges.
+func (l Limits) validate() error {
+	switch {
+	case l.PoolSize < 2 || l.PoolSize > 1000:
+		return errors.New("limits.pool_size must be from 2 to 1000")
+	case l.DownloadPoolSize < 1 || l.DownloadPoolSize > 1000:
+		return errors.New("limits.download_pool_size must be from 1 to 1000")
+	case l.TenantRequests < 1 || l.TenantRequests >= l.PoolSize:
+		return errors.New("limits.tenant_requests must be from 1 to less than limits.pool_size, so that another tenant always finds a connection")
+	case l.TenantSummaries < 1 || l.TenantSummaries > l.TenantRequests:
+		return errors.New("limits.tenant_summaries must be from 1 to limits.tenant_requests")
+	case l.TenantDownloads < 1 || l.Downloads < l.TenantDownloads || l.Downloads > 10000:
+		return errors.New("limits.tenant_downloads must be at least 1 and limits.downloads from tenant_downloads to 10000")
+	case l.DownloadMinRate < 1 || l.DownloadMinRate > 1<<30:
+		return errors.New("limits.download_min_rate must be from 1 to 1073741824 bytes per second")
 	}
 	return nil
 }
@@ -305,6 +449,15 @@ func (c Config) validate() error {
 		return errors.New("exports.part_max_records must be from 1 to 1000000")
 	case c.Exports.PartMaxBytes < 1<<20 || c.Exports.PartMaxBytes > 1<<30:
 		return errors.New("exports.part_max_bytes must be from 1 MiB to 1 GiB")
+	case c.Exports.MinPartMaxRecords < 1 || c.Exports.MinPartMaxRecords > c.Exports.PartMaxRecords:
+		return errors.New("exports.min_part_max_records must be from 1 to exports.part_max_records")
+	case c.Exports.MaxActivePerTenant < 1 || c.Exports.MaxActivePerTenant > 100000:
+		return errors.New("exports.max_active_per_tenant must be from 1 to 100000")
+	case c.Exports.RunningPerTenant < 1 || c.Exports.RunningPerTenant > 1000:
+		return errors.New("exports.running_per_tenant must be from 1 to 1000")
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	if c.CursorSecret != "" && len(c.CursorSecret) < 32 {
 		return errors.New("AUDEX_CURSOR_SECRET must be at least 32 characters")

@@ -46,6 +46,19 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 5*time.Second, cfg.SummaryInterval)
 	})
 
+	t.Run("LimitsTheFileLeavesOutKeepTheirDefaults", func(t *testing.T) {
+		t.Parallel()
+		path := writeFile(t, "limits: {summary_timeout: 3s, tenant_requests: 4}\nexports: {running_per_tenant: 2}\n")
+		cfg, err := config.Load(envOf(map[string]string{"AUDEX_CONFIG": path}))
+		require.NoError(t, err)
+		want := config.DefaultLimits
+		want.SummaryTimeout, want.TenantRequests = config.Duration(3*time.Second), 4
+		require.Equal(t, want, cfg.Limits)
+		require.Equal(t, 2, cfg.Exports.RunningPerTenant)
+		require.Equal(t, config.DefaultExports.MaxActivePerTenant, cfg.Exports.MaxActivePerTenant)
+		require.Equal(t, config.DefaultExports.MinPartMaxRecords, cfg.Exports.MinPartMaxRecords)
+	})
+
 	t.Run("EnvironmentWinsOverTheFile", func(t *testing.T) {
 		t.Parallel()
 		path := writeFile(t, "listen: 127.0.0.1:9999\nretention_interval: 1h\ndatabase_url: postgres://file/db\n")
@@ -79,16 +92,20 @@ destinations:
 		env  map[string]string
 		want string
 	}{
-		"UnknownKey":          {file: "lisen: x\n", want: "lisen"},
-		"BadInterval":         {file: "retention_interval: daily\n", want: "retention_interval"},
-		"BadIntervalEnv":      {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "soon"}, want: "AUDEX_RETENTION_INTERVAL"},
-		"DestinationType":     {file: "destinations: [{name: x, type: ftp, bucket: b}]\n", want: "type must be"},
-		"DestinationTwice":    {file: "destinations: [{name: x, type: file, bucket: a}, {name: x, type: file, bucket: b}]\n", want: "used twice"},
-		"DestinationNoBucket": {file: "destinations: [{name: x, type: s3}]\n", want: "bucket is required"},
-		"ShortCursorSecret":   {env: map[string]string{"AUDEX_CURSOR_SECRET": "short"}, want: "AUDEX_CURSOR_SECRET"},
-		"BadRateLimit":        {env: map[string]string{"AUDEX_RATE_LIMIT": "fast"}, want: "AUDEX_RATE_LIMIT"},
-		"NegativeRateLimit":   {file: "rate_limit: {per_second: -1}\n", want: "rate_limit"},
-		"BadSummaryInterval":  {env: map[string]string{"AUDEX_SUMMARY_INTERVAL": "1ms"}, want: "summary_interval"},
+		"UnknownKey":                   {file: "lisen: x\n", want: "lisen"},
+		"BadInterval":                  {file: "retention_interval: daily\n", want: "retention_interval"},
+		"BadIntervalEnv":               {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "soon"}, want: "AUDEX_RETENTION_INTERVAL"},
+		"DestinationType":              {file: "destinations: [{name: x, type: ftp, bucket: b}]\n", want: "type must be"},
+		"DestinationTwice":             {file: "destinations: [{name: x, type: file, bucket: a}, {name: x, type: file, bucket: b}]\n", want: "used twice"},
+		"DestinationNoBucket":          {file: "destinations: [{name: x, type: s3}]\n", want: "bucket is required"},
+		"ShortCursorSecret":            {env: map[string]string{"AUDEX_CURSOR_SECRET": "short"}, want: "AUDEX_CURSOR_SECRET"},
+		"BadRateLimit":                 {env: map[string]string{"AUDEX_RATE_LIMIT": "fast"}, want: "AUDEX_RATE_LIMIT"},
+		"NegativeRateLimit":            {file: "rate_limit: {per_second: -1}\n", want: "rate_limit"},
+		"BadSummaryInterval":           {env: map[string]string{"AUDEX_SUMMARY_INTERVAL": "1ms"}, want: "summary_interval"},
+		"TenantRequestsOfTheWholePool": {file: "limits: {pool_size: 8, tenant_requests: 8}\n", want: "tenant_requests"},
+		"ZeroBudget":                   {file: "limits: {list_timeout: 0s}\n", want: "positive Go duration"},
+		"FloorAboveTheDefaultPart":     {file: "exports: {min_part_max_records: 200000}\n", want: "min_part_max_records"},
+		"UnknownLimit":                 {file: "limits: {tenant_request: 2}\n", want: "tenant_request"},
 	} {
 		t.Run("Rejects"+name, func(t *testing.T) {
 			t.Parallel()

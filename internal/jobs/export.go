@@ -70,7 +70,14 @@ type ExportWorker struct {
 	Logger   *slog.Logger
 	OpenSink SinkOpener
 	Timing   ExportTiming
+	// RunningPerTenant is how many of one tenant's exports run at once
+	// across all workers (zero: no limit).
+	RunningPerTenant int
 }
+
+// tenantTurnWait is how long an export whose tenant has its exports
+// running waits before it looks for its turn again.
+const tenantTurnWait = 3 * time.Second
 
 // Timeout bounds one attempt; it is below River's rescue time.
 func (w *ExportWorker) Timeout(*river.Job[ExportArgs]) time.Duration {
@@ -97,10 +104,15 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	id := job.Args.ExportID
 	owner := fmt.Sprintf("%s:%d:job%d:%d", hostname(), os.Getpid(), job.ID, job.Attempt)
 	log := w.Logger.With(slog.String("export_id", id), slog.Int64("job_id", job.ID))
-	e, err := store.AcquireExportLease(ctx, w.Pool, id, owner, job.Attempt, w.Timing.LeaseTTL)
+	e, err := store.AcquireExportLease(ctx, w.Pool, id, owner, job.Attempt, w.Timing.LeaseTTL, w.RunningPerTenant)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return river.JobCancel(err)
+	case errors.Is(err, store.ErrTenantBusy):
+		// Behind this job in the queue may be another tenant's export:
+		// it goes first while this one waits for its tenant's turn.
+		log.Debug("export_waits_for_tenant_turn")
+		return river.JobSnooze(tenantTurnWait)
 	case errors.Is(err, store.ErrLeaseLost):
 		return river.JobSnooze(w.Timing.LeaseTTL / 2)
 	case err != nil:
@@ -138,12 +150,18 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 		// the export's percent and ETA mean something (a count costs
 		// about 5% of the export, so a planner's estimate is kept).
 		n, err := store.CountExportEvents(ctx, w.Pool, e)
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrBudget):
+			// Too many to count within a statement's budget: the
+			// planner's estimate stays.
+			log.Info("export_count_skipped", slog.Int64("estimated", e.EstimatedRecords))
+		case err != nil:
 			release()
 			return err
+		default:
+			log.Info("export_counted", slog.Int64("estimated", e.EstimatedRecords), slog.Int64("records", n))
+			e.EstimatedRecords = n
 		}
-		log.Info("export_counted", slog.Int64("estimated", e.EstimatedRecords), slog.Int64("records", n))
-		e.EstimatedRecords = n
 	}
 	err = w.run(ctx, log, &e, sink, owner)
 	switch {

@@ -37,6 +37,12 @@ type Config struct {
 	// SummaryInterval is how often new events are rolled up into the
 	// summary's daily counts (default 30 s).
 	SummaryInterval time.Duration
+	// ExportsRunningPerTenant is how many of one tenant's exports run at
+	// once across all workers (zero: no limit).
+	ExportsRunningPerTenant int
+	// PurgeBatchBudget is the time budget of each statement of a purge
+	// batch (zero: the pool's).
+	PurgeBatchBudget time.Duration
 }
 
 // NewClient returns a River client that works every audex job kind and
@@ -52,9 +58,9 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &PartitionMaintenanceWorker{Pool: cfg.Pool})
-	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing})
+	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant})
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 2})
-	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window})
+	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	retentionInterval := cfg.RetentionInterval

@@ -41,6 +41,9 @@ type PurgeWorker struct {
 	Logger *slog.Logger
 	// Window bounds one attempt; the purge then continues in a new one.
 	Window time.Duration
+	// BatchBudget is the time budget of each statement of a batch (zero:
+	// the pool's).
+	BatchBudget time.Duration
 }
 
 // Timeout bounds one attempt, below River's rescue time.
@@ -68,7 +71,7 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error
 	var after *audex.Position
 	for {
 		started := time.Now()
-		deleted, next, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize)
+		deleted, next, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize, w.BatchBudget)
 		if err != nil {
 			if job.Attempt >= job.MaxAttempts {
 				_ = store.FailPurge(context.WithoutCancel(ctx), w.Pool, id, "gave up after repeated database errors: "+err.Error())

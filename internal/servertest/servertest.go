@@ -80,7 +80,7 @@ func Start(t testing.TB, env ...string) *Server {
 	s := &Server{Pool: pool, Tenant: storetest.NewTenant(t), Folder: t.TempDir(), APILog: &logtest.Buffer{}, WorkerLog: &logtest.Buffer{}}
 	s.Key = storetest.NewKey(t, pool, s.Tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin)
 	configPath := filepath.Join(t.TempDir(), "audex.yaml")
-	config := fmt.Sprintf("destinations:\n  - name: local\n    type: file\n    bucket: %q\nexports:\n  attempt_window: 2s\n  lease_ttl: 5s\n  reaper_interval: 1s\n", s.Folder)
+	config := fmt.Sprintf("destinations:\n  - name: local\n    type: file\n    bucket: %q\nexports:\n  attempt_window: 2s\n  lease_ttl: 5s\n  reaper_interval: 1s\n  min_part_max_records: 1\n", s.Folder)
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -359,32 +359,42 @@ func DeleteEvent(ctx context.Context, db DBTX, tenantID, id string, actor audex.
 // streamPageSize is how many events StreamEvents reads per statement.
 const streamPageSize = 2000
 
-// StreamEvents calls fn for each of the tenant's events that match f, in
-// ascending (occurred_at, id) order. It reads pages of streamPageSize in
-// index order (keyset, like ListEvents) within one read-only
-// repeatable-read transaction: the first events go out at once, whatever
-// the size of the result (one statement for all of it may be planned as a
-// sort of everything before the first row), memory holds one page, and
-// the result is one consistent snapshot. When fn returns an error or ctx
-// ends, no statement is left running and the error is returned.
-func StreamEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fn func(*audex.Event) error) error {
-	return inSnapshot(ctx, db, func(tx pgx.Tx) error {
-		var after *audex.Position
-		for {
-			page, err := ListEvents(ctx, tx, tenantID, f, audex.OrderAsc, after, streamPageSize)
-			if err != nil {
-				return fmt.Errorf("stream events: %w", err)
-			}
-			for i := range page {
-				if err := fn(&page[i]); err != nil {
-					return err
-				}
-			}
-			if len(page) < streamPageSize {
-				return nil
-			}
-			last := page[len(page)-1]
-			after = &audex.Position{OccurredAt: last.OccurredAt, ID: last.ID}
+// StreamEvents calls fn with each page of the tenant's events that match
+// f and were received before the call (the as-of barrier of exports:
+// every event acknowledged before it, and none after), in ascending
+// (occurred_at, id) order. Each page is one statement in index order
+// (keyset, like ListEvents), and no connection or transaction is held
+// while fn runs, so that a slow reader of the pages holds nothing of the
+// database: the first events go out at once, whatever the size of the
+// result, and memory holds one page. An event deleted before its page is
+// read is left out. When fn returns an error or ctx ends, no statement is
+// left running and the error is returned.
+func StreamEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fn func([]audex.Event) error) error {
+	var asOf time.Time
+	if err := db.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&asOf); err != nil {
+		return fmt.Errorf("stream events: %w", translate(err))
+	}
+	if err := WaitForIngests(ctx, db, tenantID); err != nil {
+		return fmt.Errorf("stream events: %w", err)
+	}
+	if f.ReceivedBefore == nil || asOf.Before(*f.ReceivedBefore) {
+		f.ReceivedBefore = &asOf
+	}
+	var after *audex.Position
+	for {
+		page, err := ListEvents(ctx, db, tenantID, f, audex.OrderAsc, after, streamPageSize)
+		if err != nil {
+			return fmt.Errorf("stream events: %w", err)
 		}
-	})
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
+				return err
+			}
+		}
+		if len(page) < streamPageSize {
+			return nil
+		}
+		last := page[len(page)-1]
+		after = &audex.Position{OccurredAt: last.OccurredAt, ID: last.ID}
+	}
 }

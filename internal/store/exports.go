@@ -76,10 +76,32 @@ func percent(e audex.Export) int {
 	return int(min(99, e.Progress.RecordsExported*100/e.EstimatedRecords))
 }
 
+// ErrTooManyExports means the tenant already has as many queued and
+// running exports as it may.
+var ErrTooManyExports = errors.New("too many queued and running exports")
+
 // CreateExport inserts a queued export. It sets AsOf and CreatedAt to the
 // transaction's time: callers create the export, record its audit event and
-// insert its River job in one transaction.
-func CreateExport(ctx context.Context, db DBTX, e *audex.Export) error {
+// insert its River job in one transaction. With maxActive above zero it
+// returns ErrTooManyExports when the tenant has that many queued and
+// running exports already (concurrent creations of one tenant take turns
+// when db is a transaction, so the cap holds).
+func CreateExport(ctx context.Context, db DBTX, e *audex.Export, maxActive int) error {
+	if maxActive > 0 {
+		// The count is a statement of its own after the lock, so that its
+		// snapshot sees the exports of creations that went before.
+		var active int
+		_, err := db.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('audex_exports:' || $1, 0))`, e.TenantID)
+		if err == nil {
+			err = db.QueryRow(ctx, `SELECT count(*) FROM exports WHERE tenant_id = $1 AND status IN ('queued', 'running')`, e.TenantID).Scan(&active)
+		}
+		if err != nil {
+			return fmt.Errorf("create export: %w", translate(err))
+		}
+		if active >= maxActive {
+			return fmt.Errorf("create export: %w (%d)", ErrTooManyExports, active)
+		}
+	}
 	err := db.QueryRow(ctx, `
 		INSERT INTO exports (id, tenant_id, status, format, compression, since, until, filters,
 			destination_name, destination_type, destination_bucket, destination_prefix, key_prefix,
@@ -203,12 +225,40 @@ func CancelExport(ctx context.Context, db DBTX, tenantID, id string, actor audex
 // and records attempt (River's attempt number; snoozed continuations keep
 // it). It returns ErrLeaseLost when another attempt holds it, and the
 // export (with parts) otherwise, finished or not.
-func AcquireExportLease(ctx context.Context, db DBTX, id, owner string, attempt int, ttl time.Duration) (audex.Export, error) {
-	tag, err := db.Exec(ctx, `
-		UPDATE exports SET lease_owner = $2, lease_until = now() + $3::interval,
-			status = 'running', started_at = coalesce(started_at, now()), attempts = greatest(attempts, $4)
-		WHERE id = $1 AND status IN ('queued', 'running')
-		  AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < now())`, id, owner, ttl, attempt)
+//
+// With runningPerTenant above zero, the lease is also refused, with
+// ErrTenantBusy, while that many other exports of the same tenant hold
+// live leases: a tenant's exports take turns, so that its backlog never
+// holds another tenant's export for more than one attempt. Acquisitions of
+// one tenant take turns, so the cap holds across workers.
+func AcquireExportLease(ctx context.Context, db DBTX, id, owner string, attempt int, ttl time.Duration, runningPerTenant int) (audex.Export, error) {
+	var leased, busy bool
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if runningPerTenant > 0 {
+			var tenantID string
+			if err := tx.QueryRow(ctx, `SELECT tenant_id FROM exports WHERE id = $1`, id).Scan(&tenantID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('audex_export_run:' || $1, 0))`, tenantID); err != nil {
+				return err
+			}
+			var running int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM exports WHERE tenant_id = $1 AND id <> $2
+				AND status = 'running' AND lease_owner IS NOT NULL AND lease_until >= clock_timestamp()`, tenantID, id).Scan(&running); err != nil {
+				return err
+			}
+			if busy = running >= runningPerTenant; busy {
+				return nil
+			}
+		}
+		tag, err := tx.Exec(ctx, `
+			UPDATE exports SET lease_owner = $2, lease_until = now() + $3::interval,
+				status = 'running', started_at = coalesce(started_at, now()), attempts = greatest(attempts, $4)
+			WHERE id = $1 AND status IN ('queued', 'running')
+			  AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until < now())`, id, owner, ttl, attempt)
+		leased = err == nil && tag.RowsAffected() > 0
+		return err
+	})
 	if err != nil {
 		return audex.Export{}, fmt.Errorf("lease export: %w", translate(err))
 	}
@@ -216,11 +266,20 @@ func AcquireExportLease(ctx context.Context, db DBTX, id, owner string, attempt 
 	if err != nil {
 		return e, err
 	}
-	if tag.RowsAffected() == 0 && !e.Finished() {
+	switch {
+	case e.Finished():
+		return e, nil
+	case busy:
+		return e, ErrTenantBusy
+	case !leased:
 		return e, ErrLeaseLost
 	}
 	return e, nil
 }
+
+// ErrTenantBusy means another export of the same tenant holds the turn;
+// the caller waits and tries again.
+var ErrTenantBusy = errors.New("the tenant's other exports hold its turn")
 
 // ReleaseExportLease gives up owner's lease, so that the next attempt can
 // start at once.

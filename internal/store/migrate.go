@@ -113,7 +113,13 @@ func EnsureEventPartitions(ctx context.Context, db DBTX, now time.Time) error {
 	start := time.Date(now.UTC().Year(), now.UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
 	for i := -1; i <= 3; i++ {
 		month := start.AddDate(0, i, 0)
-		if _, err := db.Exec(ctx, `SELECT audex_ensure_event_partition($1)`, month); err != nil {
+		// No budget: creating a partition moves its rows out of the
+		// default partition, which must not be cut short half-way.
+		err := withBudget(ctx, db, 0, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT audex_ensure_event_partition($1)`, month)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("ensure partition %s: %w", month.Format("2006-01"), translate(err))
 		}
 	}

@@ -52,7 +52,7 @@ func TestDropExpiredPartitions(t *testing.T) {
 	setPolicy("exporter", 30)
 	e := audex.Export{ID: "exp_test", TenantID: "exporter", Format: "jsonl", Compression: "none", Since: mar.AddDate(0, 0, -20), Until: now,
 		Filters: []byte("{}"), Destination: audex.ExportDestination{Name: "local", Type: "file", Bucket: "/tmp"}, KeyPrefix: "x/", PartMaxRecords: 10, PartMaxBytes: 1 << 20}
-	require.NoError(t, store.CreateExport(ctx, pool, &e))
+	require.NoError(t, store.CreateExport(ctx, pool, &e, 0))
 
 	// The summary's daily counts hold every event before the drop.
 	_, err := store.RollUpAllSummaries(ctx, pool, 1000)
@@ -83,7 +83,7 @@ func TestDropExpiredPartitions(t *testing.T) {
 		f := audex.Filter{Since: &since, Until: &until}
 		want, err := store.ScanSummary(ctx, pool, tenant, f)
 		require.NoError(t, err)
-		got, err := store.SummarizeEvents(ctx, pool, tenant, f)
+		got, err := store.SummarizeEvents(ctx, pool, tenant, f, 0)
 		require.NoError(t, err)
 		require.Equal(t, want, got, "the summary of %s leaves out the dropped events", tenant)
 	}

@@ -163,10 +163,17 @@ func ExportMayRun(ctx context.Context, db DBTX, tenantID string, since time.Time
 // comparisons: the index scan of each partition starts where the last
 // batch stopped (not at the entries earlier batches left dead) and stops at
 // the batch's last event, found first.
-func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Position, limit int) (int64, *audex.Position, error) {
+//
+// Each statement of the batch may take budget (zero: the session's).
+func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Position, limit int, budget time.Duration) (int64, *audex.Position, error) {
 	var deleted int64
 	var next *audex.Position
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if budget > 0 {
+			if err := setBudget(ctx, tx, budget); err != nil {
+				return err
+			}
+		}
 		var q queryBuilder
 		q.where("tenant_id = " + q.arg(p.TenantID))
 		q.where("occurred_at < " + q.arg(p.Before))

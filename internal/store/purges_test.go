@@ -54,7 +54,7 @@ func TestPurgeBatchesSplitTiesExactly(t *testing.T) {
 	var after *audex.Position
 	batches := 0
 	for {
-		n, next, err := store.PurgeBatch(ctx, pool, p, after, 4)
+		n, next, err := store.PurgeBatch(ctx, pool, p, after, 4, 0)
 		require.NoError(t, err)
 		total += n
 		batches++

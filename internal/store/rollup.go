@@ -98,6 +98,11 @@ func addToSummary(ctx context.Context, tx pgx.Tx, tenantID string, sign int, con
 // deletes at most.
 const staleSummaryBatch = 50_000
 
+// rollupBudget is the time budget of each statement of a rollup's
+// transaction: it counts up to maxEvents events (500,000 from the job) in
+// one statement, which may take a while on a busy database.
+const rollupBudget = 10 * time.Minute
+
 // RollUpSummary adds to summary_counts the tenant's events received since
 // its last rollup, at most maxEvents of them (the oldest received), and
 // deletes a batch of the rows that a purge left stale. It returns how many
@@ -130,7 +135,7 @@ func RollUpSummary(ctx context.Context, db DBTX, tenantID string, maxEvents int)
 	}
 	var rolled int64
 	var more bool
-	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+	err = withBudget(ctx, db, rollupBudget, func(tx pgx.Tx) error {
 		m, err := lockSummaryMark(ctx, tx, tenantID, true)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -32,11 +33,19 @@ const (
 // resource do not count in those lists. A plain time range (Since and
 // Until, no other filter) is answered from the daily counts of
 // summary_counts (summarizeRange); any other filter scans the events.
-func SummarizeEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (audex.Summary, error) {
+// Each statement may take budget; past it the summary fails with
+// ErrBudget.
+func SummarizeEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, budget time.Duration) (audex.Summary, error) {
 	if f.Since != nil && f.Until != nil && timeRangeOnly(f) {
-		return summarizeRange(ctx, db, tenantID, *f.Since, *f.Until)
+		return summarizeRange(ctx, db, tenantID, *f.Since, *f.Until, budget)
 	}
-	return scanSummary(ctx, db, tenantID, f)
+	var s audex.Summary
+	err := withBudget(ctx, db, budget, func(tx pgx.Tx) error {
+		var err error
+		s, err = scanSummary(ctx, tx, tenantID, f)
+		return err
+	})
+	return s, translate(err)
 }
 
 // timeRangeOnly reports whether f selects by time alone. Every other field

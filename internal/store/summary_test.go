@@ -95,7 +95,7 @@ func (b *summaryBundle) requireExact(t *testing.T, stage string) {
 		f := audex.Filter{Since: &w[0], Until: &w[1]}
 		want, err := store.ScanSummary(t.Context(), b.pool, b.tenant, f)
 		require.NoError(t, err)
-		got, err := store.SummarizeEvents(t.Context(), b.pool, b.tenant, f)
+		got, err := store.SummarizeEvents(t.Context(), b.pool, b.tenant, f, 0)
 		require.NoError(t, err)
 		require.Equal(t, want, got, "%s: window %s to %s", stage, w[0], w[1])
 		var n int64
@@ -143,7 +143,7 @@ func TestSummaryFromDailyCounts(t *testing.T) {
 		require.NoError(t, err)
 		var after *audex.Position
 		for {
-			_, last, err := store.PurgeBatch(t.Context(), b.pool, p, after, 500)
+			_, last, err := store.PurgeBatch(t.Context(), b.pool, p, after, 500, 0)
 			require.NoError(t, err)
 			if last == nil {
 				break
@@ -192,7 +192,7 @@ func TestSummaryFromDailyCounts(t *testing.T) {
 		_, err = store.RollUpAllSummaries(t.Context(), pool, 100_000)
 		require.NoError(t, err)
 		since, until := start, start.Add(3*24*time.Hour)
-		got, err := store.SummarizeEvents(t.Context(), pool, tenant, audex.Filter{Since: &since, Until: &until})
+		got, err := store.SummarizeEvents(t.Context(), pool, tenant, audex.Filter{Since: &since, Until: &until}, 0)
 		require.NoError(t, err)
 		var want []audex.ActorCount
 		for i := range 10 {
