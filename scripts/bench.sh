@@ -12,9 +12,11 @@
 # scripts/emulators.sh are started (installed on first use) when they are
 # not running, and stopped at the end only if this script started them.
 #
-# `scripts/bench.sh load` (`make load`) runs the load test of RELIABILITY.md
-# instead, in a database audex_bench_load, without the emulators (its
-# exports go to a local folder); settings are LOAD_* variables.
+# `scripts/bench.sh load` (`make load`) runs the load tests of
+# RELIABILITY.md instead, each in a fresh database audex_bench_load,
+# without the emulators (their exports go to a local folder): the ingest
+# load, then the walls test of a hostile tenant (`LOAD_SCENARIOS`, default
+# "ingest hostile", picks them); settings are LOAD_* variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,9 +42,29 @@ base=${admin%%\?*}
 query=${admin#"$base"}
 export DATABASE_URL=${base%/*}/$db$query
 
-say "recreating the database $db"
-psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+recreate() {
+  say "recreating the database $db"
+  psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  psql "$admin" -qc "CREATE DATABASE $db" >/dev/null
+}
+
+if [ "$mode" = load ]; then
+  unset AUDEX_TEST_S3_ENDPOINT
+  for scenario in ${LOAD_SCENARIOS:-ingest hostile}; do
+    case $scenario in
+    ingest) arg=load ;;
+    hostile) arg=hostile ;;
+    *)
+      echo "LOAD_SCENARIOS: unknown scenario $scenario (ingest, hostile)" >&2
+      exit 2
+      ;;
+    esac
+    recreate
+    go run ./cmd/bench "$arg"
+  done
+  exit 0
+fi
+recreate
 
 if [ "${BENCH_S3:-1}" != 0 ]; then
   if scripts/emulators.sh status; then

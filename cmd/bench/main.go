@@ -157,10 +157,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 
 // run is the whole command, with its environment passed in.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	loadMode := len(args) == 1 && args[0] == "load"
-	if len(args) > 0 && !loadMode {
-		return fmt.Errorf("bench takes no arguments but load (settings are BENCH_* and LOAD_* variables, see BENCHMARKS.md and RELIABILITY.md), got %q", args)
+	mode := ""
+	if len(args) == 1 && (args[0] == "load" || args[0] == "hostile") {
+		mode = args[0]
+	} else if len(args) > 0 {
+		return fmt.Errorf("bench takes no arguments but load or hostile (settings are BENCH_* and LOAD_* variables, see BENCHMARKS.md and RELIABILITY.md), got %q", args)
 	}
+	loadMode := mode != ""
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -188,8 +191,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	b := &bench{cfg: cfg, pool: pool, logger: logger, out: stdout, stderr: stderr}
-	if loadMode {
+	switch mode {
+	case "load":
 		return b.loadTest(ctx, load)
+	case "hostile":
+		return b.hostileTest(ctx, load)
 	}
 	return b.run(ctx)
 }
