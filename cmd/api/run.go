@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		Destinations: cfg.Destinations,
 		Exports: api.ExportLimits{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes,
 			MinPartMaxRecords: cfg.Exports.MinPartMaxRecords, MaxActivePerTenant: cfg.Exports.MaxActivePerTenant},
-		Limits: api.Limits{TenantRequests: limits.TenantRequests, TenantSummaries: limits.TenantSummaries, TenantDownloads: limits.TenantDownloads, Downloads: limits.Downloads,
+		Limits: api.Limits{TenantRequests: limits.TenantRequests, TenantSummaries: limits.TenantSummaries, Requests: limits.Requests, TenantDownloads: limits.TenantDownloads, Downloads: limits.Downloads,
 			DownloadMinRate: limits.DownloadMinRate, SummaryBudget: time.Duration(limits.SummaryTimeout)},
 		RateLimit: api.RateLimit{PerSecond: cfg.RateLimit.PerSecond, Burst: cfg.RateLimit.Burst},
 		RiverUI:   riverUI,

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,10 @@ type Limits struct {
 	// 429.
 	TenantRequests  int
 	TenantSummaries int
+	// Requests caps the requests of all tenants that this process works
+	// at once (downloads apart); past it a request waits up to
+	// admissionWait, then gets 503.
+	Requests int
 	// TenantDownloads caps one tenant's downloads at once (429 past it),
 	// Downloads all downloads at once (503 past it).
 	TenantDownloads int
@@ -65,12 +70,17 @@ type admission struct {
 	mu        sync.Mutex
 	requests  map[string]chan struct{} // tenant -> a semaphore of TenantRequests
 	summaries map[string]chan struct{} // tenant -> a semaphore of TenantSummaries
+	all       chan struct{}            // a semaphore of Requests (nil: no limit)
 	downloads map[string]int           // tenant -> downloads in flight
 	total     int                      // downloads in flight
 }
 
 func newAdmission(limits Limits) *admission {
-	return &admission{limits: limits, requests: map[string]chan struct{}{}, summaries: map[string]chan struct{}{}, downloads: map[string]int{}}
+	a := &admission{limits: limits, requests: map[string]chan struct{}{}, summaries: map[string]chan struct{}{}, downloads: map[string]int{}}
+	if limits.Requests > 0 {
+		a.all = make(chan struct{}, limits.Requests)
+	}
+	return a
 }
 
 // admit takes the slots of a request of tenant doing work and returns the
@@ -91,7 +101,19 @@ func (a *admission) admit(ctx context.Context, tenant string, w work) (release f
 		releaseSummary()
 		return nil, err
 	}
-	return func() { releaseRequest(); releaseSummary() }, nil
+	releaseAll := func() {}
+	if a.all != nil {
+		if err := acquire(ctx, a.all); err != nil {
+			releaseRequest()
+			releaseSummary()
+			if errors.Is(err, errBusy) {
+				err = &Error{Code: CodeUnavailable, RetryAfter: busyRetryAfter, Message: "the server is working as many requests as it can; retry after the time in Retry-After"}
+			}
+			return nil, err
+		}
+		releaseAll = func() { <-a.all }
+	}
+	return func() { releaseAll(); releaseRequest(); releaseSummary() }, nil
 }
 
 // take takes one of tenant's slots of a semaphore of size n (0: no limit)
@@ -107,23 +129,37 @@ func (a *admission) take(ctx context.Context, sems map[string]chan struct{}, ten
 		sems[tenant] = sem
 	}
 	a.mu.Unlock()
-	release = func() { <-sem }
+	if err := acquire(ctx, sem); err != nil {
+		if errors.Is(err, errBusy) {
+			err = &Error{Code: CodeRateLimited, RetryAfter: busyRetryAfter,
+				Message: "too many requests of this tenant are in progress; retry after the time in Retry-After"}
+		}
+		return nil, err
+	}
+	return func() { <-sem }, nil
+}
+
+// errBusy means no slot came free within admissionWait.
+var errBusy = errors.New("no slot free")
+
+// acquire takes a slot of sem, waiting up to admissionWait (errBusy) or
+// until ctx ends.
+func acquire(ctx context.Context, sem chan struct{}) error {
 	select {
 	case sem <- struct{}{}:
-		return release, nil
+		return nil
 	default:
 	}
 	timer := time.NewTimer(admissionWait)
 	defer timer.Stop()
 	select {
 	case sem <- struct{}{}:
-		return release, nil
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	case <-timer.C:
+		return errBusy
 	}
-	return nil, &Error{Code: CodeRateLimited, RetryAfter: busyRetryAfter,
-		Message: "too many requests of this tenant are in progress; retry after the time in Retry-After"}
 }
 
 // admitDownload takes a download slot of tenant and of the process, at

@@ -54,6 +54,24 @@ func TestAdmission(t *testing.T) {
 		require.NoError(t, err, "the summary's slot was given back")
 	})
 
+	t.Run("AllTenantsPastTheProcesssRequestsGet503", func(t *testing.T) {
+		t.Parallel()
+		a := newAdmission(Limits{TenantRequests: 2, Requests: 2})
+		_, err := a.admit(t.Context(), "a", workInteractive)
+		require.NoError(t, err)
+		release, err := a.admit(t.Context(), "b", workInteractive)
+		require.NoError(t, err)
+		_, err = a.admit(t.Context(), "c", workInteractive)
+		requireRefused(t, err, CodeUnavailable)
+		release()
+		_, err = a.admit(t.Context(), "c", workInteractive)
+		require.NoError(t, err, "a slot given back is free for anyone")
+		_, err = a.admit(t.Context(), "a", workInteractive)
+		requireRefused(t, err, CodeUnavailable)
+		_, err = a.admit(t.Context(), "a", workInteractive)
+		requireRefused(t, err, CodeUnavailable)
+	})
+
 	t.Run("DownloadsAreCappedPerTenantWith429AndInAllWith503AtOnce", func(t *testing.T) {
 		t.Parallel()
 		a := newAdmission(Limits{TenantDownloads: 1, Downloads: 2})

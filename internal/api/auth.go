@@ -20,10 +20,7 @@ const touchInterval = time.Minute
 // authFailureBurst) gets 429 with a retry-after instead, before its key
 // is looked up, until its budget refills.
 func (s *Server) authenticate(r *http.Request, scope string) (audex.APIKey, error) {
-	var failures *buckets
-	if s.limiter != nil {
-		failures = s.limiter.authFailures
-	}
+	failures := s.limiters.authFailures
 	// An address that failed lately has its failure's token taken before
 	// the lookup, and given back unless it fails, so that concurrent
 	// attempts cannot overdraw what is left of its budget. An address

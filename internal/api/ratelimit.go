@@ -34,16 +34,16 @@ const (
 	maxAuthFailureAddresses = 50_000
 )
 
-// keyLimiter holds the server's token buckets: each API key's requests
+// rateLimiters hold the server's token buckets: each API key's requests
 // (nil when RateLimit is off) and each client address's failed
 // authentications (always on).
-type keyLimiter struct {
+type rateLimiters struct {
 	requests     *buckets
 	authFailures *buckets
 }
 
-func newKeyLimiter(limit RateLimit) *keyLimiter {
-	l := &keyLimiter{authFailures: newBuckets(RateLimit{
+func newRateLimiters(limit RateLimit) *rateLimiters {
+	l := &rateLimiters{authFailures: newBuckets(RateLimit{
 		PerSecond: authFailureBurst / authFailureWindow.Seconds(),
 		Burst:     authFailureBurst,
 	}, maxAuthFailureAddresses)}
@@ -60,7 +60,7 @@ func newKeyLimiter(limit RateLimit) *keyLimiter {
 
 // allow takes a token of keyID's request bucket, or says how long until
 // one is there.
-func (l *keyLimiter) allow(keyID string, now time.Time) (bool, time.Duration) {
+func (l *rateLimiters) allow(keyID string, now time.Time) (bool, time.Duration) {
 	_, wait := l.requests.take(keyID, now) // spent whatever the answer
 	return wait == 0, wait
 }
@@ -194,16 +194,15 @@ func retryAfter(wait time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 }
 
-// rateLimited answers 429 with Retry-After (whole seconds, at least 1)
-// when key has used up its bucket; nil otherwise.
-func (s *Server) rateLimited(w http.ResponseWriter, keyID string) error {
-	if s.limiter == nil || s.limiter.requests == nil {
+// rateLimited returns 429 with a Retry-After when key has used up its
+// bucket; nil otherwise.
+func (s *Server) rateLimited(keyID string) error {
+	if s.limiters.requests == nil {
 		return nil
 	}
-	ok, delay := s.limiter.allow(keyID, time.Now())
+	ok, delay := s.limiters.allow(keyID, time.Now())
 	if ok {
 		return nil
 	}
-	w.Header().Set("Retry-After", retryAfter(delay))
-	return &Error{Code: CodeRateLimited, Message: "too many requests for this API key; retry after the time in Retry-After"}
+	return &Error{Code: CodeRateLimited, RetryAfter: delay, Message: "too many requests for this API key; retry after the time in Retry-After"}
 }

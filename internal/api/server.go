@@ -78,7 +78,7 @@ type Server struct {
 	touchMu     sync.Mutex
 	lastTouched map[string]time.Time
 
-	limiter *keyLimiter // nil: no rate limit
+	limiters *rateLimiters
 }
 
 // Route is one entry of the router's table.
@@ -114,7 +114,7 @@ func New(cfg Config) *Server {
 		exports:      cfg.Exports,
 		limits:       cfg.Limits,
 		admission:    newAdmission(cfg.Limits),
-		limiter:      newKeyLimiter(cfg.RateLimit),
+		limiters:     newRateLimiters(cfg.RateLimit),
 		metrics:      metrics.Handler(cfg.Pool, cfg.Logger),
 		riverUI:      cfg.RiverUI,
 	}
@@ -230,7 +230,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 				s.writeError(w, r, err)
 				return
 			}
-			if err := s.rateLimited(w, key.ID); err != nil {
+			if err := s.rateLimited(key.ID); err != nil {
 				s.writeError(w, r, err)
 				return
 			}

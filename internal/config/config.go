@@ -87,6 +87,10 @@ type Limits struct {
 	// API process works at once (default 1): the requests that cost the
 	// database most; more wait briefly, then get 429.
 	TenantSummaries int `yaml:"tenant_summaries"`
+	// Requests is how many requests of all tenants one API process works
+	// at once (default 64, downloads apart); more wait briefly, then get
+	// 503.
+	Requests int `yaml:"requests"`
 	// TenantDownloads is how many downloads of one tenant one API process
 	// streams at once (default 2; 429 past it), Downloads how many in all
 	// (default 8; 503 past it).
@@ -108,6 +112,7 @@ var DefaultLimits = Limits{
 	DownloadPoolSize:    4,
 	TenantRequests:      8,
 	TenantSummaries:     1,
+	Requests:            64,
 	TenantDownloads:     2,
 	Downloads:           8,
 	DownloadMinRate:     32 << 10,
@@ -401,7 +406,7 @@ func (l Limits) over(base Limits) Limits {
 		base int
 	}{
 		{&l.PoolSize, base.PoolSize}, {&l.DownloadPoolSize, base.DownloadPoolSize},
-		{&l.TenantRequests, base.TenantRequests}, {&l.TenantSummaries, base.TenantSummaries}, {&l.TenantDownloads, base.TenantDownloads}, {&l.Downloads, base.Downloads},
+		{&l.TenantRequests, base.TenantRequests}, {&l.TenantSummaries, base.TenantSummaries}, {&l.Requests, base.Requests}, {&l.TenantDownloads, base.TenantDownloads}, {&l.Downloads, base.Downloads},
 	} {
 		if *v.dst == 0 {
 			*v.dst = v.base
@@ -422,6 +427,8 @@ func (l Limits) validate() error {
 		return errors.New("limits.download_pool_size must be from 1 to 1000")
 	case l.TenantRequests < 1 || l.TenantRequests >= l.PoolSize:
 		return errors.New("limits.tenant_requests must be from 1 to less than limits.pool_size, so that another tenant always finds a connection")
+	case l.Requests < l.TenantRequests || l.Requests > 100000:
+		return errors.New("limits.requests must be from limits.tenant_requests to 100000")
 	case l.TenantSummaries < 1 || l.TenantSummaries > l.TenantRequests:
 		return errors.New("limits.tenant_summaries must be from 1 to limits.tenant_requests")
 	case l.TenantDownloads < 1 || l.Downloads < l.TenantDownloads || l.Downloads > 10000:
