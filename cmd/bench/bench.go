@@ -63,25 +63,33 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.printLoad(ld)
-
 	stop, err := b.startServer(ctx)
 	if err != nil {
 		return err
 	}
 	defer stop()
-
-	lists, err := b.list(ctx, readKey, ld.stats)
+	// Lists right after the load, before statistics; then the statistics.
+	fresh, err := b.list(ctx, readKey, ld.stats, true)
 	if err != nil {
 		return err
 	}
-	b.printList(lists)
+	if ld.vacuumTime, err = b.vacuumAnalyze(ctx); err != nil {
+		return err
+	}
+	b.printLoad(ld)
+	b.printList(fresh, true)
+
+	lists, err := b.list(ctx, readKey, ld.stats, false)
+	if err != nil {
+		return err
+	}
+	b.printList(lists, false)
 	// Before ingest, which would push the tenant's pages out of the cache.
 	if err := b.printPlans(ctx, lists); err != nil {
 		return err
 	}
 
-	res := results{lists: lists}
+	res := results{lists: lists, freshLists: fresh}
 	if res.ingest, err = b.ingest(ctx); err != nil {
 		return err
 	}
@@ -167,12 +175,13 @@ func (b *bench) run(ctx context.Context) error {
 
 // results are the measurements that the targets are checked against.
 type results struct {
-	lists    []listResult
-	ingest   ingestResult
-	summary  *summaryResult
-	download *downloadResult
-	exports  *exportResult
-	purge    *purgeResult
+	lists      []listResult
+	freshLists []listResult // before VACUUM (ANALYZE)
+	ingest     ingestResult
+	summary    *summaryResult
+	download   *downloadResult
+	exports    *exportResult
+	purge      *purgeResult
 }
 
 func (b *bench) printf(format string, args ...any) {

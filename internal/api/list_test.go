@@ -172,6 +172,11 @@ func TestListFiltersMatchSQL(t *testing.T) {
 		{"to=2026-03-05T00:00:00Z&sort_order=asc&sort_by=timestamp", "occurred_at < '2026-03-05Z'"},
 		{"actor_id=actor-2&action=doc.write&since=2026-03-05&until=2026-03-25", "actor_id = 'actor-2' AND action = 'doc.write' AND occurred_at >= '2026-03-05Z' AND occurred_at < '2026-03-25Z'"},
 		{"actor_type=user&success=false&resource_prefix=projects/p3", "actor_type = 'user' AND NOT success AND resource LIKE 'projects/p3%'"},
+		{"order=asc&action_prefix=doc.&since=2026-03-10", "action LIKE 'doc.%' AND occurred_at >= '2026-03-10Z'"},
+		{"order=asc&source_ip=10.1.0.0/24&until=2026-03-30", "source_ip << '10.1.0.0/24' AND occurred_at < '2026-03-30Z'"},
+		{"resource_prefix=projects/", "resource LIKE 'projects/%'"},
+		{"resource_prefix=projects/&action=doc.read", "resource LIKE 'projects/%' AND action = 'doc.read'"},
+		{"resource_prefix=projects/p1/&source_ip=10.1.0.0/16", "resource LIKE 'projects/p1/%' AND source_ip << '10.1.0.0/16'"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.query, func(t *testing.T) {

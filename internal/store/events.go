@@ -186,6 +186,15 @@ func GetEvent(ctx context.Context, db DBTX, tenantID, id string) (audex.Event, e
 // order by (occurred_at, id), starting after the position after when it is
 // given.
 func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	if r, rest, ok := singleColumnRange(f); ok {
+		events, ok, err := rangeList(ctx, db, tenantID, r, rest, order, after, limit)
+		if err != nil {
+			return nil, fmt.Errorf("list events: %w", translate(err))
+		}
+		if ok {
+			return events, nil
+		}
+	}
 	var q queryBuilder
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)
