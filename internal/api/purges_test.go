@@ -321,6 +321,53 @@ func TestRetention(t *testing.T) {
 		require.Len(t, record.Events, 1)
 		require.Contains(t, string(record.Events[0].Metadata), `"reason":"retention"`)
 	})
+	t.Run("AShorterPolicyIsAppliedByTheNextRunTheSameDay", func(t *testing.T) {
+		t.Parallel()
+		b := setupExports(t, true)
+		now := time.Now().UTC()
+		var events []map[string]any
+		for i := range 200 {
+			e := event("doc.read", "alice")
+			e["occurred_at"] = now.Add(-time.Duration(i) * 6 * time.Hour).Format(time.RFC3339Nano) // 50 days back
+			events = append(events, e)
+		}
+		b.ingest(t, events...)
+		// completedRun waits for the retention purge that the scheduled
+		// run just fired completes and returns it.
+		completed := map[string]bool{}
+		completedRun := func() audex.Purge {
+			t.Helper()
+			_, err := b.river.Insert(context.Background(), jobs.RetentionArgs{}, nil)
+			require.NoError(t, err)
+			var id string
+			require.Eventually(t, func() bool {
+				rows, err := b.pool.Query(t.Context(), `SELECT id FROM purges WHERE tenant_id = $1 AND reason = 'retention' AND status = 'completed'`, b.tenant)
+				require.NoError(t, err)
+				for rows.Next() {
+					var got string
+					require.NoError(t, rows.Scan(&got))
+					if !completed[got] {
+						id = got
+					}
+				}
+				return id != ""
+			}, 30*time.Second, 50*time.Millisecond)
+			completed[id] = true
+			return b.waitPurge(t, id)
+		}
+
+		require.Equal(t, http.StatusOK, b.do(t, "PUT", "/v1/audit/retention", b.key, map[string]any{"retain_days": 40}).status)
+		first := completedRun()
+		require.InDelta(t, 40, first.Deleted, 1)
+		require.Equal(t, http.StatusOK, b.do(t, "PUT", "/v1/audit/retention", b.key, map[string]any{"retain_days": 10}).status)
+		cut := time.Now().UTC().AddDate(0, 0, -10)
+		expired := b.countSQL(t, "occurred_at < $2 AND action = 'doc.read'", cut)
+		require.InDelta(t, 120, expired, 2)
+		second := completedRun()
+		require.InDelta(t, expired, second.Deleted, 1, "the cut-off moved on a little between count and run")
+		require.Zero(t, b.countSQL(t, "occurred_at < $2 AND action NOT LIKE 'audit.%'", cut.Add(-time.Minute)),
+			"no event older than the shorter policy is left")
+	})
 }
 
 func TestPurgeBadRequests(t *testing.T) {

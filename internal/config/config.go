@@ -440,8 +440,8 @@ func (l Limits) validate() error {
 }
 
 func (c Config) validate() error {
-	if c.RetentionInterval < time.Minute {
-		return errors.New("retention_interval must be at least 1m")
+	if c.RetentionInterval < time.Second {
+		return errors.New("retention_interval (AUDEX_RETENTION_INTERVAL) must be at least 1s")
 	}
 	if c.RateLimit.PerSecond < 0 || c.RateLimit.PerSecond > 1e6 || math.IsNaN(c.RateLimit.PerSecond) || c.RateLimit.Burst < 0 || c.RateLimit.Burst > 1e6 {
 		return errors.New("rate_limit (AUDEX_RATE_LIMIT, AUDEX_RATE_LIMIT_BURST): per_second from 0 (no limit) to 1000000, burst from 0 (per_second rounded up) to 1000000")

@@ -69,6 +69,17 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, "postgres://file/db", cfg.DatabaseURL)
 	})
 
+	t.Run("RetentionIntervalFromOneSecond", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := config.Load(envOf(map[string]string{"AUDEX_RETENTION_INTERVAL": "1s"}))
+		require.NoError(t, err)
+		require.Equal(t, time.Second, cfg.RetentionInterval)
+		path := writeFile(t, "retention_interval: 30s\n")
+		cfg, err = config.Load(envOf(map[string]string{"AUDEX_CONFIG": path}))
+		require.NoError(t, err)
+		require.Equal(t, 30*time.Second, cfg.RetentionInterval)
+	})
+
 	t.Run("DestinationsComeFromTheFile", func(t *testing.T) {
 		t.Parallel()
 		path := writeFile(t, `
@@ -95,6 +106,8 @@ destinations:
 		"UnknownKey":                   {file: "lisen: x\n", want: "lisen"},
 		"BadInterval":                  {file: "retention_interval: daily\n", want: "retention_interval"},
 		"BadIntervalEnv":               {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "soon"}, want: "AUDEX_RETENTION_INTERVAL"},
+		"SubSecondRetentionInterval":   {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "999ms"}, want: "retention_interval (AUDEX_RETENTION_INTERVAL) must be at least 1s"},
+		"ZeroRetentionIntervalInFile":  {file: "retention_interval: 0s\n", want: "retention_interval"},
 		"DestinationType":              {file: "destinations: [{name: x, type: ftp, bucket: b}]\n", want: "type must be"},
 		"DestinationTwice":             {file: "destinations: [{name: x, type: file, bucket: a}, {name: x, type: file, bucket: b}]\n", want: "used twice"},
 		"DestinationNoBucket":          {file: "destinations: [{name: x, type: s3}]\n", want: "bucket is required"},

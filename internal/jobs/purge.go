@@ -115,14 +115,16 @@ func (w *PurgeWorker) yield(ctx context.Context, pause time.Duration) error {
 	return nil
 }
 
-// RetentionArgs asks for today's retention purges to be created.
+// RetentionArgs asks for the retention purges that the policies in force
+// call for to be created.
 type RetentionArgs struct{}
 
 // Kind is the job's stable name.
 func (RetentionArgs) Kind() string { return "retention" }
 
-// RetentionWorker creates one purge per tenant with a retention policy and
-// day, with its job, in one transaction.
+// RetentionWorker creates a purge per tenant with a retention policy (one
+// a day while the policy stays, and one at the next run after it
+// changes), with its job, in one transaction.
 type RetentionWorker struct {
 	river.WorkerDefaults[RetentionArgs]
 	Pool   *pgxpool.Pool
@@ -131,7 +133,8 @@ type RetentionWorker struct {
 
 // Work first drops the monthly partitions that every tenant in them has let
 // expire (cheap, and no dead rows), then creates the purges for the rest; a
-// tenant already purged today is skipped.
+// tenant that has a retention purge whose cut-off falls on the same UTC day
+// is skipped (store.CreateRetentionPurges).
 func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
 	dropped, err := store.DropExpiredPartitions(ctx, w.Pool, time.Now())
 	for _, d := range dropped {

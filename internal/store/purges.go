@@ -37,41 +37,63 @@ func CreatePurge(ctx context.Context, db DBTX, p *audex.Purge) error {
 
 // CreateRetentionPurges inserts, for every tenant with a retention policy,
 // a queued purge of the events older than its retain_days before now,
-// unless the tenant already has one for now's UTC day. It returns the new
-// ones. Several processes may call it at once: each tenant still gets one
-// purge a day.
+// unless the tenant already has a retention purge whose cut-off falls on
+// the same UTC day. It returns the new ones.
+//
+// So a tenant gets one retention purge a day while its policy stays, and a
+// changed policy moves the cut-off to another day: the next run applies
+// it (a run earlier that day under the old policy does not lock it out).
+// Runs take turns on an advisory lock held until db's transaction ends,
+// and each looks for the purges of the runs before it only once it holds
+// the lock: several processes calling it at once still create one purge.
+// Callers insert the purges' jobs in the same transaction.
 func CreateRetentionPurges(ctx context.Context, db DBTX, now time.Time) ([]audex.Purge, error) {
-	rows, err := db.Query(ctx, `SELECT id, retain_days FROM tenants WHERE retain_days IS NOT NULL ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("retention policies: %w", translate(err))
-	}
-	type policy struct {
-		tenant string
-		days   int
-	}
-	var policies []policy
-	var pol policy
-	if _, err := pgx.ForEachRow(rows, []any{&pol.tenant, &pol.days}, func() error {
-		policies = append(policies, pol)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("retention policies: %w", translate(err))
-	}
-	day := now.UTC().Truncate(24 * time.Hour)
 	var created []audex.Purge
-	for _, pol := range policies {
-		p := audex.Purge{ID: audex.NewID("prg"), TenantID: pol.tenant, Status: audex.PurgeQueued, Reason: audex.PurgeByRetention,
-			Before: now.UTC().Truncate(time.Microsecond).AddDate(0, 0, -pol.days)}
-		err := db.QueryRow(ctx, `INSERT INTO purges (id, tenant_id, status, reason, before, retention_day)
-			VALUES ($1, $2, 'queued', 'retention', $3, $4) ON CONFLICT (tenant_id, retention_day) DO NOTHING
-			RETURNING created_at`, p.ID, p.TenantID, p.Before, day).Scan(&p.CreatedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue // already purged today
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('audex_retention', 0))`); err != nil {
+			return err
 		}
+		rows, err := tx.Query(ctx, `SELECT id, retain_days FROM tenants WHERE retain_days IS NOT NULL ORDER BY id`)
 		if err != nil {
-			return nil, fmt.Errorf("create retention purge for %s: %w", pol.tenant, translate(err))
+			return err
 		}
-		created = append(created, p)
+		type policy struct {
+			tenant string
+			days   int
+		}
+		var policies []policy
+		var pol policy
+		if _, err := pgx.ForEachRow(rows, []any{&pol.tenant, &pol.days}, func() error {
+			policies = append(policies, pol)
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, pol := range policies {
+			p := audex.Purge{ID: audex.NewID("prg"), TenantID: pol.tenant, Status: audex.PurgeQueued, Reason: audex.PurgeByRetention,
+				Before: now.UTC().Truncate(time.Microsecond).AddDate(0, 0, -pol.days)}
+			day := p.Before.Truncate(24 * time.Hour)
+			// retention_day (the run's day, unique per tenant) is left
+			// NULL: it would allow one purge a day whatever the policy.
+			// A partition drop's purge is no run's and does not count.
+			err := tx.QueryRow(ctx, `INSERT INTO purges (id, tenant_id, status, reason, before)
+				SELECT $1, $2, 'queued', 'retention', $3
+				WHERE NOT EXISTS (SELECT 1 FROM purges WHERE tenant_id = $2 AND reason = 'retention'
+					AND partition_name IS NULL AND before >= $4 AND before < $5)
+				RETURNING created_at`, p.ID, p.TenantID, p.Before, day, day.Add(24*time.Hour)).Scan(&p.CreatedAt)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue // this cut-off's day is purged already
+			}
+			if err != nil {
+				return fmt.Errorf("for %s: %w", pol.tenant, err)
+			}
+			p.CreatedAt = p.CreatedAt.UTC()
+			created = append(created, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create retention purges: %w", translate(err))
 	}
 	return created, nil
 }
