@@ -1,7 +1,9 @@
 // Package metrics holds audex's Prometheus metrics: the counters and
 // histograms that the api and worker processes update as they work, and a
 // collector that reads the state of export jobs, purges and River's queues
-// from the database when scraped. Each process serves them with Handler.
+// from the database (through internal/store, which holds the SQL) when
+// scraped. Each process serves them with Handler. It must not import
+// internal/api, internal/jobs or cmd/*.
 package metrics
 
 import (
@@ -14,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/audex-dev/audex/internal/store"
 )
 
 // Metrics a process updates as it works. They are process-wide: each
@@ -101,55 +105,28 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- riverDesc
 }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. Every gauge keeps its series
+// when nothing is in a state: each status, and each queue and state of
+// River's, is reported, as 0 when no row has it.
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), stateQueryTimeout)
 	defer cancel()
-	c.collect(ctx, ch, exportsDesc, exportStatuses, `SELECT status, count(*) FROM exports GROUP BY status`)
-	c.collect(ctx, ch, purgesDesc, purgeStatuses, `SELECT status, count(*) FROM purges GROUP BY status`)
-	c.collect(ctx, ch, riverDesc, nil, `SELECT queue, state::text, count(*) FROM river_job
-		WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') GROUP BY queue, state`)
+	exports, err := store.CountExportsByStatus(ctx, c.pool)
+	send(ch, exportsDesc, exports, err, func(s store.StateCount) []string { return []string{s.State} })
+	purges, err := store.CountPurgesByStatus(ctx, c.pool)
+	send(ch, purgesDesc, purges, err, func(s store.StateCount) []string { return []string{s.State} })
+	jobs, err := store.CountUnfinishedRiverJobs(ctx, c.pool)
+	send(ch, riverDesc, jobs, err, func(s store.StateCount) []string { return []string{s.Queue, s.State} })
 }
 
-// The statuses that are always reported, as 0 when no row has them.
-var (
-	exportStatuses = []string{"queued", "running", "completed", "failed", "cancelled"}
-	purgeStatuses  = []string{"queued", "running", "completed", "failed"}
-)
-
-// collect sends one gauge per row of query, whose last column is the
-// count and the others the labels, plus a 0 for each label of zeros (a
-// single-label desc) that no row had; a failed query is reported as an
-// invalid metric, which the handler logs.
-func (c *stateCollector) collect(ctx context.Context, ch chan<- prometheus.Metric, desc *prometheus.Desc, zeros []string, query string) {
-	rows, err := c.pool.Query(ctx, query)
+// send sends one gauge per count, labelled by labels; a failed read is
+// reported as an invalid metric, which the handler logs.
+func send(ch chan<- prometheus.Metric, desc *prometheus.Desc, counts []store.StateCount, err error, labels func(store.StateCount) []string) {
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(desc, err)
 		return
 	}
-	defer rows.Close()
-	seen := map[string]bool{}
-	for rows.Next() {
-		values, err := rows.Values()
-		if err != nil {
-			ch <- prometheus.NewInvalidMetric(desc, err)
-			return
-		}
-		labels := make([]string, len(values)-1)
-		for i := range labels {
-			labels[i], _ = values[i].(string)
-		}
-		seen[labels[0]] = true
-		count, _ := values[len(values)-1].(int64)
-		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(count), labels...)
-	}
-	if err := rows.Err(); err != nil {
-		ch <- prometheus.NewInvalidMetric(desc, err)
-		return
-	}
-	for _, label := range zeros {
-		if !seen[label] {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 0, label)
-		}
+	for _, n := range counts {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n.Count), labels(n)...)
 	}
 }
