@@ -1,8 +1,9 @@
-// Package client is the Go client of the audex API: typed calls for every
-// route of ../shared/API.md, iterators that follow cursors, a buffered
-// emitter for ingest, streaming downloads, and export jobs that can be
-// waited for. Requests answered 429 or 503 are sent again with backoff,
-// honouring Retry-After.
+// Package client is the Go client of the audex API (docs/api.md in the
+// repository): typed calls for ingest, list, get and delete of events,
+// summaries, streaming downloads, export jobs that can be waited for,
+// purges and the retention policy; iterators that follow cursors; and a
+// buffered emitter for ingest. Requests answered 429 or 503 are sent again
+// with backoff, honouring Retry-After.
 //
 //	c, err := client.New("http://127.0.0.1:8080", os.Getenv("AUDEX_API_KEY"))
 //	for ev, err := range c.Events.List(ctx, client.ListParams{}) { ... }

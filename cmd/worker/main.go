@@ -1,5 +1,8 @@
-// Command worker works audex's background jobs (River): today the
-// partition maintenance; exports, purges and retention as they arrive.
+// Command worker works audex's background jobs through River: export jobs
+// (and the reaper that resumes those whose worker died), purges, the
+// scheduled retention runs, the summary rollup and partition maintenance.
+// It takes no arguments; with AUDEX_WORKER_METRICS_LISTEN it also serves
+// GET /metrics.
 package main
 
 import (
