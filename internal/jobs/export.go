@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,20 +49,34 @@ type SinkOpener func(ctx context.Context, destination string) (sinks.Sink, error
 
 // ExportTiming bounds export attempts. River rescues a job left running
 // longer than RescueStuckJobsAfter, so an attempt works at most Window and
-// then snoozes to continue; the lease (renewed after every part and status
-// check) keeps two attempts from working one export at once.
+// then snoozes to continue. Its lease on the export, which a goroutine of
+// the attempt renews every third of LeaseTTL, keeps two attempts from
+// working one export at once, and lets a dead worker's export resume
+// soon after the lease runs out.
 type ExportTiming struct {
 	// Window is how long one attempt works before it checkpoints and
 	// snoozes.
 	Window time.Duration
 	// LeaseTTL is how long an attempt's claim lasts without renewal; a
-	// dead worker's export is resumed by another after it.
+	// dead worker's export is resumed by another after it (and the
+	// reaper's grace). An attempt that cannot renew its lease stops a
+	// third of it before the lease can run out. An open part closes half
+	// of it past the window, and the attempt has three of it past its
+	// window in all to upload and record that part.
 	LeaseTTL time.Duration
 }
 
 // DefaultExportTiming suits production: an attempt of 40 s, a lease of
-// 30 s, River's rescue after 140 s (see NewClient).
-var DefaultExportTiming = ExportTiming{Window: 40 * time.Second, LeaseTTL: 30 * time.Second}
+// 10 s renewed every 3.3 s, an attempt timeout of 70 s and River's rescue
+// after 140 s (see NewClient).
+var DefaultExportTiming = ExportTiming{Window: 40 * time.Second, LeaseTTL: 10 * time.Second}
+
+// attemptTimeout is the longest an attempt lasts: its window, then up to
+// half a lease until its open part closes, then the part's upload and
+// record. Three leases past the window (30 s by default, as when the lease
+// was 30 s and the timeout one lease past the window) leave the upload
+// 25 s. River's JobTimeout and RescueStuckJobsAfter are set from it.
+func (t ExportTiming) attemptTimeout() time.Duration { return t.Window + 3*t.LeaseTTL }
 
 // ExportWorker writes an export's parts and manifest to its destination.
 type ExportWorker struct {
@@ -81,11 +96,11 @@ const tenantTurnWait = 3 * time.Second
 
 // Timeout bounds one attempt; it is below River's rescue time.
 func (w *ExportWorker) Timeout(*river.Job[ExportArgs]) time.Duration {
-	return w.Timing.Window + w.Timing.LeaseTTL
+	return w.Timing.attemptTimeout()
 }
 
 // statusCheckPages is how many pages of events pass between checks for a
-// cancel (each renews the lease).
+// cancel (a read: the lease is renewed by the attempt's lease keeper).
 const statusCheckPages = 5
 
 // exportPageSize is how many events one query reads.
@@ -94,16 +109,28 @@ const exportPageSize = 2000
 // errCancelled stops an attempt whose export was cancelled.
 var errCancelled = errors.New("export cancelled")
 
-// Work runs one attempt: take the lease, wait for in-flight ingests (the
-// as_of barrier), then write parts from the checkpoint on until the export
-// is done, the window is used up (snooze) or an error ends it. Retrying is
-// always safe: part keys are deterministic, a part is recorded with the
-// checkpoint past its events in one transaction, an unrecorded part is
-// overwritten, and the manifest is written last.
+// errWaitForPurge ends an attempt whose range a running purge deletes
+// from.
+var errWaitForPurge = errors.New("a running purge deletes from the export's range")
+
+// sinkError is a failure to open the export's destination: permanent.
+type sinkError struct{ err error }
+
+func (e sinkError) Error() string { return e.err.Error() }
+func (e sinkError) Unwrap() error { return e.err }
+
+// Work runs one attempt: take the lease (kept by a goroutine while the
+// attempt runs), wait for in-flight ingests (the as_of barrier), then
+// write parts from the checkpoint on until the export is done, the window
+// is used up (snooze) or an error ends it. Retrying is always safe: part
+// keys are deterministic, a part is recorded with the checkpoint past its
+// events in one transaction, an unrecorded part is overwritten, and the
+// manifest is written last.
 func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) error {
 	id := job.Args.ExportID
 	owner := fmt.Sprintf("%s:%d:job%d:%d", hostname(), os.Getpid(), job.ID, job.Attempt)
 	log := w.Logger.With(slog.String("export_id", id), slog.Int64("job_id", job.ID))
+	asked := time.Now()
 	e, err := store.AcquireExportLease(ctx, w.Pool, id, owner, job.Attempt, w.Timing.LeaseTTL, w.RunningPerTenant)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -118,74 +145,209 @@ func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) err
 	case err != nil:
 		return err
 	}
-	release := func() {
-		_ = store.ReleaseExportLease(context.WithoutCancel(ctx), w.Pool, id, owner)
-	}
 	if e.Finished() {
 		if e.Status != audex.ExportCompleted {
 			w.deleteParts(ctx, log, &e, nil)
 		}
 		return nil
 	}
+	lease := w.keepLease(ctx, id, owner, asked)
+	if err := ensureReaper(lease.ctx); err != nil {
+		log.Warn("export_reaper_not_started", slog.Any("error", err))
+	}
+	sink, err := w.prepare(lease.ctx, log, &e)
+	if err == nil {
+		err = w.run(lease.ctx, log, &e, sink, owner, lease)
+	}
+	if lost := lease.stop(); err != nil && lost != nil && ctx.Err() == nil {
+		err = lost // the keeper stopped the attempt: say why
+	}
+	return w.settle(ctx, log, job, &e, sink, owner, err)
+}
+
+// prepare readies an attempt that holds the lease: it waits while a
+// running purge deletes from the export's range, opens the sink, waits for
+// in-flight ingests (the as_of barrier) and counts the export's events
+// when the estimate at POST was the planner's.
+func (w *ExportWorker) prepare(ctx context.Context, log *slog.Logger, e *audex.Export) (sinks.Sink, error) {
 	// A running purge of the range would delete events under the export:
 	// wait for it (a purge waits in turn for exports that started first).
 	if ok, err := store.ExportMayRun(ctx, w.Pool, e.TenantID, e.Since); err != nil || !ok {
-		release()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		log.Info("export_waits_for_purge")
-		return river.JobSnooze(purgeWaitForExports)
+		return nil, errWaitForPurge
 	}
 	sink, err := w.OpenSink(ctx, e.Destination.Name)
 	if err != nil {
-		return w.fail(ctx, log, &e, nil, err)
+		return nil, sinkError{err}
 	}
 	if err := store.WaitForIngests(ctx, w.Pool, e.TenantID); err != nil {
-		release()
-		return err
+		return sink, err
 	}
 	if store.EstimateIsLowerBound(e.EstimatedRecords) && e.Progress.PartsWritten == 0 {
 		// Every event before as_of is committed now: count them, so that
 		// the export's percent and ETA mean something (a count costs
 		// about 5% of the export, so a planner's estimate is kept).
-		n, err := store.CountExportEvents(ctx, w.Pool, e)
+		n, err := store.CountExportEvents(ctx, w.Pool, *e)
 		switch {
 		case errors.Is(err, store.ErrBudget):
 			// Too many to count within a statement's budget: the
 			// planner's estimate stays.
 			log.Info("export_count_skipped", slog.Int64("estimated", e.EstimatedRecords))
 		case err != nil:
-			release()
-			return err
+			return sink, err
 		default:
 			log.Info("export_counted", slog.Int64("estimated", e.EstimatedRecords), slog.Int64("records", n))
 			e.EstimatedRecords = n
 		}
 	}
-	err = w.run(ctx, log, &e, sink, owner)
+	return sink, nil
+}
+
+// settle ends an attempt that held the lease according to err, what its
+// work returned: it gives the lease back when the export continues
+// elsewhere or later, and tells River what happens next.
+func (w *ExportWorker) settle(ctx context.Context, log *slog.Logger, job *river.Job[ExportArgs], e *audex.Export, sink sinks.Sink, owner string, err error) error {
+	release := func() {
+		_ = store.ReleaseExportLease(context.WithoutCancel(ctx), w.Pool, e.ID, owner)
+	}
+	var opening sinkError
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, errWaitForPurge):
+		release()
+		log.Info("export_waits_for_purge")
+		return river.JobSnooze(purgeWaitForExports)
 	case errors.Is(err, errSnooze):
 		release()
 		return river.JobSnooze(0)
 	case errors.Is(err, errCancelled):
 		metrics.ExportsFinished.WithLabelValues(audex.ExportCancelled).Inc()
-		w.deleteParts(ctx, log, &e, sink)
+		w.deleteParts(ctx, log, e, sink)
 		return nil
 	case errors.Is(err, store.ErrLeaseLost):
+		// Another attempt holds the lease, or this one could not renew it
+		// in time: this job looks again later.
+		log.Info("export_lease_lost")
 		return river.JobSnooze(w.Timing.LeaseTTL / 2)
+	case errors.As(err, &opening):
+		return w.fail(ctx, log, e, nil, opening.err)
 	case ctx.Err() != nil:
 		// Shutting down or timed out: give the export back at once.
 		release()
 		return river.JobSnooze(0)
 	case sinks.IsPermanent(err) || job.Attempt >= job.MaxAttempts:
-		return w.fail(ctx, log, &e, sink, err)
+		return w.fail(ctx, log, e, sink, err)
 	}
 	release()
 	log.Warn("export_attempt_failed", slog.Int("attempt", job.Attempt), slog.Any("error", err))
 	return err
+}
+
+// leaseKeeper renews an attempt's lease on its export every third of the
+// lease's TTL while the attempt runs, and stops the attempt (cancels ctx
+// with the cause) when the lease is lost, when the export was cancelled,
+// or when renewals failed until a third of the TTL was left of the last
+// lease it knows of. The attempt stops before its lease can run out, so
+// that whoever takes the lease next never works beside it.
+type leaseKeeper struct {
+	// ctx is the attempt's context: cancelled by stop, by the keeper, or
+	// when the job's context ends.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+	// start is when the keeper began; valid holds, as time since start
+	// (monotonic), until when the lease is surely held: TTL after the
+	// moment the last renewal that succeeded was sent.
+	start time.Time
+	valid atomic.Int64
+	// lost is why the keeper stopped the attempt (nil: it did not).
+	lost error
+}
+
+// keepLease starts keeping the lease that owner took, with a statement
+// sent at asked.
+func (w *ExportWorker) keepLease(ctx context.Context, id, owner string, asked time.Time) *leaseKeeper {
+	k := &leaseKeeper{done: make(chan struct{}), start: asked}
+	k.ctx, k.cancel = context.WithCancelCause(ctx)
+	k.valid.Store(int64(w.Timing.LeaseTTL))
+	go k.run(w.Pool, id, owner, w.Timing.LeaseTTL)
+	return k
+}
+
+// stopBy returns how long is left until the attempt must stop: a third
+// of the TTL before the lease it knows of can run out.
+func (k *leaseKeeper) stopBy(ttl time.Duration) time.Duration {
+	return time.Duration(k.valid.Load()) - ttl/3 - time.Since(k.start)
+}
+
+func (k *leaseKeeper) run(pool *pgxpool.Pool, id, owner string, ttl time.Duration) {
+	defer close(k.done)
+	timer := time.NewTimer(ttl / 3)
+	defer timer.Stop()
+	for {
+		select {
+		case <-k.ctx.Done():
+			return
+		case <-timer.C:
+		}
+		left := k.stopBy(ttl)
+		if left <= 0 {
+			k.stopAttempt(store.ErrLeaseLost)
+			return
+		}
+		sent := time.Since(k.start)
+		renewCtx, cancel := context.WithTimeout(k.ctx, left)
+		status, held, err := store.RenewExportLease(renewCtx, pool, id, owner, ttl)
+		cancel()
+		switch {
+		case k.ctx.Err() != nil:
+			return
+		case err != nil:
+			// The database did not answer: try again soon, until the
+			// lease may be about to run out.
+			timer.Reset(max(0, min(ttl/10, k.stopBy(ttl))))
+			continue
+		case status == audex.ExportCancelled:
+			k.stopAttempt(errCancelled)
+			return
+		case !held:
+			k.stopAttempt(store.ErrLeaseLost)
+			return
+		}
+		k.valid.Store(int64(sent + ttl))
+		timer.Reset(ttl / 3)
+	}
+}
+
+// stopAttempt cancels the attempt with cause.
+func (k *leaseKeeper) stopAttempt(cause error) {
+	k.lost = cause
+	k.cancel(cause)
+}
+
+// held returns nil while the attempt may go on writing: its context is
+// live and its lease surely held for a third of the TTL more. Writers ask
+// before each step, so that an attempt whose keeper could not run (a
+// process paused for longer than the lease) stops too.
+func (k *leaseKeeper) held(ttl time.Duration) error {
+	if err := context.Cause(k.ctx); err != nil {
+		return err
+	}
+	if k.stopBy(ttl) <= 0 {
+		return store.ErrLeaseLost
+	}
+	return nil
+}
+
+// stop ends the keeping and returns why the keeper stopped the attempt,
+// or nil.
+func (k *leaseKeeper) stop() error {
+	k.cancel(nil)
+	<-k.done
+	return k.lost
 }
 
 // errUploadEnded tells the producer of a part that the upload stopped
@@ -196,21 +358,21 @@ var errUploadEnded = errors.New("upload ended")
 var errSnooze = errors.New("attempt window used up")
 
 // run writes parts until the export is complete.
-func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string) error {
+func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string, lease *leaseKeeper) error {
 	deadline := time.Now().Add(w.Timing.Window)
 	// A part still open half a lease past the window closes early, so that
-	// the attempt records it before its timeout (Window + LeaseTTL) cuts it
+	// the attempt records it before its timeout (attemptTimeout) cuts it
 	// off: else a part too big for one attempt would restart forever.
 	closePartBy := deadline.Add(w.Timing.LeaseTTL / 2)
 	rows := format.NewRows(formatName(e.Format))
 	for {
 		number := e.Progress.PartsWritten + 1
-		part, err := w.writePart(ctx, e, sink, owner, rows, number, closePartBy)
+		part, err := w.writePart(ctx, e, sink, owner, rows, number, closePartBy, lease)
 		if err != nil {
 			return err
 		}
 		if part.records == 0 {
-			return w.complete(ctx, log, e, sink, owner)
+			return w.complete(ctx, log, e, sink, owner, lease)
 		}
 		status, err := store.RecordExportPart(ctx, w.Pool, e.ID, owner, w.Timing.LeaseTTL, number, part.file, part.last)
 		if err != nil {
@@ -225,7 +387,7 @@ func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Expor
 		e.Checkpoint = &part.last
 		log.Info("export_part_written", slog.Int("part", number), slog.Int64("records", part.records))
 		if !part.full {
-			return w.complete(ctx, log, e, sink, owner)
+			return w.complete(ctx, log, e, sink, owner, lease)
 		}
 		if time.Now().After(deadline) {
 			return errSnooze
@@ -245,7 +407,7 @@ type writtenPart struct {
 // writePart uploads the next part from the checkpoint, closing it at
 // closeBy if it is still open then. It returns zero records (and uploads
 // nothing) when no event is left.
-func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sinks.Sink, owner string, rows format.Rows, number int, closeBy time.Time) (writtenPart, error) {
+func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sinks.Sink, owner string, rows format.Rows, number int, closeBy time.Time, lease *leaseKeeper) (writtenPart, error) {
 	var part writtenPart
 	after := e.Checkpoint
 	page, err := store.ListEvents(ctx, w.Pool, e.TenantID, e.Filter, audex.OrderAsc, after, min(exportPageSize, e.PartMaxRecords))
@@ -256,7 +418,7 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 	pr, pw := io.Pipe()
 	produced := make(chan error, 1)
 	go func() {
-		err := w.produce(ctx, e, owner, rows, page, &part, pw, closeBy)
+		err := w.produce(ctx, e, owner, rows, page, &part, pw, closeBy, lease)
 		pw.CloseWithError(err) // nil closes cleanly
 		produced <- err
 	}()
@@ -278,8 +440,10 @@ const partBufferSize = 256 << 10
 
 // produce encodes events from the first page on into out (through gzip
 // when asked), until the part is full, closeBy has passed or the events
-// run out.
-func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time) error {
+// run out. It stops with the lease keeper's cause when the lease may no
+// longer be held: before each page and before the part is closed, so that
+// the upload fails instead of storing a part another attempt may write.
+func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time, lease *leaseKeeper) error {
 	buffered := bufio.NewWriterSize(out, partBufferSize)
 	var body io.Writer = buffered
 	var gz *gzip.Writer
@@ -288,6 +452,9 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 		body = gz
 	}
 	finish := func() error {
+		if err := lease.held(w.Timing.LeaseTTL); err != nil {
+			return err
+		}
 		if gz != nil {
 			if err := gz.Close(); err != nil {
 				return err
@@ -309,6 +476,9 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 		}
 	}()
 	for len(page) > 0 {
+		if err := lease.held(w.Timing.LeaseTTL); err != nil {
+			return err
+		}
 		// The next page is read while this one is encoded: the database
 		// and the encoder each keep a core busy.
 		next = w.prefetch(ctx, e, page, part.records)
@@ -326,7 +496,7 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 			part.last = audex.Position{OccurredAt: page[i].OccurredAt, ID: page[i].ID}
 		}
 		if pages++; pages%statusCheckPages == 0 {
-			status, leased, err := store.ExportStatus(ctx, w.Pool, e.ID, owner, w.Timing.LeaseTTL)
+			status, leased, err := store.ExportStatus(ctx, w.Pool, e.ID, owner)
 			switch {
 			case err != nil:
 				return err
@@ -388,7 +558,7 @@ func (n *nextPage) discard() {
 }
 
 // complete writes the manifest (last) and marks the export completed.
-func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string) error {
+func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string, lease *leaseKeeper) error {
 	done, err := store.GetExport(ctx, w.Pool, "", e.ID)
 	if err != nil {
 		return err
@@ -405,15 +575,25 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	if err != nil {
 		return err
 	}
+	if err := lease.held(w.Timing.LeaseTTL); err != nil {
+		return err
+	}
 	if _, err := sink.Put(ctx, manifestKey, bytes.NewReader(manifest)); err != nil {
 		return fmt.Errorf("upload %s: %w", manifestKey, err)
 	}
 	if err := store.CompleteExport(ctx, w.Pool, e.ID, owner, manifestKey, completedAt); err != nil {
-		if errors.Is(err, store.ErrLeaseLost) {
+		if !errors.Is(err, store.ErrLeaseLost) {
+			return err
+		}
+		now, getErr := store.GetExport(context.WithoutCancel(ctx), w.Pool, "", e.ID)
+		if getErr == nil && now.Status == audex.ExportCancelled {
 			// Cancelled while the manifest went up: no manifest may stay.
 			_ = sink.Delete(context.WithoutCancel(ctx), manifestKey)
 			return errCancelled
 		}
+		// Another attempt took the lease: the manifest is its to write
+		// (its own overwrites this one), and deleting it could remove
+		// the one it wrote.
 		return err
 	}
 	metrics.ExportsFinished.WithLabelValues(audex.ExportCompleted).Inc()

@@ -89,6 +89,13 @@ func (b *reaperBundle) age(t *testing.T, exportID string) {
 // start runs a worker (with the reaper every 100 ms) until the test ends.
 func (b *reaperBundle) start(t *testing.T) {
 	t.Helper()
+	b.startWith(t, jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second})
+}
+
+// startWith runs a worker with timing (and the reaper every 100 ms) until
+// the test ends.
+func (b *reaperBundle) startWith(t *testing.T, timing jobs.ExportTiming) {
+	t.Helper()
 	logger, logs := logtest.NewLogger()
 	b.logs = logs
 	open := func(ctx context.Context, name string) (sinks.Sink, error) {
@@ -98,7 +105,7 @@ func (b *reaperBundle) start(t *testing.T) {
 		return sinks.New(ctx, sinks.Config{Type: "file", Bucket: b.folder}, os.Getenv)
 	}
 	client, err := jobs.NewClient(jobs.Config{Pool: b.pool, Logger: logger, OpenSink: open,
-		ExportTiming: jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}, ReaperInterval: 100 * time.Millisecond})
+		ExportTiming: timing, ReaperInterval: 100 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(context.WithoutCancel(t.Context())))
 	t.Cleanup(func() {
@@ -213,5 +220,95 @@ func TestExportReaperRequeuesJoblessExports(t *testing.T) {
 		b.waitStatus(t, cancelled, audex.ExportCompleted)
 		b.waitJobs(t, cancelled, "cancelled", "completed")
 		require.Equal(t, []string{b.tenant}, b.requeues(t, cancelled))
+	})
+}
+
+func TestExportReaperResumesStalledExports(t *testing.T) {
+	t.Parallel()
+
+	t.Run("TwoReapersAtOnceResumeAStalledExportOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setupReaper(t)
+		stalled, _ := b.createExport(t, nil)
+		recent, _ := b.createExport(t, nil)
+		live, _ := b.createExport(t, nil)
+		for id, until := range map[string]string{stalled: "-1 minute", recent: "-100 milliseconds", live: "1 minute"} {
+			_, err := b.pool.Exec(t.Context(), `UPDATE exports SET status = 'running', lease_owner = 'dead', lease_until = now() + $2::interval WHERE id = $1`, id, until)
+			require.NoError(t, err)
+		}
+		first, err := b.pool.Begin(t.Context())
+		require.NoError(t, err)
+		defer first.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+		found, err := store.LockStalledExports(t.Context(), first, 10*time.Second, 100)
+		require.NoError(t, err)
+		require.Equal(t, []string{stalled}, found, "neither a live lease nor one that ran out within the grace")
+
+		second, err := b.pool.Begin(t.Context())
+		require.NoError(t, err)
+		defer second.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+		found, err = store.LockStalledExports(t.Context(), second, 10*time.Second, 100)
+		require.NoError(t, err)
+		require.Empty(t, found, "the first reaper holds it")
+		require.NoError(t, second.Commit(t.Context()))
+
+		require.NoError(t, first.Commit(t.Context()))
+		owner, _ := b.lease(t, stalled)
+		require.Empty(t, owner, "its lease ended")
+		tx, err := b.pool.Begin(t.Context())
+		require.NoError(t, err)
+		defer tx.Rollback(context.Background()) //nolint:errcheck // read only
+		found, err = store.LockStalledExports(t.Context(), tx, 10*time.Second, 100)
+		require.NoError(t, err)
+		require.Empty(t, found, "a resumed export is not found again")
+	})
+
+	t.Run("TwoJobsCarryTheLoop", func(t *testing.T) {
+		t.Parallel()
+		b := setupReaper(t)
+		b.start(t)
+		// loops returns the ids of the reaper jobs not finished, and how
+		// many times the fewest snoozed.
+		loops := func() ([]int64, int) {
+			rows, err := b.pool.Query(t.Context(), `SELECT id, coalesce((metadata->>'snoozes')::int, 0) FROM river_job
+				WHERE kind = 'export_reaper' AND state NOT IN ('completed', 'cancelled', 'discarded') ORDER BY id`)
+			require.NoError(t, err)
+			var ids []int64
+			fewest := -1
+			for rows.Next() {
+				var id int64
+				var snoozes int
+				require.NoError(t, rows.Scan(&id, &snoozes))
+				ids = append(ids, id)
+				if fewest < 0 || snoozes < fewest {
+					fewest = snoozes
+				}
+			}
+			require.NoError(t, rows.Err())
+			return ids, fewest
+		}
+		started := time.Now()
+		var carriers []int64
+		require.Eventually(t, func() bool {
+			ids, fewest := loops()
+			carriers = ids
+			return len(ids) == 2 && fewest >= 3
+		}, 30*time.Second, 50*time.Millisecond, "two reaper jobs loop")
+		t.Logf("two loops after %s", time.Since(started).Round(time.Millisecond))
+
+		// More reaper jobs (River's leader inserts one every 30 s) find the
+		// loop carried by older jobs and finish.
+		for range 3 {
+			_, err := b.inserts.Insert(t.Context(), jobs.ExportReaperArgs{}, nil)
+			require.NoError(t, err)
+		}
+		started = time.Now()
+		require.Eventually(t, func() bool {
+			ids, _ := loops()
+			return len(ids) == 2
+		}, 30*time.Second, 50*time.Millisecond, "the extra jobs finish")
+		t.Logf("two loops again after %s", time.Since(started).Round(time.Millisecond))
+		time.Sleep(time.Second)
+		ids, _ := loops()
+		require.Equal(t, carriers, ids, "the two oldest go on")
 	})
 }

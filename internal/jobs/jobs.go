@@ -29,7 +29,8 @@ type Config struct {
 	// ExportTiming bounds export attempts (default DefaultExportTiming).
 	ExportTiming ExportTiming
 	// ReaperInterval is how often stalled exports are looked for (default
-	// 15 s).
+	// DefaultReaperInterval). Up to 4 s, the reaper needs no River leader
+	// between runs (see ExportReaperWorker).
 	ReaperInterval time.Duration
 	// RetentionInterval is how often retention purges are created
 	// (default 24 h).
@@ -45,6 +46,14 @@ type Config struct {
 	PurgeBatchBudget time.Duration
 }
 
+// DefaultReaperInterval is how often stalled exports are looked for when
+// Config.ReaperInterval is zero.
+const DefaultReaperInterval = 2 * time.Second
+
+// reaperRestartInterval is how often River's leader inserts a reaper job,
+// which finishes at once while the reaper's loop is alive.
+const reaperRestartInterval = 30 * time.Second
+
 // NewClient returns a River client that works every audex job kind and
 // schedules the periodic ones. River runs periodic jobs on its elected
 // leader only, so several worker processes do not double them.
@@ -59,7 +68,14 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &PartitionMaintenanceWorker{Pool: cfg.Pool})
 	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant})
-	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 2})
+	reaperInterval := cfg.ReaperInterval
+	if reaperInterval <= 0 {
+		reaperInterval = DefaultReaperInterval
+	}
+	// An attempt that cannot renew its lease stops a third of the TTL
+	// before the lease runs out; the grace adds a fifth of it before
+	// another attempt is started.
+	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 5, Interval: reaperInterval})
 	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
@@ -71,10 +87,6 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	if summaryInterval <= 0 {
 		summaryInterval = 30 * time.Second
 	}
-	reaperInterval := cfg.ReaperInterval
-	if reaperInterval <= 0 {
-		reaperInterval = 15 * time.Second
-	}
 	concurrency := cfg.ExportConcurrency
 	if concurrency <= 0 {
 		concurrency = 2
@@ -84,18 +96,22 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 2},
 			QueueExports:       {MaxWorkers: concurrency},
+			QueueReaper:        {MaxWorkers: 1},
 		},
 		Workers: workers,
-		// An export attempt lasts at most Window + LeaseTTL (its Timeout);
-		// a job running longer than this belongs to a dead worker. The
-		// reaper resumes such exports sooner.
-		JobTimeout:           timing.Window + timing.LeaseTTL,
-		RescueStuckJobsAfter: 2 * (timing.Window + timing.LeaseTTL),
+		// An export attempt lasts at most Window + 3 LeaseTTL (its
+		// Timeout); a job running longer than twice that belongs to a dead
+		// worker. The reaper resumes such exports sooner, once their lease
+		// ran out.
+		JobTimeout:           timing.attemptTimeout(),
+		RescueStuckJobsAfter: 2 * timing.attemptTimeout(),
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return PartitionMaintenanceArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(reaperInterval), func() (river.JobArgs, *river.InsertOpts) {
+			// The reaper is a loop of its own (see ExportReaperWorker):
+			// this starts it, or restarts it after its job died.
+			river.NewPeriodicJob(river.PeriodicInterval(max(reaperInterval, reaperRestartInterval)), func() (river.JobArgs, *river.InsertOpts) {
 				return ExportReaperArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval), func() (river.JobArgs, *river.InsertOpts) {

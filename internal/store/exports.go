@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -325,27 +326,52 @@ func RecordExportPart(ctx context.Context, db DBTX, id, owner string, ttl time.D
 	return status, err
 }
 
-// StalledExports returns the ids of running exports whose lease expired
-// more than grace ago: their worker died and their River job waits for
-// River's rescuer.
-func StalledExports(ctx context.Context, db DBTX, grace time.Duration) ([]string, error) {
-	rows, err := db.Query(ctx, `SELECT id FROM exports WHERE status = 'running' AND lease_until < now() - $1::interval ORDER BY id`, grace)
+// LockStalledExports returns up to limit running exports whose lease
+// expired more than grace ago (their attempt's worker died, or lost the
+// database), locked until tx ends, and ends their leases, so that once tx
+// commits no caller finds them again: the caller inserts one job for each
+// in tx, and that job takes the lease that is now free. Rows that another
+// transaction holds are skipped, so concurrent callers never return the
+// same export.
+func LockStalledExports(ctx context.Context, tx pgx.Tx, grace time.Duration, limit int) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		UPDATE exports SET lease_owner = NULL, lease_until = NULL
+		WHERE id IN (SELECT id FROM exports WHERE status = 'running' AND lease_until < now() - $1::interval
+			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+		  AND status = 'running' AND lease_until < now() - $1::interval
+		RETURNING id`, grace, limit)
 	if err != nil {
-		return nil, fmt.Errorf("stalled exports: %w", translate(err))
+		return nil, fmt.Errorf("lock stalled exports: %w", translate(err))
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("stalled exports: %w", translate(err))
+		return nil, fmt.Errorf("lock stalled exports: %w", translate(err))
 	}
+	slices.Sort(ids)
 	return ids, nil
 }
 
-// ExportStatus returns the export's status and whether owner still holds
-// its lease, renewing the lease for ttl when it does.
-func ExportStatus(ctx context.Context, db DBTX, id, owner string, ttl time.Duration) (status string, leased bool, err error) {
+// RenewExportLease extends owner's lease on the export to ttl from now
+// and reports whether owner held it (the export running and leased to
+// owner); the export's status is returned either way. A lease that owner
+// no longer holds is left as it is.
+func RenewExportLease(ctx context.Context, db DBTX, id, owner string, ttl time.Duration) (status string, held bool, err error) {
 	err = db.QueryRow(ctx, `
-		UPDATE exports SET lease_until = CASE WHEN lease_owner = $2 THEN now() + $3::interval ELSE lease_until END
-		WHERE id = $1 RETURNING status, coalesce(lease_owner = $2, false)`, id, owner, ttl).Scan(&status, &leased)
+		WITH renewed AS (
+			UPDATE exports SET lease_until = now() + $3::interval
+			WHERE id = $1 AND lease_owner = $2 AND status = 'running' RETURNING id
+		)
+		SELECT status, EXISTS (SELECT 1 FROM renewed) FROM exports WHERE id = $1`, id, owner, ttl).Scan(&status, &held)
+	if err != nil {
+		return "", false, fmt.Errorf("renew export lease: %w", translate(err))
+	}
+	return status, held, nil
+}
+
+// ExportStatus returns the export's status and whether owner holds its
+// lease. It only reads: leases are renewed by RenewExportLease.
+func ExportStatus(ctx context.Context, db DBTX, id, owner string) (status string, leased bool, err error) {
+	err = db.QueryRow(ctx, `SELECT status, coalesce(lease_owner = $2, false) FROM exports WHERE id = $1`, id, owner).Scan(&status, &leased)
 	if err != nil {
 		return "", false, fmt.Errorf("export status: %w", translate(err))
 	}
