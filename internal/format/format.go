@@ -1,7 +1,10 @@
 // Package format encodes events for downloads and export parts: NDJSON
 // (JSONL), CSV with formula neutralising, and one JSON array. The download
 // route and the export worker share it, so both write the same bytes for
-// the same events. It imports only the audex domain package.
+// the same events: each NDJSON line and JSON array element is the event's
+// canonical encoding (audex.Event.AppendJSON, the body of
+// GET /v1/audit/events/{id}), and CSV's metadata cell its metadata bytes.
+// It imports only the audex domain package.
 package format
 
 import (
@@ -177,10 +180,11 @@ var CSVColumns = []string{
 // csvRows encodes CSV rows through encoding/csv (RFC 4180 quoting) into a
 // reusable buffer.
 type csvRows struct {
-	out    bytes.Buffer
-	w      *csv.Writer
-	row    []string
-	header []byte
+	out      bytes.Buffer
+	w        *csv.Writer
+	row      []string
+	header   []byte
+	metadata []byte
 }
 
 func newCSVRows() *csvRows {
@@ -227,10 +231,11 @@ func (c *csvRows) AppendRow(dst []byte, e *audex.Event) []byte {
 	if e.DurationMS != nil {
 		r[18] = strconv.FormatInt(*e.DurationMS, 10)
 	}
-	r[19] = "{}"
-	if len(e.Metadata) > 0 {
-		r[19] = Neutralise(string(e.Metadata))
-	}
+	// The metadata cell holds the metadata's bytes of the canonical
+	// encoding (AppendJSON), so that it equals what the other routes
+	// write. An object starts with {, so it is never neutralised.
+	c.metadata = e.AppendMetadata(c.metadata[:0])
+	r[19] = string(c.metadata)
 	c.out.Reset()
 	_ = c.w.Write(r) // writes to a bytes.Buffer, which cannot fail
 	c.w.Flush()

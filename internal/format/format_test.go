@@ -60,7 +60,7 @@ func TestCSV(t *testing.T) {
 		require.Equal(t, "'+1", col(first, "target_id"))
 		require.Equal(t, "'-1", col(first, "target_name"))
 		require.Equal(t, "'@SUM(1)", col(first, "resource"))
-		require.Equal(t, `{"k": "=1+2", "q": "a,\"b\"\nc"}`, col(first, "metadata"))
+		require.Equal(t, `{"k":"=1+2","q":"a,\"b\"\nc"}`, col(first, "metadata"), "compact, as every route writes it")
 		require.Equal(t, "200", col(first, "status_code"))
 		require.Equal(t, "true", col(first, "success"))
 		require.Equal(t, "2026-04-23T19:02:11.512Z", col(first, "occurred_at"))
@@ -100,6 +100,28 @@ func TestJSONFormats(t *testing.T) {
 		var empty []audex.Event
 		require.NoError(t, json.Unmarshal([]byte(encode(t, format.JSON, nil)), &empty))
 		require.Empty(t, empty)
+	})
+
+	t.Run("EveryFormatWritesTheCanonicalEncoding", func(t *testing.T) {
+		t.Parallel()
+		// Metadata as PostgreSQL's jsonb text writes it: spaces after
+		// separators, <, >, &, U+2028 and U+2029 raw.
+		e := sampleEvents()[1]
+		e.Metadata = json.RawMessage(`{"a": [1, {"b": "<i>&"}], "ls": "x` + "\u2028y\u2029" + `z", "n": 1.50}`)
+		const meta = `{"a":[1,{"b":"\u003ci\u003e\u0026"}],"ls":"x\u2028y\u2029z","n":1.50}`
+		canonical := string(e.AppendJSON(nil))
+		require.Contains(t, canonical, `,"metadata":`+meta+`}`)
+		want, err := json.Marshal(e)
+		require.NoError(t, err)
+		require.Equal(t, string(want), canonical, "the get route's body")
+
+		events := []audex.Event{e, e}
+		require.Equal(t, canonical+"\n"+canonical+"\n", encode(t, format.NDJSON, events))
+		require.Equal(t, "[\n"+canonical+",\n"+canonical+"\n]\n", encode(t, format.JSON, events))
+		rows, err := csv.NewReader(strings.NewReader(encode(t, format.CSV, events))).ReadAll()
+		require.NoError(t, err)
+		require.Equal(t, meta, rows[1][len(format.CSVColumns)-1])
+		require.Equal(t, meta, rows[2][len(format.CSVColumns)-1])
 	})
 
 	t.Run("JSONLIsASynonym", func(t *testing.T) {

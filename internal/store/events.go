@@ -160,6 +160,10 @@ func scanEvent(row pgx.CollectableRow) (audex.Event, error) {
 	if target.ID != nil || target.Type != nil || target.Name != nil {
 		e.Target = &target
 	}
+	// jsonb's text (a space after every separator, <, >, &, U+2028 and
+	// U+2029 raw), kept as read: the event's encoder writes it in the
+	// canonical form (audex.Event.AppendMetadata), in one pass with the
+	// rest of the event, so nothing is done twice.
 	e.Metadata = json.RawMessage(metadata)
 	return e, nil
 }
