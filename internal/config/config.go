@@ -147,10 +147,11 @@ type Exports struct {
 	// and continues in a new one (default 40s).
 	AttemptWindow Duration `yaml:"attempt_window"`
 	// LeaseTTL is how long a silent worker keeps its claim on an export;
-	// a dead worker's export resumes elsewhere after it (default 30s).
+	// a dead worker's export resumes elsewhere after it (default 10s,
+	// renewed every third of it).
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// ReaperInterval is how often stalled exports are looked for
-	// (default 15s).
+	// (default 2s; up to 4s needs no River leader).
 	ReaperInterval Duration `yaml:"reaper_interval"`
 }
 
