@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/format"
 	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/store"
 )
@@ -210,8 +211,8 @@ func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, 
 	}
 	e := audex.Event{OccurredAt: now}
 	if in.ID != nil {
-		if !validEventID(*in.ID) {
-			return e, invalid(f("id"), "id must be 1 to %d characters of A-Z a-z 0-9 _ . : -", maxIDLength)
+		if !validEventID(*in.ID) || format.FormulaStart(*in.ID) {
+			return e, invalid(f("id"), "id must be 1 to %d characters of A-Z a-z 0-9 _ . : - and must not start with -", maxIDLength)
 		}
 		e.ID = *in.ID
 	} else {
@@ -228,7 +229,7 @@ func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, 
 		return e, invalid(f("action"), "action is required")
 	}
 	if !validAction(*in.Action) {
-		return e, invalid(f("action"), "action must be 1 to %d characters of a-z 0-9 _ . : -", maxActionLength)
+		return e, invalid(f("action"), "action must be 1 to %d characters of a-z 0-9 _ . : - and must not start with -", maxActionLength)
 	}
 	if strings.HasPrefix(*in.Action, audex.ReservedActionPrefix) {
 		return e, invalid(f("action"), "actions starting with %q are reserved for audex", audex.ReservedActionPrefix)
@@ -313,6 +314,9 @@ func parseParty(field string, raw json.RawMessage) (p partyInput, given bool, er
 			}
 		}
 	}
+	if p.ID != nil && format.FormulaStart(*p.ID) {
+		return p, true, invalid(field+".id", "%s.id must not start with =, +, -, @, a tab or a carriage return (a spreadsheet would read it as a formula, and CSV must not change an id)", field)
+	}
 	return p, true, nil
 }
 
@@ -380,6 +384,7 @@ func numericInRange(n string) bool {
 }
 
 // validEventID reports whether id is 1 to 128 characters of A-Z a-z 0-9 _ . : -.
+// (Ingest also refuses a leading -: format.FormulaStart.)
 func validEventID(id string) bool {
 	if len(id) == 0 || len(id) > maxIDLength {
 		return false
@@ -393,9 +398,10 @@ func validEventID(id string) bool {
 	return true
 }
 
-// validAction reports whether a is 1 to 128 characters of a-z 0-9 _ . : -.
+// validAction reports whether a is 1 to 128 characters of a-z 0-9 _ . : -,
+// not starting with - (format.FormulaStart: CSV writes actions unchanged).
 func validAction(a string) bool {
-	if len(a) == 0 || len(a) > maxActionLength {
+	if len(a) == 0 || len(a) > maxActionLength || format.FormulaStart(a) {
 		return false
 	}
 	for i := 0; i < len(a); i++ {

@@ -256,12 +256,19 @@ func plain(s *string) string {
 	return *s
 }
 
-// Neutralise returns s with a leading ' when it starts with a character
-// that makes a spreadsheet treat the cell as a formula (=, +, -, @, tab,
-// carriage return), as OWASP's CSV injection guidance recommends. Other
-// text is returned unchanged. RFC 4180 quoting is the CSV writer's job.
+// FormulaStart reports whether s starts with a character that makes a
+// spreadsheet treat a cell as a formula: =, +, -, @, tab or carriage
+// return (OWASP's CSV injection guidance). Ingest refuses identifiers that
+// do, so that CSV never has to change them.
+func FormulaStart(s string) bool {
+	return s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0
+}
+
+// Neutralise returns s with a leading ' when FormulaStart(s), as OWASP's
+// CSV injection guidance recommends. Other text is returned unchanged.
+// RFC 4180 quoting is the CSV writer's job.
 func Neutralise(s string) string {
-	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+	if FormulaStart(s) {
 		return "'" + s
 	}
 	return s
