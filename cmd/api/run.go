@@ -15,7 +15,7 @@ import (
 
 	"github.com/audex-dev/audex/internal/api"
 	"github.com/audex-dev/audex/internal/config"
-	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			return err
 		}
 	}
-	riverClient, err := jobs.NewInsertClient(pool, logger)
+	riverClient, err := queue.NewInsertClient(pool, logger)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/logtest"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -86,7 +87,7 @@ func setupProcessesOn(t *testing.T, dbURL string) *processBundle {
 	cfg, err := config.Load(func(k string) string { return map[string]string{"AUDEX_CONFIG": b.config}[k] })
 	require.NoError(t, err)
 	logger := slog.New(slog.DiscardHandler)
-	insert, err := jobs.NewInsertClient(b.pool, logger)
+	insert, err := queue.NewInsertClient(b.pool, logger)
 	require.NoError(t, err)
 	secret, err := store.CursorSecret(t.Context(), b.pool)
 	require.NoError(t, err)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/config"
-	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -79,7 +79,7 @@ func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key 
 		}); err != nil {
 			return err
 		}
-		_, err := s.river.InsertTx(r.Context(), tx, jobs.ExportArgs{ExportID: e.ID}, nil)
+		_, err := s.river.InsertTx(r.Context(), tx, queue.ExportArgs{ExportID: e.ID}, nil)
 		return err
 	})
 	if errors.Is(err, store.ErrTooManyExports) {

@@ -31,6 +31,7 @@ import (
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/metrics"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
@@ -130,7 +131,7 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 		}
 		return sinks.New(ctx, d.cfg, d.getenv)
 	}
-	insertClient, err := jobs.NewInsertClient(pool, logger)
+	insertClient, err := queue.NewInsertClient(pool, logger)
 	require.NoError(t, err)
 	secret, err := store.CursorSecret(t.Context(), pool)
 	require.NoError(t, err)

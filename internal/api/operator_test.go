@@ -18,6 +18,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/storetest"
+	"github.com/audex-dev/audex/internal/testenv"
 )
 
 // scrape reads /metrics into metric families.
@@ -293,7 +294,7 @@ func TestRiverUIWrites(t *testing.T) {
 // page can make with the operator's credentials.
 func TestRiverUIWritesInABrowser(t *testing.T) {
 	t.Parallel()
-	chromium := storetest.RequireEnv(t, "AUDEX_TEST_CHROMIUM", "run the tests with `make test`, which installs Chromium")
+	chromium := testenv.Require(t, "AUDEX_TEST_CHROMIUM", "run the tests with `make test`, which installs Chromium")
 	b := setupRiverUI(t)
 	ctx := browserWithKey(t, chromium, b.operator)
 	// River UI's own fetch: a JSON string body and no Content-Type, so

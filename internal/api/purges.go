@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/audex-dev/audex"
-	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -71,7 +71,7 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.A
 		}); err != nil {
 			return err
 		}
-		_, err := s.river.InsertTx(r.Context(), tx, jobs.PurgeArgs{PurgeID: p.ID}, nil)
+		_, err := s.river.InsertTx(r.Context(), tx, queue.PurgeArgs{PurgeID: p.ID}, nil)
 		return err
 	})
 	if err != nil {

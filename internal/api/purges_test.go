@@ -16,6 +16,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -287,7 +288,7 @@ func TestRetention(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := b.river.Insert(context.Background(), jobs.RetentionArgs{}, nil)
+				_, err := b.river.Insert(context.Background(), queue.RetentionArgs{}, nil)
 				require.NoError(t, err)
 			}()
 		}
@@ -337,7 +338,7 @@ func TestRetention(t *testing.T) {
 		completed := map[string]bool{}
 		completedRun := func() audex.Purge {
 			t.Helper()
-			_, err := b.river.Insert(context.Background(), jobs.RetentionArgs{}, nil)
+			_, err := b.river.Insert(context.Background(), queue.RetentionArgs{}, nil)
 			require.NoError(t, err)
 			var id string
 			require.Eventually(t, func() bool {

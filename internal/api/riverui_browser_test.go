@@ -13,6 +13,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/storetest"
+	"github.com/audex-dev/audex/internal/testenv"
 )
 
 // browserWithKey starts headless Chromium for the test (closed when it
@@ -51,7 +52,7 @@ func browserWithKey(t *testing.T, chromium, key string) context.Context {
 // set, it saves a screenshot of the page there (docs/river-ui.png).
 func TestRiverUIInABrowser(t *testing.T) {
 	t.Parallel()
-	chromium := storetest.RequireEnv(t, "AUDEX_TEST_CHROMIUM", "run the tests with `make test`, which installs Chromium")
+	chromium := testenv.Require(t, "AUDEX_TEST_CHROMIUM", "run the tests with `make test`, which installs Chromium")
 	eb := setupExports(t, true)
 	b := eb.testBundle
 	b.ingest(t, event("doc.read", "alice"))

@@ -1,6 +1,7 @@
 // Package api is audex's HTTP API: routing, authentication, validation and
 // the mapping of errors to the contract's error shape. It reads and writes
-// through internal/store and must not import cmd/*, sinks or job workers.
+// through internal/store and enqueues through internal/queue; it must not
+// import cmd/*, sinks or job workers (TestArrows).
 package api
 
 import (

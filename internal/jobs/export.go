@@ -20,24 +20,10 @@ import (
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/format"
 	"github.com/audex-dev/audex/internal/metrics"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/store"
 )
-
-// ExportArgs asks for an export to be worked (or continued).
-type ExportArgs struct {
-	ExportID string `json:"export_id"`
-}
-
-// Kind is the job's stable name.
-func (ExportArgs) Kind() string { return "export" }
-
-// InsertOpts puts exports on their own queue, so that their concurrency is
-// set apart from other jobs.
-func (ExportArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueExports} }
-
-// QueueExports is the River queue of export jobs.
-const QueueExports = "exports"
 
 // ErrDestinationGone is returned by a SinkOpener for a destination that is
 // no longer configured.
@@ -80,7 +66,7 @@ func (t ExportTiming) attemptTimeout() time.Duration { return t.Window + 3*t.Lea
 
 // ExportWorker writes an export's parts and manifest to its destination.
 type ExportWorker struct {
-	river.WorkerDefaults[ExportArgs]
+	river.WorkerDefaults[queue.ExportArgs]
 	Pool     *pgxpool.Pool
 	Logger   *slog.Logger
 	OpenSink SinkOpener
@@ -95,7 +81,7 @@ type ExportWorker struct {
 const tenantTurnWait = 3 * time.Second
 
 // Timeout bounds one attempt; it is below River's rescue time.
-func (w *ExportWorker) Timeout(*river.Job[ExportArgs]) time.Duration {
+func (w *ExportWorker) Timeout(*river.Job[queue.ExportArgs]) time.Duration {
 	return w.Timing.attemptTimeout()
 }
 
@@ -126,7 +112,7 @@ func (e sinkError) Unwrap() error { return e.err }
 // keys are deterministic, a part is recorded with the checkpoint past its
 // events in one transaction, an unrecorded part is overwritten, and the
 // manifest is written last.
-func (w *ExportWorker) Work(ctx context.Context, job *river.Job[ExportArgs]) error {
+func (w *ExportWorker) Work(ctx context.Context, job *river.Job[queue.ExportArgs]) error {
 	id := job.Args.ExportID
 	owner := fmt.Sprintf("%s:%d:job%d:%d", hostname(), os.Getpid(), job.ID, job.Attempt)
 	log := w.Logger.With(slog.String("export_id", id), slog.Int64("job_id", job.ID))
@@ -208,7 +194,7 @@ func (w *ExportWorker) prepare(ctx context.Context, log *slog.Logger, e *audex.E
 // settle ends an attempt that held the lease according to err, what its
 // work returned: it gives the lease back when the export continues
 // elsewhere or later, and tells River what happens next.
-func (w *ExportWorker) settle(ctx context.Context, log *slog.Logger, job *river.Job[ExportArgs], e *audex.Export, sink sinks.Sink, owner string, err error) error {
+func (w *ExportWorker) settle(ctx context.Context, log *slog.Logger, job *river.Job[queue.ExportArgs], e *audex.Export, sink sinks.Sink, owner string, err error) error {
 	release := func() {
 		_ = store.ReleaseExportLease(context.WithoutCancel(ctx), w.Pool, e.ID, owner)
 	}

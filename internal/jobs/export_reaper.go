@@ -12,22 +12,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
-
-// ExportReaperArgs asks for exports whose worker died, or whose job is
-// gone, to be resumed.
-type ExportReaperArgs struct{}
-
-// Kind is the job's stable name.
-func (ExportReaperArgs) Kind() string { return "export_reaper" }
-
-// InsertOpts puts the reaper on a queue of its own, so that long purges
-// or exports holding the other queues' workers never delay it.
-func (ExportReaperArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: QueueReaper} }
-
-// QueueReaper is the River queue of the export reaper.
-const QueueReaper = "export_reaper"
 
 // DefaultJoblessGrace is ExportReaperWorker.JoblessGrace when it is zero.
 const DefaultJoblessGrace = time.Minute
@@ -78,7 +65,7 @@ const reaperTimeout = 30 * time.Second
 // than two live, to start the loop where none runs; any other reaper job
 // finishes at its first run.
 type ExportReaperWorker struct {
-	river.WorkerDefaults[ExportReaperArgs]
+	river.WorkerDefaults[queue.ExportReaperArgs]
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 	// Grace is how long past its lease an export counts as stalled.
@@ -97,7 +84,7 @@ type ExportReaperWorker struct {
 }
 
 // Timeout bounds one run.
-func (w *ExportReaperWorker) Timeout(*river.Job[ExportReaperArgs]) time.Duration {
+func (w *ExportReaperWorker) Timeout(*river.Job[queue.ExportReaperArgs]) time.Duration {
 	return reaperTimeout
 }
 
@@ -107,7 +94,7 @@ func (w *ExportReaperWorker) Timeout(*river.Job[ExportReaperArgs]) time.Duration
 // next turn. Stalled exports go first: the jobs inserted for them are
 // live, so that the jobless pass does not insert a second. A failed run is
 // logged and the loop goes on.
-func (w *ExportReaperWorker) Work(ctx context.Context, job *river.Job[ExportReaperArgs]) error {
+func (w *ExportReaperWorker) Work(ctx context.Context, job *river.Job[queue.ExportReaperArgs]) error {
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return err
@@ -125,7 +112,7 @@ func (w *ExportReaperWorker) Work(ctx context.Context, job *river.Job[ExportReap
 		// Too few: start the others (one died with its worker, or this
 		// is the first).
 		for ; live < reaperLoops-1; live++ {
-			if _, err := client.Insert(ctx, ExportReaperArgs{}, nil); err != nil {
+			if _, err := client.Insert(ctx, queue.ExportReaperArgs{}, nil); err != nil {
 				return w.next(ctx, rank, fmt.Errorf("start the export reaper: %w", err))
 			}
 		}
@@ -180,7 +167,7 @@ const reaperLoops = 2
 // their turn, or run now and started within reaperTimeout: an older one
 // died with its worker), and how many of those have a smaller id.
 func liveReapers(ctx context.Context, client *river.Client[pgx.Tx], id int64) (live, older int, err error) {
-	res, err := client.JobList(ctx, river.NewJobListParams().Kinds(ExportReaperArgs{}.Kind()).
+	res, err := client.JobList(ctx, river.NewJobListParams().Kinds(queue.ExportReaperArgs{}.Kind()).
 		States(rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled).
 		First(100))
 	if err != nil {
@@ -212,7 +199,7 @@ func ensureReaper(ctx context.Context) error {
 		return err
 	}
 	for ; live < reaperLoops; live++ {
-		if _, err := client.Insert(ctx, ExportReaperArgs{}, nil); err != nil {
+		if _, err := client.Insert(ctx, queue.ExportReaperArgs{}, nil); err != nil {
 			return fmt.Errorf("start the export reaper: %w", err)
 		}
 	}
@@ -230,7 +217,7 @@ func (w *ExportReaperWorker) resumeStalled(ctx context.Context, client *river.Cl
 			return err
 		}
 		for _, id := range ids {
-			if _, err := client.InsertTx(ctx, tx, ExportArgs{ExportID: id}, nil); err != nil {
+			if _, err := client.InsertTx(ctx, tx, queue.ExportArgs{ExportID: id}, nil); err != nil {
 				return fmt.Errorf("resume export %s: %w", id, err)
 			}
 		}
@@ -260,12 +247,12 @@ func (w *ExportReaperWorker) requeueJobless(ctx context.Context, client *river.C
 	}
 	var done []requeued
 	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
-		jobless, err := store.LockJoblessExports(ctx, tx, ExportArgs{}.Kind(), grace, joblessBatch)
+		jobless, err := store.LockJoblessExports(ctx, tx, queue.ExportArgs{}.Kind(), grace, joblessBatch)
 		if err != nil {
 			return err
 		}
 		for _, e := range jobless {
-			res, err := client.InsertTx(ctx, tx, ExportArgs{ExportID: e.ID}, nil)
+			res, err := client.InsertTx(ctx, tx, queue.ExportArgs{ExportID: e.ID}, nil)
 			if err != nil {
 				return fmt.Errorf("requeue export %s: %w", e.ID, err)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/logtest"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
@@ -39,7 +40,7 @@ type reaperBundle struct {
 func setupReaper(t *testing.T) *reaperBundle {
 	t.Helper()
 	pool := storetest.IsolatedPool(t) // a worker must not take other tests' jobs
-	inserts, err := jobs.NewInsertClient(pool, discard())
+	inserts, err := queue.NewInsertClient(pool, discard())
 	require.NoError(t, err)
 	b := &reaperBundle{pool: pool, tenant: storetest.NewTenant(t), folder: t.TempDir(), inserts: inserts}
 	events := make([]audex.Event, 25)
@@ -68,7 +69,7 @@ func (b *reaperBundle) createExport(t *testing.T, opts *river.InsertOpts) (strin
 		if err := store.CreateExport(t.Context(), tx, &e, 0); err != nil {
 			return err
 		}
-		res, err := b.inserts.InsertTx(t.Context(), tx, jobs.ExportArgs{ExportID: e.ID}, opts)
+		res, err := b.inserts.InsertTx(t.Context(), tx, queue.ExportArgs{ExportID: e.ID}, opts)
 		if err != nil {
 			return err
 		}
@@ -298,7 +299,7 @@ func TestExportReaperResumesStalledExports(t *testing.T) {
 		// More reaper jobs (River's leader inserts one every 30 s) find the
 		// loop carried by older jobs and finish.
 		for range 3 {
-			_, err := b.inserts.Insert(t.Context(), jobs.ExportReaperArgs{}, nil)
+			_, err := b.inserts.Insert(t.Context(), queue.ExportReaperArgs{}, nil)
 			require.NoError(t, err)
 		}
 		started = time.Now()

@@ -1,15 +1,15 @@
-// Package jobs holds audex's River job kinds and their workers, and builds
-// the River client that works them. Args carry ids only; state lives in
-// audex's tables through internal/store. It must not import internal/api
-// or cmd/*.
+// Package jobs holds the River workers of audex's job kinds (defined in
+// internal/queue) and builds the River client that works them. State lives
+// in audex's tables through internal/store; objects are written through
+// internal/sinks. It must not import internal/api or cmd/*.
 package jobs
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -92,11 +92,11 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		concurrency = 2
 	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
-		Logger: quiet(cfg.Logger),
+		Logger: queue.Quiet(cfg.Logger),
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: 2},
-			QueueExports:       {MaxWorkers: concurrency},
-			QueueReaper:        {MaxWorkers: 1},
+			queue.Exports:      {MaxWorkers: concurrency},
+			queue.Reaper:       {MaxWorkers: 1},
 		},
 		Workers: workers,
 		// An export attempt lasts at most Window + 3 LeaseTTL (its
@@ -107,20 +107,20 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		RescueStuckJobsAfter: 2 * timing.attemptTimeout(),
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
-				return PartitionMaintenanceArgs{}, nil
+				return queue.PartitionMaintenanceArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			// The reaper is a loop of its own (see ExportReaperWorker):
 			// this starts it, or restarts it after its job died.
 			river.NewPeriodicJob(river.PeriodicInterval(max(reaperInterval, reaperRestartInterval)), func() (river.JobArgs, *river.InsertOpts) {
-				return ExportReaperArgs{}, nil
+				return queue.ExportReaperArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return RetentionArgs{}, nil
+				return queue.RetentionArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			// One rollup queued or running at a time: a slow one is not
 			// queued again behind itself.
 			river.NewPeriodicJob(river.PeriodicInterval(summaryInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return SummaryRollupArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{
+				return queue.SummaryRollupArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{
 					ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable},
 				}}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
@@ -130,37 +130,4 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}
 	return client, nil
-}
-
-// NewInsertClient returns a River client that only inserts jobs (the API's).
-func NewInsertClient(pool *pgxpool.Pool, logger *slog.Logger) (*river.Client[pgx.Tx], error) {
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: quiet(logger)})
-	if err != nil {
-		return nil, fmt.Errorf("create river client: %w", err)
-	}
-	return client, nil
-}
-
-// quiet returns logger for River itself: warnings and errors only, since
-// River reports routine work (job counts, elections) at info level.
-func quiet(logger *slog.Logger) *slog.Logger {
-	return slog.New(minLevelHandler{Handler: logger.Handler(), min: slog.LevelWarn})
-}
-
-// minLevelHandler drops records below min.
-type minLevelHandler struct {
-	slog.Handler
-	min slog.Level
-}
-
-func (h minLevelHandler) Enabled(ctx context.Context, level slog.Level) bool {
-	return level >= h.min && h.Handler.Enabled(ctx, level)
-}
-
-func (h minLevelHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevelHandler{Handler: h.Handler.WithAttrs(attrs), min: h.min}
-}
-
-func (h minLevelHandler) WithGroup(name string) slog.Handler {
-	return minLevelHandler{Handler: h.Handler.WithGroup(name), min: h.min}
 }

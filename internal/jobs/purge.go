@@ -12,16 +12,9 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/metrics"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
-
-// PurgeArgs asks for a purge to be worked (or continued).
-type PurgeArgs struct {
-	PurgeID string `json:"purge_id"`
-}
-
-// Kind is the job's stable name.
-func (PurgeArgs) Kind() string { return "purge" }
 
 // purgeBatchSize is how many events one purge transaction deletes: small
 // enough that row locks (on event_values, which ingest also updates) are
@@ -36,7 +29,7 @@ const purgeWaitForExports = 5 * time.Second
 // the count is committed with each batch, so a purge that dies resumes and
 // ends with the right total.
 type PurgeWorker struct {
-	river.WorkerDefaults[PurgeArgs]
+	river.WorkerDefaults[queue.PurgeArgs]
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 	// Window bounds one attempt; the purge then continues in a new one.
@@ -47,12 +40,12 @@ type PurgeWorker struct {
 }
 
 // Timeout bounds one attempt, below River's rescue time.
-func (w *PurgeWorker) Timeout(*river.Job[PurgeArgs]) time.Duration { return 2 * w.Window }
+func (w *PurgeWorker) Timeout(*river.Job[queue.PurgeArgs]) time.Duration { return 2 * w.Window }
 
 // Work starts the purge (waiting while an export overlaps its range),
 // deletes batches until none is left or the window is used, and completes
 // it.
-func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[PurgeArgs]) error {
+func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs]) error {
 	id := job.Args.PurgeID
 	log := w.Logger.With(slog.String("purge_id", id), slog.Int64("job_id", job.ID))
 	p, blocked, err := store.StartPurge(ctx, w.Pool, id)
@@ -115,18 +108,11 @@ func (w *PurgeWorker) yield(ctx context.Context, pause time.Duration) error {
 	return nil
 }
 
-// RetentionArgs asks for the retention purges that the policies in force
-// call for to be created.
-type RetentionArgs struct{}
-
-// Kind is the job's stable name.
-func (RetentionArgs) Kind() string { return "retention" }
-
 // RetentionWorker creates a purge per tenant with a retention policy (one
 // a day while the policy stays, and one at the next run after it
 // changes), with its job, in one transaction.
 type RetentionWorker struct {
-	river.WorkerDefaults[RetentionArgs]
+	river.WorkerDefaults[queue.RetentionArgs]
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 }
@@ -135,7 +121,7 @@ type RetentionWorker struct {
 // expire (cheap, and no dead rows), then creates the purges for the rest; a
 // tenant that has a retention purge whose cut-off falls on the same UTC day
 // is skipped (store.CreateRetentionPurges).
-func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
+func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[queue.RetentionArgs]) error {
 	dropped, err := store.DropExpiredPartitions(ctx, w.Pool, time.Now())
 	for _, d := range dropped {
 		w.Logger.Info("retention_partition_dropped", slog.String("partition", d.Name), slog.Any("deleted", d.Deleted))
@@ -160,7 +146,7 @@ func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs])
 		return err
 	}
 	for _, p := range purges {
-		if _, err := client.InsertTx(ctx, tx, PurgeArgs{PurgeID: p.ID}, nil); err != nil {
+		if _, err := client.InsertTx(ctx, tx, queue.PurgeArgs{PurgeID: p.ID}, nil); err != nil {
 			return err
 		}
 	}

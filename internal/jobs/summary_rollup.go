@@ -8,15 +8,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
-
-// SummaryRollupArgs asks for the events received since the last rollup to
-// be added to the summary's daily counts.
-type SummaryRollupArgs struct{}
-
-// Kind is the job's stable name.
-func (SummaryRollupArgs) Kind() string { return "summary_rollup" }
 
 // summaryRollupChunk is how many events one rollup transaction adds at
 // most, so that a first rollup of millions of events commits as it goes.
@@ -25,18 +19,18 @@ const summaryRollupChunk = 500_000
 // SummaryRollupWorker rolls up every tenant's new events. Idempotent and
 // safe beside another run: each tenant's mark serialises them.
 type SummaryRollupWorker struct {
-	river.WorkerDefaults[SummaryRollupArgs]
+	river.WorkerDefaults[queue.SummaryRollupArgs]
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
 }
 
 // Timeout allows a first rollup of tens of millions of events.
-func (w *SummaryRollupWorker) Timeout(*river.Job[SummaryRollupArgs]) time.Duration {
+func (w *SummaryRollupWorker) Timeout(*river.Job[queue.SummaryRollupArgs]) time.Duration {
 	return time.Hour
 }
 
 // Work rolls up; errors are returned for River to retry.
-func (w *SummaryRollupWorker) Work(ctx context.Context, _ *river.Job[SummaryRollupArgs]) error {
+func (w *SummaryRollupWorker) Work(ctx context.Context, _ *river.Job[queue.SummaryRollupArgs]) error {
 	started := time.Now()
 	n, err := store.RollUpAllSummaries(ctx, w.Pool, summaryRollupChunk)
 	if n > 0 {

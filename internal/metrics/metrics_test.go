@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
-	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/metrics"
+	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
@@ -85,9 +85,9 @@ func TestHandler(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		ctx := context.Background()
-		client, err := jobs.NewInsertClient(b.pool, slog.New(slog.DiscardHandler))
+		client, err := queue.NewInsertClient(b.pool, slog.New(slog.DiscardHandler))
 		require.NoError(t, err)
-		_, err = client.Insert(ctx, jobs.ExportArgs{ExportID: "exp_x"}, nil)
+		_, err = client.Insert(ctx, queue.ExportArgs{ExportID: "exp_x"}, nil)
 		require.NoError(t, err)
 		// A queue a worker registered, with no job.
 		_, err = b.pool.Exec(ctx, `INSERT INTO river_queue (name, created_at, metadata, updated_at) VALUES ('idle', now(), '{}', now())`)
@@ -95,12 +95,12 @@ func TestHandler(t *testing.T) {
 
 		got := gauges(t, scrape(t, b.handler), "audex_river_jobs")
 		want := map[string]float64{}
-		for _, q := range []string{"default", jobs.QueueExports, "idle"} {
+		for _, q := range []string{"default", queue.Exports, "idle"} {
 			for _, s := range states {
 				want[q+"/"+s] = 0
 			}
 		}
-		want[jobs.QueueExports+"/available"] = 1
+		want[queue.Exports+"/available"] = 1
 		require.Equal(t, want, got)
 	})
 }

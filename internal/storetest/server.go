@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/testenv"
 )
 
 // Server is a PostgreSQL server of one test's own, which the test may stop
@@ -33,7 +34,7 @@ type Server struct {
 // or fails when CI=true.
 func NewServer(t testing.TB) *Server {
 	t.Helper()
-	bin := RequireEnv(t, "AUDEX_TEST_PG_BIN", "run the tests with `make test`, which sets it")
+	bin := testenv.Require(t, "AUDEX_TEST_PG_BIN", "run the tests with `make test`, which sets it")
 	// PostgreSQL refuses to run as root: as root the cluster belongs to
 	// the postgres user, in a folder that user can reach.
 	base := ""
@@ -124,21 +125,4 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-// RequireEnv returns the environment variable name, which scripts/test.sh
-// sets to a program or server that a test needs. When it is empty the
-// test is skipped with hint, except under CI=true, where the missing
-// program fails the run.
-func RequireEnv(t testing.TB, name, hint string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		msg := name + " is not set: " + hint
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: fails the run)")
-		}
-		t.Skip(msg)
-	}
-	return v
 }

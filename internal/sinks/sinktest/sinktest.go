@@ -23,15 +23,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex/internal/sinks"
-	"github.com/audex-dev/audex/internal/storetest"
+	"github.com/audex-dev/audex/internal/testenv"
 )
 
 // RequireEnv returns the environment variable name, which
 // scripts/emulators.sh sets when it has started the emulators (see
-// storetest.RequireEnv).
+// testenv.Require).
 func RequireEnv(t *testing.T, name string) string {
 	t.Helper()
-	return storetest.RequireEnv(t, name, `start the emulators with eval "$(scripts/emulators.sh start)"`)
+	return testenv.Require(t, name, `start the emulators with eval "$(scripts/emulators.sh start)"`)
 }
 
 // RandomName returns prefix followed by random lowercase hex, usable as a
