@@ -5,6 +5,14 @@ import (
 	"time"
 )
 
+// Bounds of an export's parts, for requests and for the configured
+// defaults alike.
+const (
+	MaxPartMaxRecords = 1_000_000
+	MinPartMaxBytes   = 1 << 20
+	MaxPartMaxBytes   = 1 << 30
+)
+
 // Export statuses.
 const (
 	ExportQueued    = "queued"

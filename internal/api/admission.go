@@ -29,8 +29,8 @@ type Limits struct {
 	TenantDownloads int
 	Downloads       int
 	// DownloadMinRate is the slowest, in bytes per second, that a client
-	// may read a download before it is cut off (default
-	// defaultDownloadMinRate).
+	// may read a download before it is cut off (zero:
+	// config.DefaultLimits').
 	DownloadMinRate int64
 	// SummaryBudget is each summary statement's time budget.
 	SummaryBudget time.Duration
@@ -44,10 +44,6 @@ const admissionWait = 2 * time.Second
 // busyRetryAfter is the Retry-After of a request refused for want of a
 // slot.
 const busyRetryAfter = time.Second
-
-// defaultDownloadMinRate is the slowest a download may be read when
-// Limits sets no rate: 32 KiB/s.
-const defaultDownloadMinRate = 32 << 10
 
 // work is the kind of a route's work, for admission.
 type work int

@@ -21,15 +21,10 @@ import (
 // tenant has as many as it may.
 const exportCapRetryAfter = 30 * time.Second
 
-// Bounds of export parts (API.md); the server's floor on part_max_records
-// (ExportLimits.MinPartMaxRecords) may be higher.
-const (
-	minPartMaxRecords = 1
-	maxPartMaxRecords = 1_000_000
-	minPartMaxBytes   = 1 << 20
-	maxPartMaxBytes   = 1 << 30
-	maxPrefixLength   = 512
-)
+// maxPrefixLength bounds a destination prefix of a request. (The bounds of
+// parts are audex.MaxPartMaxRecords and the like; the server's floor on
+// part_max_records is ExportLimits.MinPartMaxRecords.)
+const maxPrefixLength = 512
 
 type exportRequest struct {
 	Since          *string         `json:"since"`
@@ -119,14 +114,14 @@ func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, 
 		e.Compression = *req.Compression
 	}
 	if req.PartMaxRecords != nil {
-		if *req.PartMaxRecords < s.exports.MinPartMaxRecords || *req.PartMaxRecords > maxPartMaxRecords {
-			return e, invalid("part_max_records", "part_max_records must be from %d (this server's floor, so that part counts stay sane) to %d", s.exports.MinPartMaxRecords, maxPartMaxRecords)
+		if *req.PartMaxRecords < s.exports.MinPartMaxRecords || *req.PartMaxRecords > audex.MaxPartMaxRecords {
+			return e, invalid("part_max_records", "part_max_records must be from %d (this server's floor, so that part counts stay sane) to %d", s.exports.MinPartMaxRecords, audex.MaxPartMaxRecords)
 		}
 		e.PartMaxRecords = *req.PartMaxRecords
 	}
 	if req.PartMaxBytes != nil {
-		if *req.PartMaxBytes < minPartMaxBytes || *req.PartMaxBytes > maxPartMaxBytes {
-			return e, invalid("part_max_bytes", "part_max_bytes must be from %d (1 MiB) to %d (1 GiB)", minPartMaxBytes, maxPartMaxBytes)
+		if *req.PartMaxBytes < audex.MinPartMaxBytes || *req.PartMaxBytes > audex.MaxPartMaxBytes {
+			return e, invalid("part_max_bytes", "part_max_bytes must be from %d (1 MiB) to %d (1 GiB)", audex.MinPartMaxBytes, audex.MaxPartMaxBytes)
 		}
 		e.PartMaxBytes = *req.PartMaxBytes
 	}

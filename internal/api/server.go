@@ -123,15 +123,15 @@ func New(cfg Config) *Server {
 		s.downloadPool = s.pool
 	}
 	if s.limits.DownloadMinRate <= 0 {
-		s.limits.DownloadMinRate = defaultDownloadMinRate
+		s.limits.DownloadMinRate = config.DefaultLimits.DownloadMinRate
 	}
 	if s.exports.PartMaxRecords == 0 {
-		s.exports.PartMaxRecords = 100_000
+		s.exports.PartMaxRecords = config.DefaultExports.PartMaxRecords
 	}
 	if s.exports.PartMaxBytes == 0 {
-		s.exports.PartMaxBytes = 64 << 20
+		s.exports.PartMaxBytes = config.DefaultExports.PartMaxBytes
 	}
-	s.exports.MinPartMaxRecords = max(s.exports.MinPartMaxRecords, minPartMaxRecords)
+	s.exports.MinPartMaxRecords = max(s.exports.MinPartMaxRecords, 1)
 	for _, rt := range s.Routes() {
 		s.mux.Handle(strings.TrimSpace(rt.Method+" "+rt.Pattern), s.wrap(rt))
 	}

@@ -1,7 +1,8 @@
 // Package config loads audex's operator configuration: an optional YAML
 // file (AUDEX_CONFIG) with environment variables winning over it. Every
-// setting has a default, so nothing is needed for a first run. It imports
-// no other audex package.
+// setting has a default, so nothing is needed for a first run; the
+// defaults live here only (the packages that take a setting fall back to
+// these when given zero). It imports only the domain package.
 package config
 
 import (
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/audex-dev/audex"
 )
 
 // Defaults of API.md.
@@ -158,7 +161,8 @@ type Exports struct {
 // DefaultExports are the export settings of a configuration that sets
 // none.
 var DefaultExports = Exports{Concurrency: 2, PartMaxRecords: 100_000, PartMaxBytes: 64 << 20,
-	MinPartMaxRecords: 1000, MaxActivePerTenant: 10, RunningPerTenant: 1}
+	MinPartMaxRecords: 1000, MaxActivePerTenant: 10, RunningPerTenant: 1,
+	AttemptWindow: Duration(40 * time.Second), LeaseTTL: Duration(10 * time.Second), ReaperInterval: Duration(2 * time.Second)}
 
 // Duration is a time.Duration written in YAML as a Go duration ("40s").
 type Duration time.Duration
@@ -363,60 +367,45 @@ func parseYAML(data []byte, cfg *Config) error {
 		cfg.Limits = file.Limits.over(cfg.Limits)
 	}
 	if file.Exports != nil {
-		if file.Exports.Concurrency != 0 {
-			cfg.Exports.Concurrency = file.Exports.Concurrency
-		}
-		if file.Exports.PartMaxRecords != 0 {
-			cfg.Exports.PartMaxRecords = file.Exports.PartMaxRecords
-		}
-		if file.Exports.PartMaxBytes != 0 {
-			cfg.Exports.PartMaxBytes = file.Exports.PartMaxBytes
-		}
-		for _, v := range []struct {
-			dst   *int
-			value int
-		}{
-			{&cfg.Exports.MinPartMaxRecords, file.Exports.MinPartMaxRecords},
-			{&cfg.Exports.MaxActivePerTenant, file.Exports.MaxActivePerTenant},
-			{&cfg.Exports.RunningPerTenant, file.Exports.RunningPerTenant},
-		} {
-			if v.value != 0 {
-				*v.dst = v.value
-			}
-		}
-		cfg.Exports.AttemptWindow = file.Exports.AttemptWindow
-		cfg.Exports.LeaseTTL = file.Exports.LeaseTTL
-		cfg.Exports.ReaperInterval = file.Exports.ReaperInterval
+		x, f := &cfg.Exports, file.Exports
+		setIfGiven(&x.Concurrency, f.Concurrency)
+		setIfGiven(&x.PartMaxRecords, f.PartMaxRecords)
+		setIfGiven(&x.PartMaxBytes, f.PartMaxBytes)
+		setIfGiven(&x.MinPartMaxRecords, f.MinPartMaxRecords)
+		setIfGiven(&x.MaxActivePerTenant, f.MaxActivePerTenant)
+		setIfGiven(&x.RunningPerTenant, f.RunningPerTenant)
+		setIfGiven(&x.AttemptWindow, f.AttemptWindow)
+		setIfGiven(&x.LeaseTTL, f.LeaseTTL)
+		setIfGiven(&x.ReaperInterval, f.ReaperInterval)
 	}
 	return nil
 }
 
+// setIfGiven sets *dst to v unless v is zero (not given in the file).
+func setIfGiven[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
+}
+
 // over returns l with the settings it leaves at zero taken from base.
 func (l Limits) over(base Limits) Limits {
-	pick := func(v, b Duration) Duration {
-		if v == 0 {
-			return b
-		}
-		return v
-	}
-	l.ListTimeout, l.SummaryTimeout = pick(l.ListTimeout, base.ListTimeout), pick(l.SummaryTimeout, base.SummaryTimeout)
-	l.DownloadPageTimeout, l.ExportPageTimeout = pick(l.DownloadPageTimeout, base.DownloadPageTimeout), pick(l.ExportPageTimeout, base.ExportPageTimeout)
-	l.PurgeBatchTimeout = pick(l.PurgeBatchTimeout, base.PurgeBatchTimeout)
-	for _, v := range []struct {
-		dst  *int
-		base int
-	}{
-		{&l.PoolSize, base.PoolSize}, {&l.DownloadPoolSize, base.DownloadPoolSize},
-		{&l.TenantRequests, base.TenantRequests}, {&l.TenantSummaries, base.TenantSummaries}, {&l.Requests, base.Requests}, {&l.TenantDownloads, base.TenantDownloads}, {&l.Downloads, base.Downloads},
+	b := base
+	for _, v := range []struct{ dst, given *Duration }{
+		{&b.ListTimeout, &l.ListTimeout}, {&b.SummaryTimeout, &l.SummaryTimeout}, {&b.DownloadPageTimeout, &l.DownloadPageTimeout},
+		{&b.ExportPageTimeout, &l.ExportPageTimeout}, {&b.PurgeBatchTimeout, &l.PurgeBatchTimeout},
 	} {
-		if *v.dst == 0 {
-			*v.dst = v.base
-		}
+		setIfGiven(v.dst, *v.given)
 	}
-	if l.DownloadMinRate == 0 {
-		l.DownloadMinRate = base.DownloadMinRate
+	for _, v := range []struct{ dst, given *int }{
+		{&b.PoolSize, &l.PoolSize}, {&b.DownloadPoolSize, &l.DownloadPoolSize}, {&b.TenantRequests, &l.TenantRequests},
+		{&b.TenantSummaries, &l.TenantSummaries}, {&b.Requests, &l.Requests}, {&b.TenantDownloads, &l.TenantDownloads}, {&b.Downloads, &l.Downloads},
+	} {
+		setIfGiven(v.dst, *v.given)
 	}
-	return l
+	setIfGiven(&b.DownloadMinRate, l.DownloadMinRate)
+	return b
 }
 
 // validate checks the limits' ranges.
@@ -453,9 +442,9 @@ func (c Config) validate() error {
 	switch {
 	case c.Exports.Concurrency < 1 || c.Exports.Concurrency > 64:
 		return errors.New("exports.concurrency (AUDEX_EXPORT_CONCURRENCY) must be from 1 to 64")
-	case c.Exports.PartMaxRecords < 1 || c.Exports.PartMaxRecords > 1_000_000:
-		return errors.New("exports.part_max_records must be from 1 to 1000000")
-	case c.Exports.PartMaxBytes < 1<<20 || c.Exports.PartMaxBytes > 1<<30:
+	case c.Exports.PartMaxRecords < 1 || c.Exports.PartMaxRecords > audex.MaxPartMaxRecords:
+		return fmt.Errorf("exports.part_max_records must be from 1 to %d", audex.MaxPartMaxRecords)
+	case c.Exports.PartMaxBytes < audex.MinPartMaxBytes || c.Exports.PartMaxBytes > audex.MaxPartMaxBytes:
 		return errors.New("exports.part_max_bytes must be from 1 MiB to 1 GiB")
 	case c.Exports.MinPartMaxRecords < 1 || c.Exports.MinPartMaxRecords > c.Exports.PartMaxRecords:
 		return errors.New("exports.min_part_max_records must be from 1 to exports.part_max_records")

@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/format"
 	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/queue"
@@ -55,7 +56,7 @@ type ExportTiming struct {
 // DefaultExportTiming suits production: an attempt of 40 s, a lease of
 // 10 s renewed every 3.3 s, an attempt timeout of 70 s and River's rescue
 // after 140 s (see NewClient).
-var DefaultExportTiming = ExportTiming{Window: 40 * time.Second, LeaseTTL: 10 * time.Second}
+var DefaultExportTiming = ExportTiming{Window: time.Duration(config.DefaultExports.AttemptWindow), LeaseTTL: time.Duration(config.DefaultExports.LeaseTTL)}
 
 // attemptTimeout is the longest an attempt lasts: its window, then up to
 // half a lease until its open part closes, then the part's upload and

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,20 +24,18 @@ type Config struct {
 	Logger *slog.Logger
 	// OpenSink opens a configured destination's sink by name.
 	OpenSink SinkOpener
-	// ExportConcurrency is how many exports one process works at once
-	// (default 2).
+	// ExportConcurrency is how many exports one process works at once.
 	ExportConcurrency int
 	// ExportTiming bounds export attempts (default DefaultExportTiming).
 	ExportTiming ExportTiming
-	// ReaperInterval is how often stalled exports are looked for (default
-	// DefaultReaperInterval). Up to 4 s, the reaper needs no River leader
-	// between runs (see ExportReaperWorker).
+	// ReaperInterval is how often stalled exports are looked for. Up to
+	// 4 s, the reaper needs no River leader between runs (see
+	// ExportReaperWorker).
 	ReaperInterval time.Duration
-	// RetentionInterval is how often retention purges are created
-	// (default 24 h).
+	// RetentionInterval is how often retention purges are created.
 	RetentionInterval time.Duration
 	// SummaryInterval is how often new events are rolled up into the
-	// summary's daily counts (default 30 s).
+	// summary's daily counts.
 	SummaryInterval time.Duration
 	// ExportsRunningPerTenant is how many of one tenant's exports run at
 	// once across all workers (zero: no limit).
@@ -46,16 +45,13 @@ type Config struct {
 	PurgeBatchBudget time.Duration
 }
 
-// DefaultReaperInterval is how often stalled exports are looked for when
-// Config.ReaperInterval is zero.
-const DefaultReaperInterval = 2 * time.Second
-
 // reaperRestartInterval is how often River's leader inserts a reaper job,
 // which finishes at once while the reaper's loop is alive.
 const reaperRestartInterval = 30 * time.Second
 
 // NewClient returns a River client that works every audex job kind and
-// schedules the periodic ones. River runs periodic jobs on its elected
+// schedules the periodic ones. Settings left at zero take their defaults
+// from internal/config. River runs periodic jobs on its elected
 // leader only, so several worker processes do not double them.
 func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	timing := cfg.ExportTiming
@@ -70,7 +66,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant})
 	reaperInterval := cfg.ReaperInterval
 	if reaperInterval <= 0 {
-		reaperInterval = DefaultReaperInterval
+		reaperInterval = time.Duration(config.DefaultExports.ReaperInterval)
 	}
 	// An attempt that cannot renew its lease stops a third of the TTL
 	// before the lease runs out; the grace adds a fifth of it before
@@ -81,15 +77,15 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	retentionInterval := cfg.RetentionInterval
 	if retentionInterval <= 0 {
-		retentionInterval = 24 * time.Hour
+		retentionInterval = config.DefaultRetentionInterval
 	}
 	summaryInterval := cfg.SummaryInterval
 	if summaryInterval <= 0 {
-		summaryInterval = 30 * time.Second
+		summaryInterval = config.DefaultSummaryInterval
 	}
 	concurrency := cfg.ExportConcurrency
 	if concurrency <= 0 {
-		concurrency = 2
+		concurrency = config.DefaultExports.Concurrency
 	}
 	client, err := river.NewClient(riverpgxv5.New(cfg.Pool), &river.Config{
 		Logger: queue.Quiet(cfg.Logger),
