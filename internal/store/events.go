@@ -142,17 +142,21 @@ func eventRow(tenantID string, e *audex.Event) []any {
 }
 
 // scanEvent reads one row of selectEventColumns.
-func scanEvent(row pgx.CollectableRow) (audex.Event, error) {
+func scanEvent(row pgx.CollectableRow) (audex.Event, error) { return scanEventAnd(row) }
+
+// scanEventAnd is scanEvent for a row whose selectEventColumns are followed
+// by more columns, scanned into extra.
+func scanEventAnd(row pgx.Row, extra ...any) (audex.Event, error) {
 	var e audex.Event
 	var target audex.Target
 	var metadata []byte
-	err := row.Scan(
+	err := row.Scan(append([]any{
 		&e.ID, &e.OccurredAt, &e.ReceivedAt, &e.Action,
 		&e.Actor.ID, &e.Actor.Type, &e.Actor.Name,
 		&target.ID, &target.Type, &target.Name,
 		&e.Resource, &e.SourceIP, &e.UserAgent, &e.RequestID, &e.Method, &e.Path,
 		&e.StatusCode, &e.Success, &e.DurationMS, &metadata,
-	)
+	}, extra...)...)
 	if err != nil {
 		return e, err
 	}
@@ -188,18 +192,55 @@ func GetEvent(ctx context.Context, db DBTX, tenantID, id string) (audex.Event, e
 
 // ListEvents returns up to limit of the tenant's events that match f, in
 // order by (occurred_at, id), starting after the position after when it is
-// given.
+// given. A filter by a range of one column (a prefix, an address block) or
+// by several actions is planned here rather than left to the planner's
+// estimates alone (list_ranges.go).
 func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	events, err := listEvents(ctx, db, tenantID, f, order, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", translate(err))
+	}
+	return events, nil
+}
+
+func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	if r, rest, ok := singleColumnRange(f); ok {
 		events, ok, err := rangeList(ctx, db, tenantID, r, rest, order, after, limit)
-		if err != nil {
-			return nil, fmt.Errorf("list events: %w", translate(err))
+		if err != nil || ok {
+			return events, err
 		}
-		if ok {
-			return events, nil
+		return wideRangeList(ctx, db, tenantID, f, r, rest, order, after, limit)
+	}
+	if len(f.Actions) > 1 && f.ActionPrefix == nil {
+		rest := f
+		rest.Actions = nil
+		events, ok, err := valuesList(ctx, db, tenantID, "action", "text", f.Actions, rest, order, after, limit)
+		if err != nil || ok {
+			return events, err
 		}
 	}
+	return plannedList(ctx, db, tenantID, f, order, after, limit)
+}
+
+// plannedList is the list statement as the planner plans it.
+func plannedList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	var q queryBuilder
+	rows, err := db.Query(ctx, q.list(tenantID, f, order, after, limit), q.args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEvent)
+}
+
+// list returns the list statement: the tenant's events that match f after
+// the position after, in order, at most limit.
+func (q *queryBuilder) list(tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) string {
+	return q.listOf(selectEventColumns, "occurred_at", tenantID, f, order, after, limit)
+}
+
+// listOf is list selecting columns, ordered by sortKey (occurred_at, or
+// an expression of it that no index serves), then id.
+func (q *queryBuilder) listOf(columns, sortKey, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) string {
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)
 	dir, cmp := "ASC", ">"
@@ -209,17 +250,8 @@ func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 	if after != nil {
 		q.where(fmt.Sprintf("(occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID)))
 	}
-	sql := fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY occurred_at %s, id %s LIMIT %s",
-		selectEventColumns, strings.Join(q.conds, " AND "), dir, dir, q.arg(limit))
-	rows, err := db.Query(ctx, sql, q.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", translate(err))
-	}
-	events, err := pgx.CollectRows(rows, scanEvent)
-	if err != nil {
-		return nil, fmt.Errorf("list events: %w", translate(err))
-	}
-	return events, nil
+	return fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY %s %s, id %s LIMIT %s",
+		columns, strings.Join(q.conds, " AND "), sortKey, dir, dir, q.arg(limit))
 }
 
 // queryBuilder collects the conditions and positional arguments of one

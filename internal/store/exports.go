@@ -460,16 +460,26 @@ func EstimateIsLowerBound(n int64) bool { return n == estimateExactUpTo+1 }
 // its estimated_records while it is running, so that its progress is
 // exact from then on.
 func CountExportEvents(ctx context.Context, db DBTX, e audex.Export) (int64, error) {
-	var q queryBuilder
-	q.where("tenant_id = " + q.arg(e.TenantID))
-	q.filter(e.Filter)
-	var n int64
-	err := db.QueryRow(ctx, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args...).Scan(&n)
+	n, err := CountEvents(ctx, db, e.TenantID, e.Filter)
 	if err != nil {
-		return 0, fmt.Errorf("count export events: %w", translate(err))
+		return 0, fmt.Errorf("count export events: %w", err)
 	}
 	if _, err := db.Exec(ctx, `UPDATE exports SET estimated_records = $2 WHERE id = $1 AND status = 'running'`, e.ID, n); err != nil {
 		return 0, fmt.Errorf("record export count: %w", translate(err))
+	}
+	return n, nil
+}
+
+// CountEvents counts exactly the tenant's events that f matches (a full
+// scan of what matches: for exports and the benchmark, not for requests).
+func CountEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (int64, error) {
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.filter(f)
+	var n int64
+	err := db.QueryRow(ctx, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args...).Scan(&n)
+	if err != nil {
+		return 0, translate(err)
 	}
 	return n, nil
 }

@@ -112,16 +112,31 @@ func rangeValues(ctx context.Context, db DBTX, tenantID string, r columnRange, m
 
 // rangeList is ListEvents for a filter whose one range is r and whose
 // other conditions are rest: the page of each value of the range, merged.
-// ok is false when the range has too many values (the caller lists as
-// usual).
+// ok is false when the range has too many values (the caller lists
+// otherwise).
 func rangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) (events []audex.Event, ok bool, err error) {
-	most := min(maxRangeValues, rangeRowBudget/max(limit, 1))
+	most := mostMergedValues(limit)
 	if most < 2 {
 		return nil, false, nil
 	}
 	values, ok, err := rangeValues(ctx, db, tenantID, r, most)
 	if err != nil || !ok {
 		return nil, ok, err
+	}
+	return valuesList(ctx, db, tenantID, r.column, r.typ, values, rest, order, after, limit)
+}
+
+// mostMergedValues is how many values' pages valuesList merges at most
+// for pages of limit.
+func mostMergedValues(limit int) int { return min(maxRangeValues, rangeRowBudget/max(limit, 1)) }
+
+// valuesList is ListEvents for a filter whose column is one of values (of
+// SQL type typ) and whose other conditions are rest: the page of each
+// value from the column's index, in list order, merged. ok is false when
+// there are more values than mostMergedValues.
+func valuesList(ctx context.Context, db DBTX, tenantID, column, typ string, values []string, rest audex.Filter, order audex.Order, after *audex.Position, limit int) (events []audex.Event, ok bool, err error) {
+	if len(values) > mostMergedValues(limit) {
+		return nil, false, nil
 	}
 	if len(values) == 0 {
 		return []audex.Event{}, true, nil
@@ -136,17 +151,137 @@ func rangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, res
 	if after != nil {
 		q.where(fmt.Sprintf("(occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID)))
 	}
-	q.where(r.column + " = v.val")
+	q.where(column + " = v.val")
 	list := q.arg(values)
 	n := q.arg(limit)
 	sql := fmt.Sprintf(`SELECT e.* FROM unnest(%s::text[]::%s[]) AS v(val)
 		CROSS JOIN LATERAL (SELECT %s FROM events WHERE %s ORDER BY occurred_at %s, id %s LIMIT %s) e
 		ORDER BY e.occurred_at %s, e.id %s LIMIT %s`,
-		list, r.typ, selectEventColumns, strings.Join(q.conds, " AND "), dir, dir, n, dir, dir, n)
+		list, typ, selectEventColumns, strings.Join(q.conds, " AND "), dir, dir, n, dir, dir, n)
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
 		return nil, true, err
 	}
 	events, err = pgx.CollectRows(rows, scanEvent)
 	return events, true, err
+}
+
+// A range of many values (a common prefix, a /16) is read one of two ways:
+// down the list's own order (the time index, or rest's), keeping what is
+// in the range, which costs about limit / share rows; or from the column's
+// index, all of the range, sorted, which costs about share x the tenant's
+// events. Right after a bulk ingest the planner has no statistics to
+// weigh the share with, and its default guess made a /16 holding 22% of a
+// tenant's events sort 225,000 rows for a page of 100. wideRangeList
+// measures the share instead: it reads down the list's order for at most
+// probeRows rows, which ends the page at once when the range is common;
+// otherwise the share among those rows says which way the rest of the page
+// is cheaper, and it continues that way.
+
+// probeRowsPerPageRow is how many rows, per row of the page, the first
+// read down the list order may look at: a page of 100 fills from those
+// 1,000 rows when the range holds 10% or more of them.
+const probeRowsPerPageRow = 10
+
+// wideRangeList is ListEvents for a filter f whose one range r has many
+// values, its other conditions being rest.
+func wideRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	window := limit * probeRowsPerPageRow
+	events, end, err := walkRange(ctx, db, tenantID, r, rest, order, after, window, limit)
+	if err != nil || end == nil {
+		return events, err
+	}
+	// The tenant's size, with the share of the range among the rows read,
+	// says which way the rest of the page costs less.
+	var total int64
+	if err := db.QueryRow(ctx, `SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = $1 AND kind = 'action'`, tenantID).Scan(&total); err != nil {
+		return nil, err
+	}
+	walked := window
+	for end != nil {
+		need := limit - len(events)
+		share := float64(len(events)) / float64(walked)
+		walk := float64(need) / share // rows to read on down the list order
+		if len(events) == 0 || walk > share*float64(total) {
+			// Reading the range from its index, sorted, costs less. The
+			// order is an expression that no index serves, so that the
+			// planner reads the range rather than walk the time index,
+			// whatever its statistics say.
+			var q queryBuilder
+			rows, err := db.Query(ctx, q.listOf(selectEventColumns, "(occurred_at + interval '0 s')", tenantID, f, order, end, need), q.args...)
+			if err != nil {
+				return nil, err
+			}
+			more, err := pgx.CollectRows(rows, scanEvent)
+			return append(events, more...), err
+		}
+		// Reading on down the list's order costs less: about walk rows,
+		// read with room to spare.
+		window = int(min(2*walk, float64(total))) + limit
+		more, next, err := walkRange(ctx, db, tenantID, r, rest, order, end, window, need)
+		if err != nil {
+			return nil, err
+		}
+		events, end, walked = append(events, more...), next, walked+window
+	}
+	return events, nil
+}
+
+// walkRange reads the tenant's events that match rest after the position
+// after, in list order, for at most window rows, and returns those in the
+// range r, at most limit. end is nil when that is the whole answer (the
+// page is full, or fewer than window rows were left); otherwise it is the
+// position of the window's last row, from where the rest of the page is
+// to be found.
+func walkRange(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, window, limit int) (events []audex.Event, end *audex.Position, err error) {
+	// The window's LIMIT keeps the range out of the inner statement, so
+	// that it is read in list order; row_number() numbers the rows in that
+	// order as they stream, and the outer LIMIT stops the read as soon as
+	// the page is full. The window's last row comes too, matching or not,
+	// to say where the window ended.
+	var q queryBuilder
+	inner := q.listOf("*", "occurred_at", tenantID, rest, order, after, window)
+	sql := fmt.Sprintf(`SELECT %s, in_range, n FROM (SELECT *, %s AS in_range, row_number() OVER () AS n FROM (%s) w) x
+		WHERE in_range OR n = %d LIMIT %s`,
+		selectEventColumns, r.condition(&q), inner, window, q.arg(limit))
+	rows, err := db.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var inRange bool
+		var n int
+		e, err := scanEventAnd(rows, &inRange, &n)
+		if err != nil {
+			return nil, nil, err
+		}
+		if inRange {
+			events = append(events, e)
+		}
+		if n == window && len(events) < limit {
+			end = &audex.Position{OccurredAt: e.OccurredAt, ID: e.ID}
+		}
+	}
+	return events, end, rows.Err()
+}
+
+// reverse returns the other SQL direction of dir.
+func reverse(dir string) string {
+	if dir == "ASC" {
+		return "DESC"
+	}
+	return "ASC"
+}
+
+// condition adds r's arguments to q and returns r's condition.
+func (r columnRange) condition(q *queryBuilder) string {
+	if r.block != "" {
+		return fmt.Sprintf("%s <<= %s::inet", r.column, q.arg(r.block))
+	}
+	cond := fmt.Sprintf("%s >= %s", r.column, q.arg(r.lower))
+	if r.upper != "" {
+		cond += fmt.Sprintf(" AND %s < %s", r.column, q.arg(r.upper))
+	}
+	return cond
 }
