@@ -139,12 +139,6 @@ func NewID(prefix string) string {
 	return prefix + "_" + ulid.MustNew(ulid.Now(), rand.Reader).String()
 }
 
-// LooksLikePlainKey reports whether s has the form of a plain API key (as
-// opposed to a key id).
-func LooksLikePlainKey(s string) bool {
-	return strings.HasPrefix(s, PlainKeyPrefix)
-}
-
 // The type and id (and name) of the system actor, the actor of events
 // that audex itself writes.
 const (

@@ -1,10 +1,8 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/store"
@@ -60,37 +58,23 @@ func (s *Server) listPage(r *http.Request, tenantID string, q listQuery, route s
 }
 
 func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
+	return writeByID(s, w, r, key, "event", store.GetEvent)
+}
+
+func (s *Server) handleDeleteEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
 	id := r.PathValue("id")
 	if !validEventID(id) {
 		return notFound("event")
 	}
-	e, err := store.GetEvent(r.Context(), s.pool, key.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
+	err := store.DeleteEvent(r.Context(), s.pool, key.TenantID, id, audex.KeyActor(key))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return notFound("event")
-	}
-	if err != nil {
+	case errors.Is(err, store.ErrProtected):
+		return &Error{Code: CodeConflict, Message: "audit.* events record changes to audex itself and cannot be deleted one by one; they age out through purges"}
+	case err != nil:
 		return err
 	}
-	s.writeJSON(w, http.StatusOK, e)
-	return nil
-}
-
-func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request, _ audex.APIKey) error {
-	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	return nil
-}
-
-// readyTimeout bounds the database check of GET /readyz.
-const readyTimeout = 2 * time.Second
-
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request, _ audex.APIKey) error {
-	// A database that does not answer within readyTimeout is not ready,
-	// rather than a probe left hanging.
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	if err := store.Ping(ctx, s.pool); err != nil {
-		return err
-	}
-	s.writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

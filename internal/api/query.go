@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
@@ -14,24 +13,6 @@ const defaultSummaryWindow = 30 * 24 * time.Hour
 
 // maxFilterValues caps each list of values in GET /filters.
 const maxFilterValues = 1000
-
-func (s *Server) handleDeleteEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	id := r.PathValue("id")
-	if !validEventID(id) {
-		return notFound("event")
-	}
-	err := store.DeleteEvent(r.Context(), s.pool, key.TenantID, id, audex.KeyActor(key))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return notFound("event")
-	case errors.Is(err, store.ErrProtected):
-		return &Error{Code: CodeConflict, Message: "audit.* events record changes to audex itself and cannot be deleted one by one; they age out through purges"}
-	case err != nil:
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
 
 // filterInfo describes one list filter in GET /filters.
 type filterInfo struct {

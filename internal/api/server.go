@@ -8,7 +8,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,16 +176,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Let the mux decide between 404 and 405, then answer in our shape.
 	start := time.Now()
-	rec := httptest.NewRecorder()
+	rec := &headerRecorder{header: http.Header{}}
 	h.ServeHTTP(rec, r)
-	if rec.Code == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", rec.Header().Get("Allow"))
+	if rec.code == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", rec.header.Get("Allow"))
 		s.writeError(w, r, &Error{Code: CodeMethodNotAllowed, Message: "method " + r.Method + " is not allowed on " + r.URL.Path})
 	} else {
 		s.writeError(w, r, &Error{Code: CodeNotFound, Message: "no route " + r.Method + " " + r.URL.Path})
 	}
-	observeRequest(unmatchedRoute, r.Method, rec.Code, start)
+	observeRequest(unmatchedRoute, r.Method, rec.code, start)
 }
+
+// headerRecorder keeps the status and headers of the mux's own 404 or 405
+// answer and drops its text body, which ServeHTTP replaces.
+type headerRecorder struct {
+	header http.Header
+	code   int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(p []byte) (int, error) { return len(p), nil }
+func (h *headerRecorder) WriteHeader(code int)        { h.code = code }
 
 // unmatchedRoute is the route label of requests that match no route.
 const unmatchedRoute = "unmatched"
