@@ -33,8 +33,8 @@ type exportRequest struct {
 	Compression    *string         `json:"compression"`
 	Filters        json.RawMessage `json:"filters"`
 	Destination    json.RawMessage `json:"destination"`
-	PartMaxRecords *int            `json:"part_max_records"`
-	PartMaxBytes   *int64          `json:"part_max_bytes"`
+	PartMaxRecords *jsonInt        `json:"part_max_records"`
+	PartMaxBytes   *jsonInt        `json:"part_max_bytes"`
 }
 
 type destinationRef struct {
@@ -114,16 +114,16 @@ func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, 
 		e.Compression = *req.Compression
 	}
 	if req.PartMaxRecords != nil {
-		if *req.PartMaxRecords < s.exports.MinPartMaxRecords || *req.PartMaxRecords > audex.MaxPartMaxRecords {
+		if *req.PartMaxRecords < jsonInt(s.exports.MinPartMaxRecords) || *req.PartMaxRecords > audex.MaxPartMaxRecords {
 			return e, invalid("part_max_records", "part_max_records must be from %d (this server's floor, so that part counts stay sane) to %d", s.exports.MinPartMaxRecords, audex.MaxPartMaxRecords)
 		}
-		e.PartMaxRecords = *req.PartMaxRecords
+		e.PartMaxRecords = int(*req.PartMaxRecords)
 	}
 	if req.PartMaxBytes != nil {
 		if *req.PartMaxBytes < audex.MinPartMaxBytes || *req.PartMaxBytes > audex.MaxPartMaxBytes {
 			return e, invalid("part_max_bytes", "part_max_bytes must be from %d (1 MiB) to %d (1 GiB)", audex.MinPartMaxBytes, audex.MaxPartMaxBytes)
 		}
-		e.PartMaxBytes = *req.PartMaxBytes
+		e.PartMaxBytes = int64(*req.PartMaxBytes)
 	}
 	if e.Filter, err = parseBodyFilters(req.Filters); err != nil {
 		return e, err

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -19,8 +20,9 @@ import (
 	"github.com/audex-dev/audex/internal/store"
 )
 
-// Ingest limits (API.md, plus bounds on free-text fields so that one event
-// cannot bloat every index it is in).
+// Ingest limits (docs/api.md, plus bounds on free-text fields so that one
+// event cannot bloat every index it is in). Text lengths count characters,
+// as the document's maxLength does (checkText).
 const (
 	maxBodyBytes     = 5 << 20
 	maxBatchEvents   = 1000
@@ -31,6 +33,12 @@ const (
 	maxNameLength    = 512  // actor/target id, type and name, request_id
 	maxTextLength    = 2048 // resource, path, user_agent
 	maxMethodLength  = 32
+	// maxResourceBytes bounds resource in bytes of UTF-8 too: it is a key
+	// of a B-tree index (events_resource_idx), whose rows hold at most
+	// 2704 bytes with the tenant, the time and the id beside it, so 2048
+	// characters of 4 bytes each would fail in the database. Every other
+	// indexed text is at most 512 characters (2048 bytes) and fits.
+	maxResourceBytes = 2400
 )
 
 type ingestRequest struct {
@@ -58,9 +66,9 @@ type eventInput struct {
 	RequestID  *string         `json:"request_id"`
 	Method     *string         `json:"method"`
 	Path       *string         `json:"path"`
-	StatusCode *int            `json:"status_code"`
+	StatusCode *jsonInt        `json:"status_code"`
 	Success    *bool           `json:"success"`
-	DurationMS *int64          `json:"duration_ms"`
+	DurationMS *jsonInt        `json:"duration_ms"`
 	Metadata   json.RawMessage `json:"metadata"`
 }
 
@@ -164,6 +172,81 @@ func jsonError(prefix string, err error) error {
 		return invalid(field, "unknown field %s", field)
 	}
 	return invalid(prefix, "malformed JSON")
+}
+
+// jsonInt is an integer field of a request body. JSON Schema, and so the
+// document, counts every number whose fraction is zero as an integer
+// (200.0, 2e2), which encoding/json refuses for a Go int; this type takes
+// them. A fraction, or a value beyond int64, is a *json.UnmarshalTypeError,
+// which encoding/json names the field of and jsonError turns into a 400.
+type jsonInt int64
+
+func (n *jsonInt) UnmarshalJSON(data []byte) error {
+	if string(data) == "null" {
+		return nil // as for any Go value: null leaves it unchanged
+	}
+	v, ok := parseJSONInteger(string(data))
+	if !ok {
+		what := "number " + string(data)
+		if data[0] != '-' && (data[0] < '0' || data[0] > '9') {
+			what = "non-number"
+		}
+		return &json.UnmarshalTypeError{Value: what, Type: reflect.TypeFor[int64]()}
+	}
+	*n = jsonInt(v)
+	return nil
+}
+
+// parseJSONInteger returns the value of a JSON number literal whose
+// fraction is zero (200, 200.0, 2E+2, -0.0, 1.5e1); ok is false for a
+// fraction, a value beyond int64 or anything but a number. It works on the
+// digits, so no exponent, however large, costs more than the literal's
+// length.
+func parseJSONInteger(lit string) (n int64, ok bool) {
+	if n, err := strconv.ParseInt(lit, 10, 64); err == nil {
+		return n, true
+	}
+	mantissa, exp := lit, 0
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		mantissa = lit[:i]
+		var err error
+		if exp, err = strconv.Atoi(lit[i+1:]); err != nil {
+			if !errors.Is(err, strconv.ErrRange) {
+				return 0, false
+			}
+			exp = 1 << 30 // beyond any literal's digits; the sign is kept below
+			if strings.HasPrefix(lit[i+1:], "-") {
+				exp = -exp
+			}
+		}
+	}
+	sign := ""
+	if strings.HasPrefix(mantissa, "-") {
+		sign, mantissa = "-", mantissa[1:]
+	}
+	whole, frac, _ := strings.Cut(mantissa, ".")
+	all := whole + frac
+	if all == "" || strings.Trim(all, "0123456789") != "" {
+		return 0, false
+	}
+	digits := strings.TrimLeft(all, "0")
+	if digits == "" {
+		return 0, true // zero, whatever its exponent
+	}
+	// point is where the decimal point falls in digits.
+	point := len(whole) + exp - (len(all) - len(digits))
+	if point < len(digits) {
+		if point <= 0 || strings.Trim(digits[point:], "0") != "" {
+			return 0, false // a fraction
+		}
+		digits = digits[:point]
+	}
+	if point > 19 {
+		return 0, false // at least 10^19: beyond int64
+	}
+	digits += strings.Repeat("0", point-len(digits))
+	n, err := strconv.ParseInt(sign+digits, 10, 64)
+	return n, err == nil
 }
 
 func jsonTypeName(goType string) string {
@@ -272,6 +355,9 @@ func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, 
 			}
 		}
 	}
+	if in.Resource != nil && len(*in.Resource) > maxResourceBytes {
+		return e, invalid(f("resource"), "resource is longer than %d bytes of UTF-8 (the database indexes it)", maxResourceBytes)
+	}
 	e.Resource, e.UserAgent, e.RequestID, e.Method, e.Path = in.Resource, in.UserAgent, in.RequestID, in.Method, in.Path
 
 	if in.SourceIP != nil {
@@ -282,13 +368,21 @@ func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, 
 		ip := addr.String()
 		e.SourceIP = &ip
 	}
-	if in.StatusCode != nil && (*in.StatusCode < 100 || *in.StatusCode > 599) {
-		return e, invalid(f("status_code"), "status_code must be an HTTP status from 100 to 599")
+	if in.StatusCode != nil {
+		if *in.StatusCode < 100 || *in.StatusCode > 599 {
+			return e, invalid(f("status_code"), "status_code must be an HTTP status from 100 to 599")
+		}
+		code := int(*in.StatusCode)
+		e.StatusCode = &code
 	}
-	if in.DurationMS != nil && *in.DurationMS < 0 {
-		return e, invalid(f("duration_ms"), "duration_ms must not be negative")
+	if in.DurationMS != nil {
+		if *in.DurationMS < 0 {
+			return e, invalid(f("duration_ms"), "duration_ms must not be negative")
+		}
+		ms := int64(*in.DurationMS)
+		e.DurationMS = &ms
 	}
-	e.StatusCode, e.Success, e.DurationMS = in.StatusCode, in.Success, in.DurationMS
+	e.Success = in.Success
 
 	metadata, err := parseMetadata(f("metadata"), in.Metadata)
 	if err != nil {

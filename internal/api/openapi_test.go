@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,9 @@ var loadSpec = sync.OnceValues(func() (*apiSpec, error) {
 	if err := doc.Validate(loader.Context); err != nil {
 		return nil, fmt.Errorf("validate openapi.json: %w", err)
 	}
+	// The document's server is the default listen address; the tests'
+	// servers listen on other ports, so routes match on the path alone.
+	doc.Servers = nil
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		return nil, fmt.Errorf("route openapi.json: %w", err)
@@ -217,7 +221,36 @@ func (s *apiSpec) checkAnswer(in *openapi3filter.RequestValidationInput, reqErr 
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: status, Header: header,
 		Options: &openapi3filter.Options{IncludeResponseStatus: true}}
 	out.SetBodyBytes(body)
-	return openapi3filter.ValidateResponse(context.Background(), out)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		return err
+	}
+	return checkErrorCode(in.Route.Operation, status, body)
+}
+
+// checkErrorCode checks that an error answer carries the code its
+// response names in x-error-code: every error response shares the one
+// ErrorResponse schema, which allows every code.
+func checkErrorCode(op *openapi3.Operation, status int, body []byte) error {
+	ref := op.Responses.Status(status)
+	if ref == nil || ref.Value == nil {
+		return nil
+	}
+	want, ok := ref.Value.Extensions["x-error-code"].(string)
+	if !ok {
+		return nil
+	}
+	var got struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &got); err != nil {
+		return fmt.Errorf("error body: %w", err)
+	}
+	if got.Error.Code != want {
+		return fmt.Errorf("answered %d with code %q; the document says %q", status, got.Error.Code, want)
+	}
+	return nil
 }
 
 // checkUnrouted checks the answer to a request that no operation matches:
@@ -320,6 +353,38 @@ func TestOpenAPIDocument(t *testing.T) {
 		require.Equal(t, routes, documented)
 	})
 
+	t.Run("EveryErrorResponseIsTheErrorShapeWithItsCode", func(t *testing.T) {
+		t.Parallel()
+		spec, err := loadSpec()
+		require.NoError(t, err)
+		codes := []string{api.CodeInvalidArgument, api.CodeUnauthenticated, api.CodePermissionDenied, api.CodeNotFound,
+			api.CodeMethodNotAllowed, api.CodeConflict, api.CodePayloadTooLarge, api.CodeRateLimited, api.CodeInternal, api.CodeUnavailable}
+		var enum []string
+		for _, v := range spec.doc.Components.Schemas["Error"].Value.Properties["code"].Value.Enum {
+			enum = append(enum, v.(string))
+		}
+		require.ElementsMatch(t, codes, enum, "Error.code lists the server's codes")
+		for path, item := range spec.doc.Paths.Map() {
+			for method, op := range item.Operations() {
+				for status, ref := range op.Responses.Map() {
+					if n, _ := strconv.Atoi(status); n < 400 {
+						continue
+					}
+					name := fmt.Sprintf("%s %s %s", method, path, status)
+					// One schema for every error, not an allOf that
+					// generators merge into an object without message and
+					// field.
+					media := ref.Value.Content.Get("application/json")
+					require.NotNil(t, media, name)
+					require.Equal(t, "#/components/schemas/ErrorResponse", media.Schema.Ref, name)
+					code, _ := ref.Value.Extensions["x-error-code"].(string)
+					require.Equal(t, status, strconv.Itoa((&api.Error{Code: code}).Status()), "%s: x-error-code %q", name, code)
+					require.Contains(t, *ref.Value.Description, "`"+code+"`", "%s: the description names the code", name)
+				}
+			}
+		}
+	})
+
 	t.Run("IsServedWithoutAKey", func(t *testing.T) {
 		t.Parallel()
 		srv := api.New(api.Config{Logger: slog.New(slog.DiscardHandler)})
@@ -337,5 +402,156 @@ func TestOpenAPIDocument(t *testing.T) {
 		res = b.do(t, "GET", "/openapi.json?format=yaml", "", nil)
 		require.Equal(t, http.StatusBadRequest, res.status)
 		require.Equal(t, api.CodeInvalidArgument, res.errorBody(t).Code)
+	})
+}
+
+// TestOpenAPIAgreesWithServer holds the server to the document where the
+// two once disagreed: maxLength counts characters, not bytes (300 "é" are
+// 300 characters), and an integer is any number whose fraction is zero
+// (JSON Schema's integer: 200.0 is 200).
+func TestOpenAPIAgreesWithServer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	spec, err := loadSpec()
+	require.NoError(t, err)
+
+	// byteBounds are the limits in bytes that the server keeps beside a
+	// field's maxLength, which the field's description states.
+	byteBounds := map[string]int{"resource": 2400}
+
+	t.Run("TextLimitsCountCharacters", func(t *testing.T) {
+		t.Parallel()
+		input := spec.doc.Components.Schemas["EventInput"].Value
+		type limit struct {
+			path      []string // actor.name is {"actor", "name"}
+			maxLength int
+		}
+		var limits []limit
+		for name, prop := range input.Properties {
+			if prop.Value.MaxLength != nil {
+				limits = append(limits, limit{[]string{name}, int(*prop.Value.MaxLength)})
+			}
+			for sub, subProp := range prop.Value.Properties {
+				if subProp.Value.MaxLength != nil {
+					limits = append(limits, limit{[]string{name, sub}, int(*subProp.Value.MaxLength)})
+				}
+			}
+		}
+		require.GreaterOrEqual(t, len(limits), 11, "EventInput's text fields")
+		for name, bound := range byteBounds {
+			require.Contains(t, input.Properties[name].Value.Description, fmt.Sprintf("%d bytes", bound), "%s states its byte bound", name)
+		}
+		for _, l := range limits {
+			field := strings.Join(l.path, ".")
+			t.Run(field, func(t *testing.T) {
+				t.Parallel()
+				with := func(v string) map[string]any {
+					e := event("user.login", "alice")
+					if len(l.path) == 1 {
+						e[l.path[0]] = v
+					} else {
+						party := map[string]any{"id": "alice"}
+						party[l.path[1]] = v
+						e[l.path[0]] = party
+					}
+					return e
+				}
+				// maxLength characters, as many of them "é" (2 bytes) as
+				// any byte bound allows: accepted and stored as given.
+				wide := l.maxLength
+				if bound, ok := byteBounds[field]; ok {
+					wide = min(wide, bound-l.maxLength)
+				}
+				v := strings.Repeat("é", wide) + strings.Repeat("a", l.maxLength-wide)
+				res := b.do(t, "POST", "/v1/audit/events", b.key, map[string]any{"events": []any{with(v)}})
+				require.Equal(t, http.StatusCreated, res.status, "%d characters, %d bytes: %s", l.maxLength, len(v), res.body)
+				var answer ingestAnswer
+				res.decode(t, &answer)
+				var stored map[string]any
+				b.do(t, "GET", "/v1/audit/events/"+answer.IDs[0], b.key, nil).decode(t, &stored)
+				got := stored[l.path[0]]
+				if len(l.path) == 2 {
+					got = got.(map[string]any)[l.path[1]]
+				}
+				require.Equal(t, v, got)
+
+				// One character more is refused, naming the field.
+				res = b.do(t, "POST", "/v1/audit/events", b.key, map[string]any{"events": []any{with(v + "é")}})
+				require.Equal(t, http.StatusBadRequest, res.status, "body: %s", res.body)
+				require.Equal(t, "events[0]."+field, res.errorBody(t).Field)
+			})
+		}
+	})
+
+	t.Run("ThreeHundredAccentsAreThreeHundredCharacters", func(t *testing.T) {
+		t.Parallel()
+		e := event("user.login", "alice")
+		e["actor"] = map[string]any{"id": "alice", "name": strings.Repeat("é", 300)}
+		b.ingest(t, e)
+	})
+
+	t.Run("ResourceKeepsItsByteBound", func(t *testing.T) {
+		t.Parallel()
+		e := event("user.login", "alice")
+		e["resource"] = strings.Repeat("é", 2048) // 2048 characters, 4096 bytes
+		res := b.do(t, "POST", "/v1/audit/events", b.key, map[string]any{"events": []any{e}})
+		require.Equal(t, http.StatusBadRequest, res.status, "body: %s", res.body)
+		require.Equal(t, "events[0].resource", res.errorBody(t).Field)
+	})
+
+	t.Run("FiltersCountCharacters", func(t *testing.T) {
+		t.Parallel()
+		res := b.do(t, "GET", "/v1/audit/events?actor_id="+url.QueryEscape(strings.Repeat("é", 1024)), b.key, nil)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		res = b.do(t, "GET", "/v1/audit/events?actor_id="+url.QueryEscape(strings.Repeat("é", 1025)), b.key, nil)
+		require.Equal(t, http.StatusBadRequest, res.status, "body: %s", res.body)
+		require.Equal(t, "actor_id", res.errorBody(t).Field)
+	})
+
+	t.Run("IntegersMayHaveAZeroFraction", func(t *testing.T) {
+		t.Parallel()
+		accepted := []struct{ statusCode, durationMS string }{
+			{"200.0", "0.0"}, {"2e2", "-0.0"}, {"2E+2", "1.5e1"}, {"20.0e1", "150e-1"},
+			{"2000e-1", "0e-99999999999999999999"}, {"0.404e3", "9223372036854775807.0"}, {"599.000000", "12"},
+		}
+		want := []struct {
+			statusCode int
+			durationMS int64
+		}{{200, 0}, {200, 0}, {200, 15}, {200, 15}, {200, 0}, {404, 9223372036854775807}, {599, 12}}
+		events := make([]string, len(accepted))
+		for i, a := range accepted {
+			events[i] = fmt.Sprintf(`{"action":"user.login","actor":{"id":"alice"},"status_code":%s,"duration_ms":%s}`, a.statusCode, a.durationMS)
+		}
+		res := b.do(t, "POST", "/v1/audit/events", b.key, `{"events":[`+strings.Join(events, ",")+`]}`)
+		require.Equal(t, http.StatusCreated, res.status, "body: %s", res.body)
+		var answer ingestAnswer
+		res.decode(t, &answer)
+		for i, id := range answer.IDs {
+			var stored audex.Event
+			b.do(t, "GET", "/v1/audit/events/"+id, b.key, nil).decode(t, &stored)
+			require.Equal(t, want[i].statusCode, *stored.StatusCode, "status_code %s", accepted[i].statusCode)
+			require.Equal(t, want[i].durationMS, *stored.DurationMS, "duration_ms %s", accepted[i].durationMS)
+		}
+
+		res = b.do(t, "PUT", "/v1/audit/retention", b.key, `{"retain_days": 30.0}`)
+		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
+		require.JSONEq(t, `{"retain_days": 30}`, string(res.body))
+	})
+
+	t.Run("FractionsAreRefusedNamingTheField", func(t *testing.T) {
+		t.Parallel()
+		for _, tc := range []struct{ field, value string }{
+			{"status_code", "200.5"}, {"status_code", "2001e-1"}, {"status_code", "1e30"}, {"status_code", "1e999999999999999999999"},
+			{"status_code", `"200"`}, {"duration_ms", "-0.5"}, {"duration_ms", "1e-400"}, {"duration_ms", "9223372036854775808.0"},
+			{"duration_ms", "1e19"},
+		} {
+			body := fmt.Sprintf(`{"events":[{"action":"user.login","actor":{"id":"alice"},%q:%s}]}`, tc.field, tc.value)
+			res := b.do(t, "POST", "/v1/audit/events", b.key, body)
+			require.Equal(t, http.StatusBadRequest, res.status, "%s %s: %s", tc.field, tc.value, res.body)
+			require.Equal(t, "events[0]."+tc.field, res.errorBody(t).Field, "%s %s", tc.field, tc.value)
+		}
+		res := b.do(t, "PUT", "/v1/audit/retention", b.key, `{"retain_days": 30.5}`)
+		require.Equal(t, http.StatusBadRequest, res.status, "body: %s", res.body)
+		require.Equal(t, "retain_days", res.errorBody(t).Field)
 	})
 }

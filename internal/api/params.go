@@ -273,11 +273,13 @@ func parseSourceIP(field, v string) (netip.Prefix, error) {
 }
 
 // checkText rejects text that PostgreSQL cannot store or that is longer
-// than max bytes.
+// than max characters. Limits count characters (Unicode code points), as
+// JSON Schema's maxLength does, so that the document's limits and the
+// server's agree: 300 "é" are 300 characters, though 600 bytes.
 func checkText(field, v string, max int) error {
 	switch {
-	case len(v) > max:
-		return invalid(field, "%s is longer than %d bytes", field, max)
+	case len(v) > max && utf8.RuneCountInString(v) > max: // (len: no count for short text)
+		return invalid(field, "%s is longer than %d characters", field, max)
 	case !utf8.ValidString(v):
 		return invalid(field, "%s must be valid UTF-8", field)
 	case strings.IndexByte(v, 0) >= 0:

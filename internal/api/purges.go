@@ -130,10 +130,14 @@ func (s *Server) handlePutRetention(w http.ResponseWriter, r *http.Request, key 
 	if !ok {
 		return invalid("retain_days", "retain_days is required: a number of days from %d to %d, or null to keep events forever", minRetainDays, maxRetainDays)
 	}
-	var policy retentionPolicy
-	if err := json.Unmarshal(raw, &policy.RetainDays); err != nil ||
-		policy.RetainDays != nil && (*policy.RetainDays < minRetainDays || *policy.RetainDays > maxRetainDays) {
+	var days *jsonInt
+	if err := json.Unmarshal(raw, &days); err != nil || days != nil && (*days < minRetainDays || *days > maxRetainDays) {
 		return invalid("retain_days", "retain_days must be a whole number of days from %d to %d, or null to keep events forever", minRetainDays, maxRetainDays)
+	}
+	var policy retentionPolicy
+	if days != nil {
+		d := int(*days)
+		policy.RetainDays = &d
 	}
 	if err := store.SetRetentionDays(r.Context(), s.pool, key.TenantID, policy.RetainDays, audex.KeyActor(key)); err != nil {
 		return err
