@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/config"
@@ -65,18 +66,9 @@ func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key 
 	if e.EstimatedRecords, err = store.EstimateEvents(r.Context(), s.pool, key.TenantID, e.Filter); err != nil {
 		return err
 	}
-	err = pgx.BeginFunc(r.Context(), s.pool, func(tx pgx.Tx) error {
-		if err := store.CreateExport(r.Context(), tx, &e, s.exports.MaxActivePerTenant); err != nil {
-			return err
-		}
-		if err := store.RecordAuditEvent(r.Context(), tx, key.TenantID, audex.Event{
-			Action: "audit.export_created", Actor: audex.KeyActor(key), Target: audex.NewTarget("export", e.ID),
-		}); err != nil {
-			return err
-		}
-		_, err := s.river.InsertTx(r.Context(), tx, queue.ExportArgs{ExportID: e.ID}, nil)
-		return err
-	})
+	err = s.createJob(r.Context(), key, "audit.export_created", "export", func(tx pgx.Tx) (string, error) {
+		return e.ID, store.CreateExport(r.Context(), tx, &e, s.exports.MaxActivePerTenant)
+	}, func(id string) river.JobArgs { return queue.ExportArgs{ExportID: id} })
 	if errors.Is(err, store.ErrTooManyExports) {
 		return &Error{Code: CodeRateLimited, RetryAfter: exportCapRetryAfter, Message: fmt.Sprintf("this tenant already has %d queued or running exports, the most it may; retry when one has finished (Retry-After) or cancel one", s.exports.MaxActivePerTenant)}
 	}
@@ -267,24 +259,12 @@ func (s *Server) handleListExports(w http.ResponseWriter, r *http.Request, key a
 }
 
 func (s *Server) handleGetExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	e, err := s.getExport(r, key.TenantID)
-	if err != nil {
-		return err
-	}
-	s.writeJSON(w, http.StatusOK, e)
-	return nil
+	return writeByID(s, w, r, key, "export", store.GetExport)
 }
 
+// getExport reads the tenant's export that the route's {id} names.
 func (s *Server) getExport(r *http.Request, tenantID string) (audex.Export, error) {
-	id := r.PathValue("id")
-	if !validEventID(id) {
-		return audex.Export{}, notFound("export")
-	}
-	e, err := store.GetExport(r.Context(), s.pool, tenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return e, notFound("export")
-	}
-	return e, err
+	return byID(s, r, tenantID, "export", store.GetExport)
 }
 
 func (s *Server) handleCancelExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {

@@ -2,12 +2,12 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/queue"
@@ -62,18 +62,10 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.A
 		return nil
 	}
 	p := audex.Purge{TenantID: key.TenantID, Before: before}
-	err = pgx.BeginFunc(r.Context(), s.pool, func(tx pgx.Tx) error {
-		if err := store.CreatePurge(r.Context(), tx, &p); err != nil {
-			return err
-		}
-		if err := store.RecordAuditEvent(r.Context(), tx, key.TenantID, audex.Event{
-			Action: "audit.purge_created", Actor: audex.KeyActor(key), Target: audex.NewTarget("purge", p.ID),
-		}); err != nil {
-			return err
-		}
-		_, err := s.river.InsertTx(r.Context(), tx, queue.PurgeArgs{PurgeID: p.ID}, nil)
-		return err
-	})
+	err = s.createJob(r.Context(), key, "audit.purge_created", "purge", func(tx pgx.Tx) (string, error) {
+		err := store.CreatePurge(r.Context(), tx, &p)
+		return p.ID, err
+	}, func(id string) river.JobArgs { return queue.PurgeArgs{PurgeID: id} })
 	if err != nil {
 		return err
 	}
@@ -83,19 +75,7 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.A
 }
 
 func (s *Server) handleGetPurge(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	id := r.PathValue("id")
-	if !validEventID(id) {
-		return notFound("purge")
-	}
-	p, err := store.GetPurge(r.Context(), s.pool, key.TenantID, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("purge")
-	}
-	if err != nil {
-		return err
-	}
-	s.writeJSON(w, http.StatusOK, p)
-	return nil
+	return writeByID(s, w, r, key, "purge", store.GetPurge)
 }
 
 // retentionPolicy is the body of the retention routes; null keeps events
