@@ -18,6 +18,16 @@ import (
 // SinkTypes are the four backends, in the order tests run them.
 var SinkTypes = []string{"file", "s3", "gcs", "azure_blob"}
 
+// S3Admin returns an S3 client of MinIO's administrator, to create buckets
+// and look into them behind a sink's back.
+func S3Admin(t *testing.T) *s3.Client {
+	t.Helper()
+	return s3.New(s3.Options{
+		BaseEndpoint: aws.String(RequireEnv(t, "AUDEX_TEST_S3_ENDPOINT")), UsePathStyle: true, Region: os.Getenv("AUDEX_TEST_S3_REGION"),
+		Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("AUDEX_TEST_S3_ACCESS_KEY_ID"), os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"), ""),
+	})
+}
+
 // NewBucket creates an empty bucket (container, folder) on the real server
 // of sink type typ that scripts/emulators.sh started, and returns the
 // sinks.Config that reaches it with the getenv to open it with. A missing
@@ -30,14 +40,9 @@ func NewBucket(t *testing.T, typ string) (sinks.Config, func(string) string) {
 	case "file":
 		return sinks.Config{Type: "file", Bucket: t.TempDir()}, os.Getenv
 	case "s3":
-		endpoint := RequireEnv(t, "AUDEX_TEST_S3_ENDPOINT")
-		admin := s3.New(s3.Options{
-			BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Region: os.Getenv("AUDEX_TEST_S3_REGION"),
-			Credentials: credentials.NewStaticCredentialsProvider(os.Getenv("AUDEX_TEST_S3_ACCESS_KEY_ID"), os.Getenv("AUDEX_TEST_S3_SECRET_ACCESS_KEY"), ""),
-		})
-		_, err := admin.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		_, err := S3Admin(t).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
 		require.NoError(t, err)
-		return sinks.Config{Type: "s3", Bucket: name, Region: os.Getenv("AUDEX_TEST_S3_REGION"), Endpoint: endpoint,
+		return sinks.Config{Type: "s3", Bucket: name, Region: os.Getenv("AUDEX_TEST_S3_REGION"), Endpoint: os.Getenv("AUDEX_TEST_S3_ENDPOINT"),
 			AccessKeyIDEnv: "AUDEX_TEST_S3_ACCESS_KEY_ID", SecretAccessKeyEnv: "AUDEX_TEST_S3_SECRET_ACCESS_KEY"}, os.Getenv
 	case "gcs":
 		host := RequireEnv(t, "AUDEX_TEST_GCS_HOST")
