@@ -62,7 +62,13 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		if err := fs.Parse(args); err != nil {
 			return fmt.Errorf("keys list: %w", err)
 		}
-		list, err := store.ListAPIKeys(ctx, pool, *tenant)
+		var list []audex.APIKey
+		var err error
+		if *tenant == "" {
+			list, err = store.ListAllAPIKeys(ctx, pool)
+		} else {
+			list, err = store.ListAPIKeys(ctx, pool, *tenant)
+		}
 		if err != nil {
 			return err
 		}

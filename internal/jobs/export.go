@@ -546,7 +546,7 @@ func (n *nextPage) discard() {
 
 // complete writes the manifest (last) and marks the export completed.
 func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string, lease *leaseKeeper) error {
-	done, err := store.GetExport(ctx, w.Pool, "", e.ID)
+	done, err := store.GetExportByID(ctx, w.Pool, e.ID)
 	if err != nil {
 		return err
 	}
@@ -572,7 +572,7 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 		if !errors.Is(err, store.ErrLeaseLost) {
 			return err
 		}
-		now, getErr := store.GetExport(context.WithoutCancel(ctx), w.Pool, "", e.ID)
+		now, getErr := store.GetExportByID(context.WithoutCancel(ctx), w.Pool, e.ID)
 		if getErr == nil && now.Status == audex.ExportCancelled {
 			// Cancelled while the manifest went up: no manifest may stay.
 			_ = sink.Delete(context.WithoutCancel(ctx), manifestKey)

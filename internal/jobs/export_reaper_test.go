@@ -122,7 +122,7 @@ func (b *reaperBundle) waitStatus(t *testing.T, exportID, status string) audex.E
 	var e audex.Export
 	require.Eventually(t, func() bool {
 		var err error
-		e, err = store.GetExport(t.Context(), b.pool, "", exportID)
+		e, err = store.GetExportByID(t.Context(), b.pool, exportID)
 		require.NoError(t, err)
 		return e.Status == status
 	}, 60*time.Second, 50*time.Millisecond, "export %s reaches %s", exportID, status)
@@ -203,7 +203,7 @@ func TestExportReaperRequeuesJoblessExports(t *testing.T) {
 	t.Run("AnExportWithALiveJobIsLeftAlone", func(t *testing.T) {
 		require.Equal(t, []string{"scheduled"}, b.exportJobs(t, alive), "no second job")
 		require.Empty(t, b.requeues(t, alive))
-		e, err := store.GetExport(t.Context(), b.pool, "", alive)
+		e, err := store.GetExportByID(t.Context(), b.pool, alive)
 		require.NoError(t, err)
 		require.Equal(t, audex.ExportQueued, e.Status)
 	})

@@ -120,10 +120,20 @@ func CreateExport(ctx context.Context, db DBTX, e *audex.Export, maxActive int) 
 	return nil
 }
 
-// GetExport returns the export with its recorded parts. tenantID "" means
-// any tenant (the worker); otherwise another tenant's export is ErrNotFound.
+// GetExport returns the tenant's export with its recorded parts; another
+// tenant's export is ErrNotFound.
 func GetExport(ctx context.Context, db DBTX, tenantID, id string) (audex.Export, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectExportColumns+` FROM exports WHERE id = $1 AND ($2 = '' OR tenant_id = $2)`, id, tenantID)
+	return getExport(ctx, db, `id = $1 AND tenant_id = $2`, id, tenantID)
+}
+
+// GetExportByID returns the export with its recorded parts whatever its
+// tenant: for the worker, which works every tenant's exports.
+func GetExportByID(ctx context.Context, db DBTX, id string) (audex.Export, error) {
+	return getExport(ctx, db, `id = $1`, id)
+}
+
+func getExport(ctx context.Context, db DBTX, where string, args ...any) (audex.Export, error) {
+	rows, err := db.Query(ctx, `SELECT `+selectExportColumns+` FROM exports WHERE `+where, args...)
 	if err != nil {
 		return audex.Export{}, fmt.Errorf("get export: %w", translate(err))
 	}
@@ -263,7 +273,7 @@ func AcquireExportLease(ctx context.Context, db DBTX, id, owner string, attempt 
 	if err != nil {
 		return audex.Export{}, fmt.Errorf("lease export: %w", translate(err))
 	}
-	e, err := GetExport(ctx, db, "", id)
+	e, err := GetExportByID(ctx, db, id)
 	if err != nil {
 		return e, err
 	}

@@ -45,11 +45,19 @@ func CreateAPIKey(ctx context.Context, db DBTX, tenantID, name string, scopes []
 	return key, nil
 }
 
-// ListAPIKeys returns the keys of tenantID, or of every tenant when
-// tenantID is empty, oldest first.
+// ListAPIKeys returns the tenant's keys, oldest first.
 func ListAPIKeys(ctx context.Context, db DBTX, tenantID string) ([]audex.APIKey, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectKeyColumns+` FROM api_keys
-		WHERE $1 = '' OR tenant_id = $1 ORDER BY created_at, id`, tenantID)
+	return listAPIKeys(ctx, db, `WHERE tenant_id = $1`, tenantID)
+}
+
+// ListAllAPIKeys returns every tenant's keys, oldest first (for the
+// operator's `api keys list`).
+func ListAllAPIKeys(ctx context.Context, db DBTX) ([]audex.APIKey, error) {
+	return listAPIKeys(ctx, db, ``)
+}
+
+func listAPIKeys(ctx context.Context, db DBTX, where string, args ...any) ([]audex.APIKey, error) {
+	rows, err := db.Query(ctx, `SELECT `+selectKeyColumns+` FROM api_keys `+where+` ORDER BY created_at, id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", translate(err))
 	}

@@ -98,10 +98,19 @@ func CreateRetentionPurges(ctx context.Context, db DBTX, now time.Time) ([]audex
 	return created, nil
 }
 
-// GetPurge returns a purge; tenantID "" means any tenant (the worker).
-// Another tenant's purge is ErrNotFound.
+// GetPurge returns the tenant's purge; another tenant's purge is
+// ErrNotFound.
 func GetPurge(ctx context.Context, db DBTX, tenantID, id string) (audex.Purge, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectPurgeColumns+` FROM purges WHERE id = $1 AND ($2 = '' OR tenant_id = $2)`, id, tenantID)
+	return getPurge(ctx, db, `id = $1 AND tenant_id = $2`, id, tenantID)
+}
+
+// GetPurgeByID returns the purge whatever its tenant: for the worker.
+func GetPurgeByID(ctx context.Context, db DBTX, id string) (audex.Purge, error) {
+	return getPurge(ctx, db, `id = $1`, id)
+}
+
+func getPurge(ctx context.Context, db DBTX, where string, args ...any) (audex.Purge, error) {
+	rows, err := db.Query(ctx, `SELECT `+selectPurgeColumns+` FROM purges WHERE `+where, args...)
 	if err != nil {
 		return audex.Purge{}, fmt.Errorf("get purge: %w", translate(err))
 	}
@@ -135,7 +144,7 @@ func lockTenant(ctx context.Context, tx pgx.Tx, tenantID string) error {
 // export loses events). A running purge is returned as it is.
 func StartPurge(ctx context.Context, db DBTX, id string) (p audex.Purge, blocked bool, err error) {
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if p, err = GetPurge(ctx, tx, "", id); err != nil || p.Status != audex.PurgeQueued {
+		if p, err = GetPurgeByID(ctx, tx, id); err != nil || p.Status != audex.PurgeQueued {
 			return err
 		}
 		if err := lockTenant(ctx, tx, p.TenantID); err != nil {
