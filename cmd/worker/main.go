@@ -48,8 +48,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	// The worker's statements have the export page's budget unless they
-	// set their own (purge batches, rollups, partition maintenance).
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.StatementTimeout(time.Duration(cfg.Limits.ExportPageTimeout)))
+	// set their own (purge batches, rollups, partition maintenance). The
+	// pool has room for every job at once (an export holds up to two
+	// connections: its barrier or page, and its lease's renewal) beside
+	// River's own (its listener, fetches, election, the reaper's loop), so
+	// that a renewal never waits behind the work it guards: pgx's default
+	// of max(4, CPUs) could starve it.
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.StatementTimeout(time.Duration(cfg.Limits.ExportPageTimeout)),
+		store.MaxConns(workerPoolSize(cfg.Exports.Concurrency)))
 	if err != nil {
 		return err
 	}
@@ -127,3 +133,8 @@ func serveMetrics(addr string, pool *pgxpool.Pool, logger *slog.Logger) (stop fu
 	go func() { _ = srv.Serve(ln) }()
 	return func() { _ = srv.Close() }, nil
 }
+
+// workerPoolSize is the worker's connections for exportConcurrency
+// exports: two per export, two for purges and the rollup (the default
+// queue's workers), one for the reaper and four for River itself.
+func workerPoolSize(exportConcurrency int) int { return 2*exportConcurrency + 2 + 1 + 4 }

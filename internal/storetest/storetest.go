@@ -182,7 +182,9 @@ func IsolatedDatabaseURL(t testing.TB) string {
 // of the test.
 func IsolatedPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	p, err := store.Open(context.Background(), IsolatedDatabaseURL(t))
+	// Room for a worker's jobs and River's own connections, as the worker
+	// process has (pgx's default of 4 starves a lease's renewal).
+	p, err := store.Open(context.Background(), IsolatedDatabaseURL(t), store.MaxConns(16))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
