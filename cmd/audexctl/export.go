@@ -21,6 +21,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/sinks"
 )
 
 func (c *cli) exportCommand() *cobra.Command {
@@ -41,11 +43,12 @@ func (c *cli) exportCreateCommand() *cobra.Command {
 		wait bool
 	)
 	cmd := &cobra.Command{
-		Use:   "create --since T --until T [filters]",
+		Use:   "create --since T [--until T] [filters]",
 		Short: "Create an export job and print its id",
 		Long: `Create an export job of the events that occurred in [--since, --until) and
 that the filters select, written to a destination that the server's operator
-configured, and print its id. With --wait, follow its progress on stderr (a
+configured, and print its id. Without --until the export ends now (the
+time of the command, to the second), which it says on stderr. With --wait, follow its progress on stderr (a
 bar on a terminal, one line per change elsewhere) and print its status and
 manifest when it ends; an export that failed or was cancelled exits 1.`,
 		Args: cobra.NoArgs,
@@ -61,8 +64,13 @@ manifest when it ends; an export that failed or was cancelled exits 1.`,
 	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
 		for _, name := range []string{"since", "until"} {
 			v, ok := filters.value(name)
+			if !ok && name == "until" {
+				req.Until = c.now().UTC().Truncate(time.Second)
+				fmt.Fprintf(c.stderr, "audexctl: no --until: the export covers events until now, %s\n", req.Until.Format(time.RFC3339))
+				continue
+			}
 			if !ok {
-				return usageError(fmt.Sprintf("--%s is required: an export covers [--since, --until)", name))
+				return usageError("--since is required: an export covers [--since, --until)")
 			}
 			t, err := parseTime(name, v)
 			if err != nil {
@@ -187,32 +195,50 @@ func printExport(w io.Writer, e client.Export) error {
 }
 
 func (c *cli) exportVerifyCommand() *cobra.Command {
-	var folder string
+	var folder, destination string
 	cmd := &cobra.Command{
-		Use:   "verify ID --folder DIR",
+		Use:   "verify ID [--destination NAME | --folder DIR]",
 		Short: "Check an export's part files against its manifest",
-		Long: `Check the parts of a completed export in DIR, the folder its destination
-writes to (a file destination's folder, or a copy of a bucket): each part must
-be there at its key, with the manifest's size, SHA-256 and record count (lines
+		Long: `Check the parts of a completed export where they are: each part must be
+there at its key, with the manifest's size, SHA-256 and record count (lines
 of JSONL; rows below the header of CSV; gzipped parts are read unzipped), and
 manifest.json must hold the status route's manifest. Prints one line per part;
-exits 1 on any mismatch.`,
+exits 1 on any mismatch.
+
+By default the parts are read from the export's destination (S3, GCS, Azure
+Blob or a folder) as the worker writes them: the destination of that name in
+the configuration file that AUDEX_CONFIG names (the built-in "local" folder
+without one), with the credentials its *_env settings name, read from this
+command's environment. --destination names another configured destination;
+--folder reads a local folder instead (a file destination's folder, or a
+copy of a bucket), with the keys relative to it.`,
 		Args: cobra.ExactArgs(1),
 	}
-	cmd.Flags().StringVar(&folder, "folder", "", "the folder the export's keys are relative to (required)")
-	_ = cmd.MarkFlagRequired("folder")
+	cmd.Flags().StringVar(&folder, "folder", "", "read the parts from this folder, the keys relative to it")
+	cmd.Flags().StringVar(&destination, "destination", "", "read the parts from this configured destination (default: the export's)")
+	cmd.MarkFlagsMutuallyExclusive("folder", "destination")
 	cmd.RunE = action(func(cmd *cobra.Command, args []string) error {
-		e, err := c.getExport(cmd.Context(), args[0])
+		ctx := cmd.Context()
+		e, err := c.getExport(ctx, args[0])
 		if err != nil {
 			return err
 		}
 		if e.Status != "completed" {
 			return fmt.Errorf("export %s is %s: only a completed export has a manifest to verify", e.ID, e.Status)
 		}
+		open := folderObjects(folder)
+		if folder == "" {
+			if destination == "" {
+				destination = e.Destination.Name
+			}
+			if open, err = c.destinationObjects(ctx, destination); err != nil {
+				return err
+			}
+		}
 		bad := 0
 		var records int64
 		for _, f := range e.Files {
-			problems := verifyPart(folder, f, e.Format)
+			problems := verifyPart(ctx, open, f, e.Format)
 			records += f.Records
 			report(c.stdout, f.Key, problems, fmt.Sprintf("ok (%d records, %d bytes)", f.Records, f.SizeBytes))
 			if len(problems) > 0 {
@@ -220,7 +246,7 @@ exits 1 on any mismatch.`,
 			}
 		}
 		if e.ManifestKey != nil {
-			problems := verifyManifest(folder, *e.ManifestKey, e)
+			problems := verifyManifest(ctx, open, *e.ManifestKey, e)
 			report(c.stdout, *e.ManifestKey, problems, "ok")
 			if len(problems) > 0 {
 				bad++
@@ -238,6 +264,45 @@ exits 1 on any mismatch.`,
 	return cmd
 }
 
+// objectOpener opens the object at an export's key for reading.
+type objectOpener func(ctx context.Context, key string) (io.ReadCloser, error)
+
+// folderObjects opens keys as files under folder; a key that would leave
+// the folder is an error.
+func folderObjects(folder string) objectOpener {
+	return func(_ context.Context, key string) (io.ReadCloser, error) {
+		rel := filepath.FromSlash(key)
+		if !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("key %q is not a path inside the folder", key)
+		}
+		return os.Open(filepath.Join(folder, rel))
+	}
+}
+
+// destinationObjects opens keys in the configured destination name,
+// through the sink the worker writes with.
+func (c *cli) destinationObjects(ctx context.Context, name string) (objectOpener, error) {
+	cfg, err := config.Load(c.getenv)
+	if err != nil {
+		return nil, fmt.Errorf("read the destinations' configuration: %w", err)
+	}
+	for _, d := range cfg.Destinations {
+		if d.Name != name {
+			continue
+		}
+		sink, err := sinks.New(ctx, sinks.FromDestination(d), c.getenv)
+		if err != nil {
+			return nil, fmt.Errorf("open destination %s: %w", name, err)
+		}
+		return sink.Open, nil
+	}
+	where := "the built-in configuration (AUDEX_CONFIG is not set)"
+	if file := c.getenv("AUDEX_CONFIG"); file != "" {
+		where = file
+	}
+	return nil, fmt.Errorf("destination %q is not in %s; name one with --destination, or read a copy with --folder", name, where)
+}
+
 // report writes one line about a file: ok, or what does not match.
 func report(w io.Writer, key string, problems []string, ok string) {
 	if len(problems) == 0 {
@@ -247,25 +312,11 @@ func report(w io.Writer, key string, problems []string, ok string) {
 	fmt.Fprintf(w, "%s: %s\n", key, strings.Join(problems, "; "))
 }
 
-// localPath returns the file of key under folder; a key that would leave
-// the folder is an error.
-func localPath(folder, key string) (string, error) {
-	rel := filepath.FromSlash(key)
-	if !filepath.IsLocal(rel) {
-		return "", fmt.Errorf("key %q is not a path inside the folder", key)
-	}
-	return filepath.Join(folder, rel), nil
-}
-
-// verifyPart checks the part f of an export in format under folder, in one
-// read of its file, and returns what does not match its manifest entry
-// (nothing when all does).
-func verifyPart(folder string, f client.ExportFile, format string) []string {
-	path, err := localPath(folder, f.Key)
-	if err != nil {
-		return []string{err.Error()}
-	}
-	file, err := os.Open(path)
+// verifyPart checks the part f of an export in format, in one read of its
+// object, and returns what does not match its manifest entry (nothing when
+// all does).
+func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, format string) []string {
+	file, err := open(ctx, f.Key)
 	if err != nil {
 		return []string{fmt.Sprintf("cannot open: %v", err)}
 	}
@@ -358,16 +409,17 @@ func countRecords(r io.Reader, format string, gzipped bool) (int64, error) {
 	return n, nil
 }
 
-// verifyManifest checks that the manifest object at key under folder holds
-// the manifest of e, the export's status.
-func verifyManifest(folder, key string, e client.Export) []string {
-	path, err := localPath(folder, key)
-	if err != nil {
-		return []string{err.Error()}
-	}
-	data, err := os.ReadFile(path)
+// verifyManifest checks that the manifest object at key holds the
+// manifest of e, the export's status.
+func verifyManifest(ctx context.Context, open objectOpener, key string, e client.Export) []string {
+	file, err := open(ctx, key)
 	if err != nil {
 		return []string{fmt.Sprintf("cannot open: %v", err)}
+	}
+	defer file.Close()
+	data, err := io.ReadAll(file)
+	if err != nil {
+		return []string{fmt.Sprintf("cannot read: %v", err)}
 	}
 	var stored client.Export
 	if err := json.Unmarshal(data, &stored); err != nil {

@@ -1,16 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/sinks/sinktest"
 )
 
 // createArgs asks for an export of the 250 doc events in parts of 100.
@@ -97,6 +104,29 @@ func TestExport(t *testing.T) {
 		}
 	})
 
+	t.Run("VerifyReadsTheExportsDestinationByDefault", func(t *testing.T) {
+		res := b.run(t, "export", "verify", jsonlID)
+		require.Equal(t, exitOK, res.code, res.stdout+res.stderr)
+		require.Equal(t, "export "+jsonlID+": 3 parts, 250 records: ok", lines(res.stdout)[4])
+
+		res = b.run(t, "export", "verify", jsonlID, "--destination", "elsewhere")
+		require.Equal(t, exitFailure, res.code)
+		require.Contains(t, res.stderr, `audexctl: destination "elsewhere" is not in `+b.srv.ConfigPath)
+		res = b.run(t, "export", "verify", jsonlID, "--destination", "local", "--folder", b.srv.Folder)
+		require.Equal(t, exitUsage, res.code, "one source or the other")
+	})
+
+	t.Run("CreateWithoutUntilEndsNow", func(t *testing.T) {
+		before := time.Now().UTC().Truncate(time.Second)
+		res := b.run(t, "export", "create", "--since", "2026-04-01", "--action_prefix", "doc.")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		e, err := b.client.Exports.Get(ctx, lines(res.stdout)[0])
+		require.NoError(t, err)
+		require.False(t, e.Until.Before(before), "until %s is the time of the command", e.Until)
+		require.False(t, e.Until.After(time.Now()), "until %s is the time of the command", e.Until)
+		require.Contains(t, res.stderr, "audexctl: no --until: the export covers events until now, "+e.Until.UTC().Format(time.RFC3339))
+	})
+
 	t.Run("VerifyFailsOnChangedParts", func(t *testing.T) {
 		e, err := b.client.Exports.Get(ctx, jsonlID)
 		require.NoError(t, err)
@@ -158,4 +188,51 @@ func TestExport(t *testing.T) {
 		require.Regexp(t, regexp.QuoteMeta("audexctl: create export: invalid_argument: ")+`.*\(field format\)`, res.stderr)
 		require.Empty(t, res.stdout)
 	})
+}
+
+// TestExportVerifyReadsObjectStores verifies an export on MinIO straight
+// from the bucket, with the configuration and credentials the worker uses,
+// and finds an object changed behind audex's back.
+func TestExportVerifyReadsObjectStores(t *testing.T) {
+	t.Parallel()
+	cfg, _ := sinktest.NewBucket(t, "s3")
+	b := setupWith(t, []config.Destination{{Name: "lake", Type: "s3", Bucket: cfg.Bucket, Region: cfg.Region, Endpoint: cfg.Endpoint,
+		AccessKeyIDEnv: cfg.AccessKeyIDEnv, SecretAccessKeyEnv: cfg.SecretAccessKeyEnv}})
+	for _, name := range []string{cfg.AccessKeyIDEnv, cfg.SecretAccessKeyEnv} {
+		b.env[name] = os.Getenv(name)
+	}
+	b.ingest(t, docs(250))
+	res := b.run(t, append(createArgs, "--destination", "lake")...)
+	require.Equal(t, exitOK, res.code, res.stderr)
+	id := lines(res.stdout)[0]
+
+	res = b.run(t, "export", "verify", id)
+	require.Equal(t, exitOK, res.code, res.stdout+res.stderr)
+	require.Equal(t, "export "+id+": 3 parts, 250 records: ok", lines(res.stdout)[4])
+
+	e, err := b.client.Exports.Get(t.Context(), id)
+	require.NoError(t, err)
+	admin := sinktest.S3Admin(t)
+	obj, err := admin.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(e.Files[1].Key)})
+	require.NoError(t, err)
+	data, err := io.ReadAll(obj.Body)
+	require.NoError(t, err)
+	obj.Body.Close()
+	data[10] ^= 1
+	_, err = admin.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(e.Files[1].Key), Body: bytes.NewReader(data)})
+	require.NoError(t, err)
+
+	res = b.run(t, "export", "verify", id)
+	require.Equal(t, exitFailure, res.code)
+	out := lines(res.stdout)
+	require.Regexp(t, `part-00001\.jsonl: ok`, out[0])
+	require.Regexp(t, `part-00002\.jsonl: sha256 [0-9a-f]{64}, manifest says `+e.Files[1].SHA256+`$`, out[1])
+	require.Contains(t, res.stderr, "audexctl: export "+id+": 1 of 4 files do not match its manifest")
+
+	delete(b.env, cfg.SecretAccessKeyEnv)
+	res = b.run(t, "export", "verify", id)
+	require.Equal(t, exitFailure, res.code)
+	require.Contains(t, res.stderr, "audexctl: open destination lake: ")
+	require.Contains(t, res.stderr, "environment variable "+cfg.SecretAccessKeyEnv+" is empty or not set")
+	require.NotContains(t, res.stdout+res.stderr, os.Getenv(cfg.SecretAccessKeyEnv), "no secret in the output")
 }

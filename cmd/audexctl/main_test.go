@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/servertest"
 )
@@ -25,10 +26,17 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	srv := servertest.Start(t)
+	return setupWith(t, nil)
+}
+
+// setupWith is setup with more destinations beside "local"; audexctl's
+// environment names the processes' configuration file (AUDEX_CONFIG).
+func setupWith(t *testing.T, destinations []config.Destination) *testBundle {
+	t.Helper()
+	srv := servertest.StartWith(t, destinations)
 	c, err := client.New(srv.URL, srv.Key)
 	require.NoError(t, err)
-	return &testBundle{srv: srv, client: c, env: map[string]string{"AUDEX_URL": srv.URL, "AUDEX_API_KEY": srv.Key}}
+	return &testBundle{srv: srv, client: c, env: map[string]string{"AUDEX_URL": srv.URL, "AUDEX_API_KEY": srv.Key, "AUDEX_CONFIG": srv.ConfigPath}}
 }
 
 // result is what one run of audexctl wrote and returned.
@@ -158,7 +166,7 @@ func TestConfigurationAndErrors(t *testing.T) {
 			{"events", "list", "--limit", "many"},
 			{"events", "tail", "--interval", "0s"},
 			{"export", "status"},
-			{"export", "verify", "exp_x"},
+			{"export", "verify", "exp_x", "--folder", "a", "--destination", "b"},
 			{"export", "create", "--until", "2026-05-01"},
 			{"export", "create", "--since", "April", "--until", "2026-05-01"},
 			{"export", "create", "--since", "2026-04-01", "--until", "2026-05-01", "--success", "yes"},

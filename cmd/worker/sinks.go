@@ -24,7 +24,7 @@ func sinkOpener(destinations []config.Destination, getenv func(string) string) j
 			if d.Name != name {
 				continue
 			}
-			s, err := sinks.New(ctx, sinkConfig(d), getenv)
+			s, err := sinks.New(ctx, sinks.FromDestination(d), getenv)
 			if err != nil {
 				return nil, fmt.Errorf("open destination %s: %w", name, err)
 			}
@@ -32,15 +32,5 @@ func sinkOpener(destinations []config.Destination, getenv func(string) string) j
 			return s, nil
 		}
 		return nil, fmt.Errorf("%w: %s", jobs.ErrDestinationGone, name)
-	}
-}
-
-// sinkConfig maps a configured destination to the sink's configuration.
-func sinkConfig(d config.Destination) sinks.Config {
-	return sinks.Config{
-		Type: d.Type, Bucket: d.Bucket, Region: d.Region, Endpoint: d.Endpoint,
-		AccessKeyIDEnv: d.AccessKeyIDEnv, SecretAccessKeyEnv: d.SecretAccessKeyEnv, SessionTokenEnv: d.SessionTokenEnv,
-		CredentialsFileEnv:  d.CredentialsFileEnv,
-		ConnectionStringEnv: d.ConnectionStringEnv, AccountURL: d.AccountURL,
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
@@ -34,6 +35,8 @@ type Server struct {
 	Tenant, Key string
 	// Folder is the "local" destination's folder.
 	Folder string
+	// ConfigPath is the processes' configuration file (AUDEX_CONFIG).
+	ConfigPath string
 	// APILog and WorkerLog are the processes' log lines so far.
 	APILog, WorkerLog *logtest.Buffer
 }
@@ -70,6 +73,13 @@ func binaries(t testing.TB) string {
 // ends. env adds NAME=value settings for both (AUDEX_RATE_LIMIT=5, say).
 func Start(t testing.TB, env ...string) *Server {
 	t.Helper()
+	return StartWith(t, nil, env...)
+}
+
+// StartWith is Start with more destinations beside "local" in the
+// processes' configuration file (Server.ConfigPath).
+func StartWith(t testing.TB, destinations []config.Destination, env ...string) *Server {
+	t.Helper()
 	bin := binaries(t)
 	dbURL := storetest.IsolatedDatabaseURL(t)
 	pool, err := store.Open(t.Context(), dbURL)
@@ -79,12 +89,24 @@ func Start(t testing.TB, env ...string) *Server {
 	t.Cleanup(pool.Close)
 	s := &Server{Pool: pool, Tenant: storetest.NewTenant(t), Folder: t.TempDir(), APILog: &logtest.Buffer{}, WorkerLog: &logtest.Buffer{}}
 	s.Key = storetest.NewKey(t, pool, s.Tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin)
-	configPath := filepath.Join(t.TempDir(), "audex.yaml")
-	config := fmt.Sprintf("destinations:\n  - name: local\n    type: file\n    bucket: %q\nexports:\n  attempt_window: 2s\n  lease_ttl: 5s\n  reaper_interval: 1s\n  min_part_max_records: 1\n", s.Folder)
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+	s.ConfigPath = filepath.Join(t.TempDir(), "audex.yaml")
+	destinations = append([]config.Destination{{Name: "local", Type: "file", Bucket: s.Folder}}, destinations...)
+	var file strings.Builder
+	file.WriteString("destinations:\n")
+	for _, d := range destinations {
+		fmt.Fprintf(&file, "  - name: %q\n", d.Name)
+		for _, kv := range [][2]string{{"type", d.Type}, {"bucket", d.Bucket}, {"region", d.Region}, {"endpoint", d.Endpoint},
+			{"access_key_id_env", d.AccessKeyIDEnv}, {"secret_access_key_env", d.SecretAccessKeyEnv}, {"connection_string_env", d.ConnectionStringEnv}} {
+			if kv[1] != "" {
+				fmt.Fprintf(&file, "    %s: %q\n", kv[0], kv[1])
+			}
+		}
+	}
+	file.WriteString("exports:\n  attempt_window: 2s\n  lease_ttl: 5s\n  reaper_interval: 1s\n  min_part_max_records: 1\n")
+	if err := os.WriteFile(s.ConfigPath, []byte(file.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "AUDEX_CONFIG="+configPath, "AUDEX_LISTEN=127.0.0.1:0"), env...)
+	env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "AUDEX_CONFIG="+s.ConfigPath, "AUDEX_LISTEN=127.0.0.1:0"), env...)
 	start(t, filepath.Join(bin, "api"), env, s.APILog, "api_listening")
 	start(t, filepath.Join(bin, "worker"), env, s.WorkerLog, "worker_started")
 	s.URL = "http://" + s.APILog.ListenAddr("api_listening")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+
+	"github.com/audex-dev/audex/internal/config"
 )
 
 // Config says which store a Sink writes to and how it finds its
@@ -83,4 +85,16 @@ func requireEnv(getenv func(string) string, store, name string) (string, error) 
 		return "", fmt.Errorf("%s: environment variable %s is empty or not set", store, name)
 	}
 	return v, nil
+}
+
+// FromDestination is the sink configuration of a configured destination:
+// the worker writes through it and audexctl export verify reads through
+// it, with the same credentials.
+func FromDestination(d config.Destination) Config {
+	return Config{
+		Type: d.Type, Bucket: d.Bucket, Region: d.Region, Endpoint: d.Endpoint,
+		AccessKeyIDEnv: d.AccessKeyIDEnv, SecretAccessKeyEnv: d.SecretAccessKeyEnv, SessionTokenEnv: d.SessionTokenEnv,
+		CredentialsFileEnv:  d.CredentialsFileEnv,
+		ConnectionStringEnv: d.ConnectionStringEnv, AccountURL: d.AccountURL,
+	}
 }
