@@ -204,14 +204,25 @@ func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 }
 
 func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	// A page of a list route (at most 1,000 and the one that tells
+	// has_more) is planned here; the long reads of exports and downloads,
+	// which go on to the end of what matches, are the planner's.
+	page := limit <= maxPlannedPage
+	if page {
+		if events, ok, err := rareValueList(ctx, db, tenantID, f, order, after, limit); err != nil || ok {
+			return events, err
+		}
+	}
 	if r, rest, ok := singleColumnRange(f); ok {
 		events, ok, err := rangeList(ctx, db, tenantID, r, rest, order, after, limit)
 		if err != nil || ok {
 			return events, err
 		}
-		return wideRangeList(ctx, db, tenantID, f, r, rest, order, after, limit)
+		if page {
+			return wideRangeList(ctx, db, tenantID, f, r, rest, order, after, limit)
+		}
 	}
-	if len(f.Actions) > 1 && f.ActionPrefix == nil {
+	if page && len(f.Actions) > 1 && f.ActionPrefix == nil {
 		rest := f
 		rest.Actions = nil
 		events, ok, err := valuesList(ctx, db, tenantID, "action", "text", f.Actions, rest, order, after, limit)
@@ -221,6 +232,10 @@ func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 	}
 	return plannedList(ctx, db, tenantID, f, order, after, limit)
 }
+
+// maxPlannedPage is the largest page that listEvents plans itself: a list
+// route's page of 1,000 and the row that tells has_more.
+const maxPlannedPage = 1001
 
 // plannedList is the list statement as the planner plans it.
 func plannedList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {

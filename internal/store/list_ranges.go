@@ -285,3 +285,70 @@ func (r columnRange) condition(q *queryBuilder) string {
 	}
 	return cond
 }
+
+// A list by an actor or a target and more (an action, a range, success)
+// is served in list order by one index only, and which one the planner
+// walks rests on its estimates; right after a bulk ingest, with none, it
+// walked a common action's index filtering a rare actor (p50 15 ms on
+// 1,000,000 events). rareValueList counts the actor's (or target's) events
+// in the time range first, from its index and only up to a cap: when they
+// are fewer, it reads them all from that index and keeps, in order, those
+// that the rest of the filter selects.
+
+// rareRowsPerPageRow is the cap of that count, per row of the page: an
+// actor of under 2,000 events in the range is read whole for a page of
+// 100.
+const rareRowsPerPageRow = 20
+
+// rareValueList is ListEvents for a filter with an actor or target id and
+// another condition; ok is false when the filter is not such, or its
+// actor and target each have cap events or more (the caller lists
+// otherwise).
+func rareValueList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) (events []audex.Event, ok bool, err error) {
+	rest := f
+	rest.Since, rest.Until, rest.ActorID, rest.TargetID = nil, nil, nil, nil
+	var conds queryBuilder
+	if conds.filter(rest); len(conds.conds) == 0 {
+		return nil, false, nil // one index serves it in list order
+	}
+	most := limit * rareRowsPerPageRow
+	for _, one := range []audex.Filter{{ActorID: f.ActorID}, {TargetID: f.TargetID}} {
+		if one.ActorID == nil && one.TargetID == nil {
+			continue
+		}
+		one.Since, one.Until = f.Since, f.Until
+		var q queryBuilder
+		inner := q.listOf("1", "occurred_at", tenantID, one, order, after, most)
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM (`+inner+`) c`, q.args...).Scan(&n); err != nil {
+			return nil, false, err
+		}
+		if n >= most {
+			continue
+		}
+		// All of its n events, then the rest of the filter over them.
+		others := f
+		others.Since, others.Until = nil, nil
+		var r queryBuilder
+		all := r.listOf("*", "occurred_at", tenantID, one, order, after, most)
+		outer := queryBuilder{args: r.args}
+		outer.filter(others)
+		where := "true"
+		if len(outer.conds) > 0 {
+			where = strings.Join(outer.conds, " AND ")
+		}
+		dir := "ASC"
+		if order == audex.OrderDesc {
+			dir = "DESC"
+		}
+		sql := fmt.Sprintf(`WITH k AS MATERIALIZED (%s) SELECT %s FROM k WHERE %s ORDER BY occurred_at %s, id %s LIMIT %s`,
+			all, selectEventColumns, where, dir, dir, outer.arg(limit))
+		rows, err := db.Query(ctx, sql, outer.args...)
+		if err != nil {
+			return nil, true, err
+		}
+		events, err = pgx.CollectRows(rows, scanEvent)
+		return events, true, err
+	}
+	return nil, false, nil
+}

@@ -20,7 +20,8 @@ import (
 // data makes each way of reading a range run: few values (merged pages),
 // many values common enough to fill a page from the first rows read,
 // many values rarer than that (read on down the list order, or from the
-// range's index), and none.
+// range's index), and none; and lists by a rare actor with more filters
+// (read whole from the actor's index, then filtered).
 func TestListOfARange(t *testing.T) {
 	t.Parallel()
 	pool, tenant := storetest.Pool(t), storetest.NewTenant(t)
@@ -49,6 +50,10 @@ func TestListOfARange(t *testing.T) {
 		ip := netip.AddrFrom4([4]byte{10, byte(i % 3), byte(i % 200), byte(i % 7)}).String()
 		e.SourceIP = &ip
 		e.Action = []string{"doc.read", "doc.write", "user.login", "key.rotated"}[min(i%40, 3)]
+		if i%97 == 0 {
+			e.Actor.ID = "rare-actor" // 31 events, of every action
+		}
+		e.Success = ptr(i%3 != 0)
 		events = append(events, e)
 	}
 	_, err := store.InsertEvents(t.Context(), pool, tenant, events)
@@ -75,6 +80,11 @@ func TestListOfARange(t *testing.T) {
 		{"NoValue", prefix("none/"), "starts_with(resource, $2)", "none/"},
 		{"WideBlock", block("10.1.0.0/16"), "source_ip <<= $2::inet", "10.1.0.0/16"},
 		{"NarrowBlockOfManyAddresses", block("10.2.0.0/20"), "source_ip <<= $2::inet", "10.2.0.0/20"},
+		{"RareActorAndAction", audex.Filter{ActorID: ptr("rare-actor"), Actions: []string{"doc.write"}}, "actor_id = 'rare-actor' AND action = $2", "doc.write"},
+		{"RareActorAndRange", audex.Filter{ActorID: ptr("rare-actor"), ResourcePrefix: ptr("many/")}, "actor_id = 'rare-actor' AND starts_with(resource, $2)", "many/"},
+		{"RareActorInADay", audex.Filter{ActorID: ptr("rare-actor"), Since: ptr(start.Add(3 * time.Hour)), Until: ptr(start.Add(5 * time.Hour)), Success: ptr(true)},
+			"actor_id = 'rare-actor' AND success AND occurred_at >= $2 AND occurred_at < $2::timestamptz + interval '2 hours'", start.Add(3 * time.Hour)},
+		{"CommonActorAndAction", audex.Filter{ActorID: ptr("alice"), Actions: []string{"doc.write"}}, "actor_id = 'alice' AND action = $2", "doc.write"},
 		{"SeveralActions", audex.Filter{Actions: []string{"user.login", "key.rotated"}}, "action = ANY($2)", []string{"user.login", "key.rotated"}},
 	}
 	for _, tc := range cases {
@@ -107,3 +117,5 @@ func TestListOfARange(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
