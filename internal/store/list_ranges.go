@@ -296,9 +296,9 @@ func (r columnRange) condition(q *queryBuilder) string {
 // that the rest of the filter selects.
 
 // rareRowsPerPageRow is the cap of that count, per row of the page: an
-// actor of under 2,000 events in the range is read whole for a page of
-// 100.
-const rareRowsPerPageRow = 20
+// actor of under 1,000 events in the range is read whole for a page of
+// 100. (The count costs a common actor's list that many index entries.)
+const rareRowsPerPageRow = 10
 
 // rareValueList is ListEvents for a filter with an actor or target id and
 // another condition; ok is false when the filter is not such, or its
