@@ -15,7 +15,7 @@ import (
 // holdIngest begins a transaction that holds the tenant's ingest lock as
 // an ingest under way does, so that an export attempt waits at its as_of
 // barrier with its lease taken. It returns what ends the transaction.
-func (b *reaperBundle) holdIngest(t *testing.T) func() {
+func (b *jobsBundle) holdIngest(t *testing.T) func() {
 	t.Helper()
 	tx, err := b.pool.Begin(t.Context())
 	require.NoError(t, err)
@@ -27,7 +27,7 @@ func (b *reaperBundle) holdIngest(t *testing.T) func() {
 }
 
 // atBarrier reports whether an export attempt waits at its as_of barrier.
-func (b *reaperBundle) atBarrier(t *testing.T) bool {
+func (b *jobsBundle) atBarrier(t *testing.T) bool {
 	t.Helper()
 	var waits bool
 	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
@@ -36,7 +36,7 @@ func (b *reaperBundle) atBarrier(t *testing.T) bool {
 }
 
 // lease returns the export's lease owner ("" for none) and its end.
-func (b *reaperBundle) lease(t *testing.T, id string) (string, time.Time) {
+func (b *jobsBundle) lease(t *testing.T, id string) (string, time.Time) {
 	t.Helper()
 	var owner *string
 	var until *time.Time
@@ -53,9 +53,9 @@ func TestExportLease(t *testing.T) {
 
 	// setup starts a worker whose attempt at an export waits at its
 	// barrier, with its lease taken; the returned function lets it go on.
-	setup := func(t *testing.T) (*reaperBundle, string, func()) {
+	setup := func(t *testing.T) (*jobsBundle, string, func()) {
 		t.Helper()
-		b := setupReaper(t)
+		b := setupJobs(t)
 		goOn := b.holdIngest(t)
 		id, _ := b.createExport(t, nil)
 		b.startWith(t, timing)

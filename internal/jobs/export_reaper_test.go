@@ -4,134 +4,31 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/jobs"
-	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/queue"
-	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/store"
-	"github.com/audex-dev/audex/internal/storetest"
 )
 
-// reaperBundle is a database of its own with a tenant's events, exports
-// created as the API creates them (with their job, in one transaction),
-// and a worker started by start.
-type reaperBundle struct {
-	pool    *pgxpool.Pool
-	tenant  string
-	folder  string                // the "local" destination
-	inserts *river.Client[pgx.Tx] // the API's insert-only client
-	logs    *logtest.Buffer       // the worker's log
-}
-
-func setupReaper(t *testing.T) *reaperBundle {
-	t.Helper()
-	pool := storetest.IsolatedPool(t) // a worker must not take other tests' jobs
-	inserts, err := queue.NewInsertClient(pool, discard())
-	require.NoError(t, err)
-	b := &reaperBundle{pool: pool, tenant: storetest.NewTenant(t), folder: t.TempDir(), inserts: inserts}
-	events := make([]audex.Event, 25)
-	for i := range events {
-		events[i] = audex.Event{ID: fmt.Sprintf("ev-%02d", i), OccurredAt: time.Now().Add(-time.Hour).Add(time.Duration(i) * time.Second),
-			Action: "doc.read", Actor: audex.Actor{ID: "alice"}, Metadata: []byte("{}")}
-	}
-	_, err = store.InsertEvents(t.Context(), pool, b.tenant, events)
-	require.NoError(t, err)
-	return b
-}
-
-func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// createExport stores a queued export and inserts its job in one
-// transaction, as the API does, with the job's insert options, and
-// returns the export's id and the job's.
-func (b *reaperBundle) createExport(t *testing.T, opts *river.InsertOpts) (string, int64) {
-	t.Helper()
-	e := audex.Export{ID: audex.NewID("exp"), TenantID: b.tenant, Format: "jsonl", Compression: "none",
-		Since: time.Now().Add(-24 * time.Hour), Until: time.Now().Add(time.Hour), Filters: []byte("{}"),
-		Destination: audex.ExportDestination{Name: "local", Type: "file", Bucket: b.folder}, PartMaxRecords: 10, PartMaxBytes: 1 << 20}
-	e.KeyPrefix = e.ID + "/"
-	var jobID int64
-	err := pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
-		if err := store.CreateExport(t.Context(), tx, &e, 0); err != nil {
-			return err
-		}
-		res, err := b.inserts.InsertTx(t.Context(), tx, queue.ExportArgs{ExportID: e.ID}, opts)
-		if err != nil {
-			return err
-		}
-		jobID = res.Job.ID
-		return nil
-	})
-	require.NoError(t, err)
-	return e.ID, jobID
-}
-
 // age makes an export older than the reaper's grace for jobless exports.
-func (b *reaperBundle) age(t *testing.T, exportID string) {
+func (b *jobsBundle) age(t *testing.T, exportID string) {
 	t.Helper()
 	_, err := b.pool.Exec(t.Context(), `UPDATE exports SET created_at = created_at - $2::interval WHERE id = $1`, exportID, 2*jobs.DefaultJoblessGrace)
 	require.NoError(t, err)
 }
 
-// start runs a worker (with the reaper every 100 ms) until the test ends.
-func (b *reaperBundle) start(t *testing.T) {
-	t.Helper()
-	b.startWith(t, jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second})
-}
-
-// startWith runs a worker with timing (and the reaper every 100 ms) until
-// the test ends.
-func (b *reaperBundle) startWith(t *testing.T, timing jobs.ExportTiming) {
-	t.Helper()
-	logger, logs := logtest.NewLogger()
-	b.logs = logs
-	open := func(ctx context.Context, name string) (sinks.Sink, error) {
-		if name != "local" {
-			return nil, jobs.ErrDestinationGone
-		}
-		return sinks.New(ctx, sinks.Config{Type: "file", Bucket: b.folder}, os.Getenv)
-	}
-	client, err := jobs.NewClient(jobs.Config{Pool: b.pool, Logger: logger, OpenSink: open,
-		ExportTiming: timing, ReaperInterval: 100 * time.Millisecond})
-	require.NoError(t, err)
-	require.NoError(t, client.Start(context.WithoutCancel(t.Context())))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = client.Stop(ctx)
-	})
-}
-
-// waitStatus waits until the export has status.
-func (b *reaperBundle) waitStatus(t *testing.T, exportID, status string) audex.Export {
-	t.Helper()
-	var e audex.Export
-	require.Eventually(t, func() bool {
-		var err error
-		e, err = store.GetExportByID(t.Context(), b.pool, exportID)
-		require.NoError(t, err)
-		return e.Status == status
-	}, 60*time.Second, 50*time.Millisecond, "export %s reaches %s", exportID, status)
-	return e
-}
-
 // exportJobs returns the states of the export jobs that name exportID,
 // oldest first.
-func (b *reaperBundle) exportJobs(t *testing.T, exportID string) []string {
+func (b *jobsBundle) exportJobs(t *testing.T, exportID string) []string {
 	t.Helper()
 	rows, err := b.pool.Query(t.Context(), `SELECT state::text FROM river_job WHERE kind = 'export' AND args->>'export_id' = $1 ORDER BY id`, exportID)
 	require.NoError(t, err)
@@ -142,7 +39,7 @@ func (b *reaperBundle) exportJobs(t *testing.T, exportID string) []string {
 
 // waitJobs waits until the export jobs that name exportID are in states
 // (River completes a job shortly after its worker returns).
-func (b *reaperBundle) waitJobs(t *testing.T, exportID string, states ...string) {
+func (b *jobsBundle) waitJobs(t *testing.T, exportID string, states ...string) {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		assert.Equal(c, states, b.exportJobs(t, exportID))
@@ -151,7 +48,7 @@ func (b *reaperBundle) waitJobs(t *testing.T, exportID string, states ...string)
 
 // requeues returns the tenant of each export_job_requeued line of
 // exportID in the worker's log.
-func (b *reaperBundle) requeues(t *testing.T, exportID string) []string {
+func (b *jobsBundle) requeues(t *testing.T, exportID string) []string {
 	t.Helper()
 	var tenants []string
 	sc := bufio.NewScanner(strings.NewReader(b.logs.String()))
@@ -171,7 +68,7 @@ func (b *reaperBundle) requeues(t *testing.T, exportID string) []string {
 
 func TestExportReaperRequeuesJoblessExports(t *testing.T) {
 	t.Parallel()
-	b := setupReaper(t)
+	b := setupJobs(t)
 
 	// Deleted from River's UI before any worker took it.
 	deleted, deletedJob := b.createExport(t, nil)
@@ -229,7 +126,7 @@ func TestExportReaperResumesStalledExports(t *testing.T) {
 
 	t.Run("TwoReapersAtOnceResumeAStalledExportOnce", func(t *testing.T) {
 		t.Parallel()
-		b := setupReaper(t)
+		b := setupJobs(t)
 		stalled, _ := b.createExport(t, nil)
 		recent, _ := b.createExport(t, nil)
 		live, _ := b.createExport(t, nil)
@@ -265,7 +162,7 @@ func TestExportReaperResumesStalledExports(t *testing.T) {
 
 	t.Run("TwoJobsCarryTheLoop", func(t *testing.T) {
 		t.Parallel()
-		b := setupReaper(t)
+		b := setupJobs(t)
 		b.start(t)
 		// loops returns the ids of the reaper jobs not finished, and how
 		// many times the fewest snoozed.
