@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +16,7 @@ import (
 )
 
 // eventColumns are the columns of events in the order that scanEvent reads
-// and that CopyFrom writes (after tenant_id).
+// and that EventCopyRow writes (after tenant_id).
 var eventColumns = []string{
 	"id", "occurred_at", "received_at", "action",
 	"actor_id", "actor_type", "actor_name",
@@ -80,9 +79,9 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 			delete(fresh, events[i].ID)
 			stored[i] = true
 			events[i].ReceivedAt = receivedAt.UTC()
-			copyRows = append(copyRows, eventRow(tenantID, &events[i]))
+			copyRows = append(copyRows, EventCopyRow(tenantID, &events[i]))
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, append([]string{"tenant_id"}, eventColumns...), pgx.CopyFromRows(copyRows)); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, EventCopyColumns, pgx.CopyFromRows(copyRows)); err != nil {
 			return err
 		}
 		// Last, so that the hot event_values rows stay locked only until
@@ -113,32 +112,6 @@ func WaitForIngests(ctx context.Context, db DBTX, tenantID string) error {
 		return fmt.Errorf("wait for ingests: %w", translate(err))
 	}
 	return nil
-}
-
-// eventRow is one row for CopyFrom into events, in tenant_id + eventColumns
-// order.
-func eventRow(tenantID string, e *audex.Event) []any {
-	var sourceIP any
-	if e.SourceIP != nil {
-		if addr, err := netip.ParseAddr(*e.SourceIP); err == nil {
-			sourceIP = netip.PrefixFrom(addr, addr.BitLen())
-		}
-	}
-	var targetID, targetType, targetName *string
-	if e.Target != nil {
-		targetID, targetType, targetName = e.Target.ID, e.Target.Type, e.Target.Name
-	}
-	metadata := string(e.Metadata)
-	if metadata == "" {
-		metadata = "{}"
-	}
-	return []any{
-		tenantID, e.ID, e.OccurredAt, e.ReceivedAt, e.Action,
-		e.Actor.ID, e.Actor.Type, e.Actor.Name,
-		targetID, targetType, targetName,
-		e.Resource, sourceIP, e.UserAgent, e.RequestID, e.Method, e.Path,
-		e.StatusCode, e.Success, e.DurationMS, metadata,
-	}
 }
 
 // scanEvent reads one row of selectEventColumns.
