@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/client"
 	"github.com/audex-dev/audex/internal/format"
 	"github.com/audex-dev/audex/internal/store"
 )
@@ -29,9 +29,8 @@ type window struct {
 // newWindow counts the tenant's events in [since, until).
 func (b *bench) newWindow(ctx context.Context, tenant string, since, until time.Time) (window, error) {
 	w := window{tenant: tenant, since: since, until: until}
-	err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3`,
-		tenant, since, until).Scan(&w.events)
-	if err != nil {
+	var err error
+	if w.events, err = store.CountEvents(ctx, b.pool, tenant, audex.Filter{Since: &since, Until: &until}); err != nil {
 		return w, fmt.Errorf("count the window's events: %w", err)
 	}
 	return w, nil
@@ -199,45 +198,30 @@ func (b *bench) streamInProcess(ctx context.Context, name string, win window, fi
 	return rate{name: name, events: n, bytes: cw.bytes, elapsed: time.Since(start)}, nil
 }
 
-// downloadHTTP downloads the window from the api process in format f,
-// reading and discarding the body, and follows the api's memory meanwhile.
-// It counts the events in the body: one line each, plus CSV's header and
-// the JSON array's brackets.
+// downloadHTTP downloads the window from the api process in format f
+// (client.EventsService.Download), reading and discarding the body, and
+// follows the api's memory meanwhile. It counts the events in the body:
+// one line each, plus CSV's header and the JSON array's brackets.
 func (b *bench) downloadHTTP(ctx context.Context, svc *services, key string, win window, f string, gz bool) (rate, error) {
 	name := "POST /v1/audit/export, format=" + f
+	transport := &encodingTransport{RoundTripper: streamTransport}
 	if gz {
 		name += ", Accept-Encoding: gzip"
+		transport.accept = "gzip"
 	}
-	body, err := json.Marshal(map[string]string{
-		"format": f, "since": win.since.UTC().Format(time.RFC3339Nano), "until": win.until.UTC().Format(time.RFC3339Nano),
-	})
+	api, err := client.New(svc.apiURL, key, client.WithHTTPClient(&http.Client{Transport: transport}), client.WithRetries(0, 0))
 	if err != nil {
 		return rate{}, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, svc.apiURL+"/v1/audit/export", bytes.NewReader(body))
-	if err != nil {
-		return rate{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	if gz {
-		req.Header.Set("Accept-Encoding", "gzip")
 	}
 	watch, err := svc.api.watch()
 	if err != nil {
 		return rate{}, err
 	}
 	start := time.Now()
-	resp, err := streamClient.Do(req)
+	body, err := api.Events.Download(ctx, client.DownloadRequest{Format: f, Since: win.since, Until: win.until})
 	if err != nil {
 		watch.end()
 		return rate{}, fmt.Errorf("%s: %w", name, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		answer, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		watch.end()
-		return rate{}, fmt.Errorf("%s: %s: %.300s", name, resp.Status, answer)
 	}
 	var cw countingWriter
 	var compressed bytes.Buffer
@@ -245,16 +229,15 @@ func (b *bench) downloadHTTP(ctx context.Context, svc *services, key string, win
 	if gz {
 		sink = &compressed // decompressed after the clock stops
 	}
-	_, err = io.Copy(sink, resp.Body)
-	resp.Body.Close()
+	_, err = io.Copy(sink, body)
+	body.Close()
 	elapsed := time.Since(start)
-	api := watch.end()
+	r := rate{name: name, elapsed: elapsed, api: watch.end(), bytes: cw.bytes}
 	if err != nil {
 		return rate{}, fmt.Errorf("%s: read body: %w", name, err)
 	}
-	r := rate{name: name, elapsed: elapsed, api: api, bytes: cw.bytes}
 	if gz {
-		if resp.Header.Get("Content-Encoding") != "gzip" {
+		if transport.encoding != "gzip" {
 			return r, fmt.Errorf("%s: the answer is not gzip-encoded", name)
 		}
 		r.bytes = int64(compressed.Len())
@@ -277,9 +260,30 @@ func (b *bench) downloadHTTP(ctx context.Context, svc *services, key string, win
 	return r, nil
 }
 
-// streamClient reads long downloads: no overall timeout (the run's
-// context bounds it) and no transparent decompression.
-var streamClient = &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}}
+// encodingTransport asks for the Accept-Encoding accept (when not empty),
+// which leaves the body as the server encoded it (Go's transport decodes
+// only what it asked for itself), and notes the answer's Content-Encoding.
+type encodingTransport struct {
+	http.RoundTripper
+	accept, encoding string
+}
+
+func (t *encodingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.accept != "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Accept-Encoding", t.accept)
+	}
+	resp, err := t.RoundTripper.RoundTrip(r)
+	if err == nil {
+		t.encoding = resp.Header.Get("Content-Encoding")
+	}
+	return resp, err
+}
+
+// streamTransport carries the downloads, without transparent
+// decompression (client.EventsService.Download sets no overall timeout:
+// the run's context bounds it).
+var streamTransport = &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}
 
 func (b *bench) printDownload(res downloadResult) {
 	var base float64

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/client"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -173,22 +173,19 @@ func (b *bench) runExport(ctx context.Context, svc *services, key string, win wi
 	if err != nil {
 		return r, err
 	}
-	body := map[string]any{
-		"since": win.since.UTC().Format(time.RFC3339Nano), "until": win.until.UTC().Format(time.RFC3339Nano),
-		"format": format, "compression": compression, "destination": map[string]string{"name": destination},
-		"part_max_records": exportPartRecords, "part_max_bytes": exportPartBytes,
-	}
 	// Bounded: at least 10,000 events/s after two minutes.
 	limit := 2*time.Minute + time.Duration(win.events/10_000)*time.Second
-	var created struct {
-		ID string `json:"export_id"`
-	}
+	api := svc.client(key)
 	start := time.Now()
-	if err := callAPI(ctx, http.MethodPost, svc.apiURL+"/v1/audit/exports", key, body, http.StatusAccepted, &created); err != nil {
+	created, err := api.Exports.Create(ctx, client.ExportRequest{
+		Since: win.since, Until: win.until, Format: format, Compression: compression, Destination: destination,
+		PartMaxRecords: exportPartRecords, PartMaxBytes: exportPartBytes,
+	})
+	if err != nil {
 		watch.end()
 		return r, err
 	}
-	e, err := b.waitExport(ctx, svc, key, created.ID, 50*time.Millisecond, limit, (*audex.Export).Finished)
+	e, err := waitExport(ctx, api, created.ID, 50*time.Millisecond, limit, nil)
 	r.elapsed = time.Since(start)
 	r.worker = watch.end()
 	if err != nil {
@@ -218,30 +215,6 @@ func (b *bench) runExport(ctx context.Context, svc *services, key string, win wi
 		return r, err
 	}
 	return r, nil
-}
-
-// waitExport polls GET /v1/audit/exports/{id} every interval until done
-// says so or limit passes.
-func (b *bench) waitExport(ctx context.Context, svc *services, key, id string, interval, limit time.Duration, done func(*audex.Export) bool) (audex.Export, error) {
-	deadline := time.Now().Add(limit)
-	for {
-		var e audex.Export
-		if err := callAPI(ctx, http.MethodGet, svc.apiURL+"/v1/audit/exports/"+id, key, nil, http.StatusOK, &e); err != nil {
-			return e, err
-		}
-		if done(&e) {
-			return e, nil
-		}
-		if time.Now().After(deadline) {
-			return e, fmt.Errorf("export %s still %s after %s (%d of %d records, attempt %d)",
-				id, e.Status, limit, e.Progress.RecordsExported, e.EstimatedRecords, e.Attempts)
-		}
-		select {
-		case <-ctx.Done():
-			return e, ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }
 
 // checkLocalExport counts the lines of every part of a completed export in
@@ -294,37 +267,32 @@ func (b *bench) exportLatency(ctx context.Context, svc *services, key string, re
 		return err
 	}
 	res.smallEvents = small.events
-	body := map[string]any{
-		"since": small.since.UTC().Format(time.RFC3339Nano), "until": small.until.UTC().Format(time.RFC3339Nano),
-		"format": "jsonl", "destination": map[string]string{"name": "local"},
-	}
+	api := svc.client(key)
 	b.waitQuiet(ctx)
 	b.logger.Info("timing_small_exports", slog.Int("jobs", b.cfg.exportJobs), slog.Int64("events_each", small.events))
 	for range b.cfg.exportJobs {
 		// Idle: the previous job is complete and the worker's fetch loop
 		// has settled.
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 250*time.Millisecond) {
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-		var created struct {
-			ID string `json:"export_id"`
 		}
 		start := time.Now()
-		if err := callAPI(ctx, http.MethodPost, svc.apiURL+"/v1/audit/exports", key, body, http.StatusAccepted, &created); err != nil {
-			return err
-		}
-		if _, err := b.waitExport(ctx, svc, key, created.ID, 5*time.Millisecond, time.Minute, func(e *audex.Export) bool {
-			return e.Status != audex.ExportQueued
-		}); err != nil {
-			return err
-		}
-		res.toRunning = append(res.toRunning, time.Since(start))
-		e, err := b.waitExport(ctx, svc, key, created.ID, 20*time.Millisecond, time.Minute, (*audex.Export).Finished)
+		created, err := api.Exports.Create(ctx, client.ExportRequest{Since: small.since, Until: small.until, Format: "jsonl", Destination: "local"})
 		if err != nil {
 			return err
 		}
+		// Polled every 5 ms: the first status read that is no longer
+		// queued stops the clock.
+		var toRunning time.Duration
+		e, err := waitExport(ctx, api, created.ID, 5*time.Millisecond, time.Minute, func(e audex.Export) {
+			if toRunning == 0 && e.Status != audex.ExportQueued {
+				toRunning = time.Since(start)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		res.toRunning = append(res.toRunning, toRunning)
 		if e.Status != audex.ExportCompleted || e.StartedAt == nil {
 			return fmt.Errorf("small export %s ended %s: %+v", e.ID, e.Status, e.Error)
 		}

@@ -11,25 +11,10 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-)
 
-// event is one synthetic audit event, before it becomes a COPY row or a
-// JSON ingest body. An empty targetType means the event has no target.
-type event struct {
-	id                               string
-	occurredAt, receivedAt           time.Time
-	action                           string
-	actorID, actorType, actorName    string
-	targetID, targetType, targetName string
-	resource                         string
-	sourceIP                         netip.Addr
-	userAgent, requestID             string
-	method, path                     string
-	statusCode                       int
-	success                          bool
-	durationMS                       int64
-	metadata                         string
-}
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/client"
+)
 
 // actionDef is one action of the synthetic catalogue: what it is done to
 // and with which HTTP method.
@@ -144,47 +129,58 @@ func newGenerator(seed, salt uint64, pop population) *generator {
 }
 
 // next returns a new event that occurred at t (received shortly after),
-// with a server-style id ("evt_" + ULID of t).
-func (g *generator) next(t time.Time) event {
+// with a server-style id ("evt_" + ULID of t), as the store holds it.
+func (g *generator) next(t time.Time) audex.Event {
 	r := int(g.actor.Uint64())
-	e := event{occurredAt: t, receivedAt: t.Add(time.Duration(20+g.rng.IntN(480)) * time.Millisecond)}
-	e.id = g.newID(t)
-	e.actorID, e.actorType, e.actorName = actorOf(r)
+	e := audex.Event{OccurredAt: t, ReceivedAt: t.Add(time.Duration(20+g.rng.IntN(480)) * time.Millisecond)}
+	e.ID = g.newID(t)
+	e.Actor = actorOf(r)
 
 	def := commonActions[g.action.Uint64()]
 	if g.rng.IntN(rareActionEvery) < len(rareActions) {
 		def = rareActions[g.rng.IntN(len(rareActions))]
 	}
-	e.action, e.method = def.name, def.method
-	g.target(&e, def.target)
+	e.Action, e.Method = def.name, ptr(def.method)
+	resource := g.target(&e, def.target)
+	e.Resource, e.Path = &resource, ptr("/api/v1/"+resource)
 
-	e.success = g.rng.IntN(100) < 96
-	if def.name == "user.login_failed" {
-		e.success = false
-	}
-	e.statusCode = 200
+	success := g.rng.IntN(100) < 96 && def.name != "user.login_failed"
+	status := 200
 	switch {
-	case !e.success:
-		e.statusCode = []int{401, 403, 404, 409, 500}[g.rng.IntN(5)]
-	case e.method == "POST":
-		e.statusCode = 201
-	case e.method == "DELETE":
-		e.statusCode = 204
+	case !success:
+		status = []int{401, 403, 404, 409, 500}[g.rng.IntN(5)]
+	case def.method == "POST":
+		status = 201
+	case def.method == "DELETE":
+		status = 204
 	}
-	e.durationMS = int64(g.rng.ExpFloat64()*40) + 1
+	e.Success, e.StatusCode = &success, &status
+	e.DurationMS = ptr(int64(g.rng.ExpFloat64()*40) + 1)
 
-	if g.rng.IntN(100) < 85 {
-		e.sourceIP = homeIP(r, e.actorType)
-	} else {
+	ip := homeIP(r, *e.Actor.Type)
+	if g.rng.IntN(100) >= 85 {
 		s := subnets[g.rng.IntN(len(subnets))]
-		e.sourceIP = netip.AddrFrom4([4]byte{s[0], s[1], byte(g.rng.IntN(256)), byte(1 + g.rng.IntN(254))})
+		ip = netip.AddrFrom4([4]byte{s[0], s[1], byte(g.rng.IntN(256)), byte(1 + g.rng.IntN(254))})
 	}
-	uas := userAgents[e.actorType]
-	e.userAgent = uas[(r+g.rng.IntN(4))%len(uas)] // a few agents per actor type
+	e.SourceIP = ptr(ip.String())
+	uas := userAgents[*e.Actor.Type]
+	e.UserAgent = ptr(uas[(r+g.rng.IntN(4))%len(uas)]) // a few agents per actor type
 	g.seq++
-	e.requestID = "req_" + strconv.FormatUint(mix(g.salt<<40|g.seq), 16)
-	e.path = "/api/v1/" + e.resource
+	e.RequestID = ptr("req_" + strconv.FormatUint(mix(g.salt<<40|g.seq), 16))
 	return e
+}
+
+// batch returns n new events occurring now, a microsecond apart, as an
+// ingest client sends them (client.NewEvent): the server assigns their
+// ids and received_at.
+func (g *generator) batch(n int) []client.NewEvent {
+	now := time.Now().UTC()
+	events := make([]client.NewEvent, n)
+	for i := range events {
+		e := g.next(now.Add(time.Duration(i) * time.Microsecond))
+		events[i] = newEvent(&e)
+	}
+	return events
 }
 
 // newID returns "evt_" and a ULID whose time is t: what the server assigns
@@ -199,82 +195,78 @@ func (g *generator) newID(t time.Time) string {
 	return "evt_" + u.String()
 }
 
-// target fills in the target, resource and metadata of an event whose
-// action is done to a target of the given kind.
-func (g *generator) target(e *event, kind string) {
+// target sets the target and metadata of an event whose action is done
+// to a target of the given kind, and returns its resource.
+func (g *generator) target(e *audex.Event, kind string) (resource string) {
 	p := int(g.project.Uint64())
 	project := "projects/p" + strconv.Itoa(p)
 	client := clients[g.rng.IntN(len(clients))]
+	set := func(typ, id, name, metadata string) {
+		e.Target = &audex.Target{ID: &id, Type: &typ}
+		if name != "" {
+			e.Target.Name = &name
+		}
+		e.Metadata = json.RawMessage(metadata)
+	}
 	switch kind {
 	case "document", "file":
-		d := p*1000 + int(g.doc.Uint64())
+		d := strconv.Itoa(p*1000 + int(g.doc.Uint64()))
+		metadata := fmt.Sprintf(`{"client":%q,"version":%d}`, client, 1+g.rng.IntN(40))
 		if kind == "document" {
-			e.targetType, e.targetID, e.targetName = "document", "doc_"+strconv.Itoa(d), "Document "+strconv.Itoa(d)
-			e.resource = project + "/docs/d" + strconv.Itoa(d)
-		} else {
-			e.targetType, e.targetID, e.targetName = "file", "file_"+strconv.Itoa(d), "file-"+strconv.Itoa(d)+".pdf"
-			e.resource = project + "/files/f" + strconv.Itoa(d)
+			set("document", "doc_"+d, "Document "+d, metadata)
+			return project + "/docs/d" + d
 		}
-		e.metadata = fmt.Sprintf(`{"client":%q,"version":%d}`, client, 1+g.rng.IntN(40))
+		set("file", "file_"+d, "file-"+d+".pdf", metadata)
+		return project + "/files/f" + d
 	case "project":
-		e.targetType, e.targetID, e.targetName = "project", "prj_"+strconv.Itoa(p), "Project "+strconv.Itoa(p)
-		e.resource = project
-		e.metadata = fmt.Sprintf(`{"client":%q}`, client)
+		set("project", "prj_"+strconv.Itoa(p), "Project "+strconv.Itoa(p), fmt.Sprintf(`{"client":%q}`, client))
+		return project
 	case "self":
-		e.targetType, e.targetID, e.targetName = e.actorType, e.actorID, e.actorName
-		e.resource = "auth/sessions"
-		e.metadata = fmt.Sprintf(`{"method":%q,"mfa":%t}`, []string{"password", "sso", "passkey"}[g.rng.IntN(3)], g.rng.IntN(4) > 0)
+		set(*e.Actor.Type, e.Actor.ID, *e.Actor.Name,
+			fmt.Sprintf(`{"method":%q,"mfa":%t}`, []string{"password", "sso", "passkey"}[g.rng.IntN(3)], g.rng.IntN(4) > 0))
+		return "auth/sessions"
 	case "member":
-		id, _, name := actorOf(int(g.actor.Uint64()))
-		e.targetType, e.targetID, e.targetName = "user", id, name
-		e.resource = project + "/members"
-		e.metadata = fmt.Sprintf(`{"role":%q}`, []string{"viewer", "editor", "admin"}[g.rng.IntN(3)])
+		a := actorOf(int(g.actor.Uint64()))
+		set("user", a.ID, *a.Name, fmt.Sprintf(`{"role":%q}`, []string{"viewer", "editor", "admin"}[g.rng.IntN(3)]))
+		return project + "/members"
 	case "token":
 		integration := integrations[g.rng.IntN(len(integrations))]
-		e.targetType, e.targetID, e.targetName = "token", "tok_"+strconv.FormatUint(g.rng.Uint64()>>16, 36), ""
-		e.resource = "integrations/" + integration + "/oauth"
-		e.metadata = `{"grant_type":"client_credentials","scopes":["read","write"]}`
+		set("token", "tok_"+strconv.FormatUint(g.rng.Uint64()>>16, 36), "", `{"grant_type":"client_credentials","scopes":["read","write"]}`)
+		return "integrations/" + integration + "/oauth"
 	case "tool":
 		tool := tools[g.rng.IntN(len(tools))]
-		e.targetType, e.targetID, e.targetName = "tool", "tool_"+tool, tool
-		e.resource = "agents/" + e.actorID + "/tools/" + tool
-		e.metadata = fmt.Sprintf(`{"tool":%q,"tokens":%d}`, tool, 50+g.rng.IntN(4000))
+		set("tool", "tool_"+tool, tool, fmt.Sprintf(`{"tool":%q,"tokens":%d}`, tool, 50+g.rng.IntN(4000)))
+		return "agents/" + e.Actor.ID + "/tools/" + tool
 	case "secret":
-		s := g.rng.IntN(g.pop.secrets)
-		e.targetType, e.targetID, e.targetName = "secret", "sec_"+strconv.Itoa(s), "SECRET_"+strconv.Itoa(s)
-		e.resource = project + "/secrets/s" + strconv.Itoa(s)
-		e.metadata = `{"version":"latest"}`
+		s := strconv.Itoa(g.rng.IntN(g.pop.secrets))
+		set("secret", "sec_"+s, "SECRET_"+s, `{"version":"latest"}`)
+		return project + "/secrets/s" + s
 	case "api_key":
-		k := g.rng.IntN(g.pop.apiKeys)
-		e.targetType, e.targetID, e.targetName = "api_key", "key_"+strconv.Itoa(k), "key "+strconv.Itoa(k)
-		e.resource = "api-keys/k" + strconv.Itoa(k)
-		e.metadata = `{}`
+		k := strconv.Itoa(g.rng.IntN(g.pop.apiKeys))
+		set("api_key", "key_"+k, "key "+k, `{}`)
+		return "api-keys/k" + k
 	case "integration":
 		integration := integrations[g.rng.IntN(len(integrations))]
-		e.targetType, e.targetID, e.targetName = "integration", "int_"+integration, integration
-		e.resource = "integrations/" + integration
-		e.metadata = fmt.Sprintf(`{"records":%d}`, g.rng.IntN(5000))
+		set("integration", "int_"+integration, integration, fmt.Sprintf(`{"records":%d}`, g.rng.IntN(5000)))
+		return "integrations/" + integration
 	case "webhook":
-		w := g.rng.IntN(g.pop.webhooks)
-		e.targetType, e.targetID, e.targetName = "webhook", "wh_"+strconv.Itoa(w), ""
-		e.resource = "webhooks/wh" + strconv.Itoa(w)
-		e.metadata = fmt.Sprintf(`{"attempt":%d}`, 1+g.rng.IntN(3))
+		w := strconv.Itoa(g.rng.IntN(g.pop.webhooks))
+		set("webhook", "wh_"+w, "", fmt.Sprintf(`{"attempt":%d}`, 1+g.rng.IntN(3)))
+		return "webhooks/wh" + w
 	case "export":
-		e.targetType, e.targetID, e.targetName = "export", "exp_"+strconv.FormatUint(g.rng.Uint64()>>16, 36), ""
-		e.resource = project + "/exports"
-		e.metadata = `{"format":"csv"}`
-	default: // "org"
-		e.targetType, e.targetID, e.targetName = "org", "org", "Organisation"
-		e.resource = "org/settings"
-		e.metadata = fmt.Sprintf(`{"client":%q}`, client)
+		set("export", "exp_"+strconv.FormatUint(g.rng.Uint64()>>16, 36), "", `{"format":"csv"}`)
+		return project + "/exports"
 	}
+	// "org"
+	set("org", "org", "Organisation", fmt.Sprintf(`{"client":%q}`, client))
+	return "org/settings"
 }
 
-// actorOf returns the id, type and name of the actor of Zipf rank r. The
-// busiest actors are machines, as in most real audit logs.
-func actorOf(r int) (id, typ, name string) {
+// actorOf returns the actor of Zipf rank r. The busiest actors are
+// machines, as in most real audit logs.
+func actorOf(r int) audex.Actor {
 	kinds := []string{"service_account", "agent", "user", "service_account", "agent"}
-	typ = "user"
+	typ := "user"
 	if r < len(kinds) {
 		typ = kinds[r]
 	} else {
@@ -289,15 +281,16 @@ func actorOf(r int) (id, typ, name string) {
 		}
 	}
 	n := strconv.Itoa(r)
+	id, name := "usr_"+n, "user"+n+"@example.com"
 	switch typ {
 	case "service_account":
-		return "sa_" + n, typ, "ci-deployer-" + n
+		id, name = "sa_"+n, "ci-deployer-"+n
 	case "agent":
-		return "agent_" + n, typ, "billing-bot-" + n
+		id, name = "agent_"+n, "billing-bot-"+n
 	case "api_key":
-		return "key_" + n, typ, "integration key " + n
+		id, name = "key_"+n, "integration key "+n
 	}
-	return "usr_" + n, typ, "user" + n + "@example.com"
+	return audex.Actor{ID: id, Type: &typ, Name: &name}
 }
 
 // homeIP is the address that actor r usually comes from: users from the
@@ -368,71 +361,24 @@ func (tl timeline) at(i int) time.Time {
 	return tl.start.Add(time.Duration((float64(h) + frac) * float64(time.Hour))).Truncate(time.Microsecond)
 }
 
-// copyColumns are the events columns that COPY rows fill, in copyRow's
-// order.
-var copyColumns = []string{
-	"tenant_id", "id", "occurred_at", "received_at", "action",
-	"actor_id", "actor_type", "actor_name",
-	"target_id", "target_type", "target_name",
-	"resource", "source_ip", "user_agent", "request_id", "method", "path",
-	"status_code", "success", "duration_ms", "metadata",
-}
-
-// copyRow is e as a row of copyColumns, stored as InsertEvents stores an
-// ingested event.
-func (e *event) copyRow(tenant string) []any {
-	var targetID, targetType, targetName any
-	if e.targetType != "" {
-		targetID, targetType, targetName = e.targetID, e.targetType, e.targetName
-	}
-	return []any{
-		tenant, e.id, e.occurredAt, e.receivedAt, e.action,
-		e.actorID, e.actorType, e.actorName,
-		targetID, targetType, targetName,
-		e.resource, netip.PrefixFrom(e.sourceIP, 32), e.userAgent, e.requestID, e.method, e.path,
-		e.statusCode, e.success, e.durationMS, e.metadata,
+// newEvent is e as an ingest client sends it (the SDK's shape): without
+// id and received_at, which the server assigns.
+func newEvent(e *audex.Event) client.NewEvent {
+	var metadata map[string]any
+	_ = json.Unmarshal(e.Metadata, &metadata) // the generator's own JSON objects
+	return client.NewEvent{
+		OccurredAt: e.OccurredAt, Action: e.Action, Actor: e.Actor, Target: e.Target,
+		Resource: deref(e.Resource), SourceIP: deref(e.SourceIP), UserAgent: deref(e.UserAgent),
+		RequestID: deref(e.RequestID), Method: deref(e.Method), Path: deref(e.Path),
+		StatusCode: e.StatusCode, Success: e.Success, DurationMS: e.DurationMS, Metadata: metadata,
 	}
 }
 
-// wireEvent is an event as a client sends it to POST /v1/audit/events.
-type wireEvent struct {
-	ID         string          `json:"id,omitempty"` // "": the server assigns one
-	OccurredAt string          `json:"occurred_at"`
-	Action     string          `json:"action"`
-	Actor      wireParty       `json:"actor"`
-	Target     *wireParty      `json:"target,omitempty"`
-	Resource   string          `json:"resource"`
-	SourceIP   string          `json:"source_ip"`
-	UserAgent  string          `json:"user_agent"`
-	RequestID  string          `json:"request_id"`
-	Method     string          `json:"method"`
-	Path       string          `json:"path"`
-	StatusCode int             `json:"status_code"`
-	Success    bool            `json:"success"`
-	DurationMS int64           `json:"duration_ms"`
-	Metadata   json.RawMessage `json:"metadata"`
-}
+func ptr[T any](v T) *T { return &v }
 
-type wireParty struct {
-	ID   string `json:"id"`
-	Type string `json:"type"`
-	Name string `json:"name"`
-}
-
-// wire is e as an ingest client sends it: without id (the server assigns
-// one unless the caller sets it) and without received_at.
-func (e *event) wire() wireEvent {
-	w := wireEvent{
-		OccurredAt: e.occurredAt.UTC().Format(time.RFC3339Nano),
-		Action:     e.action,
-		Actor:      wireParty{ID: e.actorID, Type: e.actorType, Name: e.actorName},
-		Resource:   e.resource, SourceIP: e.sourceIP.String(), UserAgent: e.userAgent,
-		RequestID: e.requestID, Method: e.method, Path: e.path,
-		StatusCode: e.statusCode, Success: e.success, DurationMS: e.durationMS,
-		Metadata: json.RawMessage(e.metadata),
+func deref(s *string) string {
+	if s == nil {
+		return ""
 	}
-	if e.targetType != "" {
-		w.Target = &wireParty{ID: e.targetID, Type: e.targetType, Name: e.targetName}
-	}
-	return w
+	return *s
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/walltest"
 )
 
@@ -93,14 +94,13 @@ func (b *bench) hostileTest(ctx context.Context, s loadSettings) error {
 		ids         []string
 	}{{hostileTenantName, hostileKey, report.HostileExports}, {victimTenantName, victimKey, report.VictimExports}} {
 		for _, id := range ids.ids {
-			e, err := b.waitExport(ctx, svc, ids.key, id, 200*time.Millisecond, 10*time.Minute, (*audex.Export).Finished)
+			e, err := waitExport(ctx, svc.client(ids.key), id, 200*time.Millisecond, 10*time.Minute, nil)
 			if err != nil {
 				return err
 			}
 			exports[id] = e
-			var want int64
-			if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND received_at < $4`,
-				ids.tenant, e.Since, e.Until, e.AsOf).Scan(&want); err != nil {
+			want, err := store.CountEvents(ctx, b.pool, ids.tenant, exportFilter(e))
+			if err != nil {
 				return err
 			}
 			if e.Status != audex.ExportCompleted || e.Progress.RecordsExported != want {

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/store"
 )
 
 // ingestSalt seeds the ingest phase's generator; every ingest path gets
@@ -53,15 +53,15 @@ type ingestResult struct {
 // ingestEvents returns the ingest phase's events: the same for every path,
 // occurring over the last ten minutes, with server-style ids and
 // received_at set to now for the paths that bypass the API.
-func (b *bench) ingestEvents() []event {
+func (b *bench) ingestEvents() []audex.Event {
 	n := b.cfg.ingestEvents
 	gen := newGenerator(b.cfg.seed, ingestSalt, populationFor(b.cfg.events))
 	now := time.Now().UTC()
 	tl := newTimeline(now.Add(-10*time.Minute), now, n)
-	events := make([]event, n)
+	events := make([]audex.Event, n)
 	for i := range events {
 		events[i] = gen.next(tl.at(i))
-		events[i].receivedAt = now
+		events[i].ReceivedAt = now
 	}
 	return events
 }
@@ -83,13 +83,13 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 	var bodies [][]byte
 	for lo := 0; lo < len(events); lo += b.cfg.ingestBatch {
 		batch := events[lo:min(lo+b.cfg.ingestBatch, len(events))]
-		wire := make([]wireEvent, len(batch))
+		sent := make([]client.NewEvent, len(batch))
 		for i := range batch {
-			wire[i] = batch[i].wire()
+			sent[i] = newEvent(&batch[i])
 		}
-		body, err := json.Marshal(map[string]any{"events": wire})
+		body, err := ingestBody(sent)
 		if err != nil {
-			return res, fmt.Errorf("encode ingest body: %w", err)
+			return res, err
 		}
 		bodies = append(bodies, body)
 		res.bodyBytes += len(body)
@@ -98,14 +98,13 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 
 	// copyRows builds the COPY rows of the events for tenant, with fresh
 	// server-style ids as the API would assign.
-	copyRows := func(tenant string) (rows, ids [][]any) {
-		rows, ids = make([][]any, len(events)), make([][]any, len(events))
+	copyRows := func(tenant string) [][]any {
+		rows := make([][]any, len(events))
 		for i := range events {
-			events[i].id = audex.NewID("evt")
-			rows[i] = events[i].copyRow(tenant)
-			ids[i] = []any{tenant, events[i].id, events[i].occurredAt}
+			events[i].ID = audex.NewID("evt")
+			rows[i] = store.EventCopyRow(tenant, &events[i])
 		}
-		return rows, ids
+		return rows
 	}
 	res.paths = []*ingestPath{
 		{
@@ -113,32 +112,32 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
 				b.waitQuiet(ctx)
 				return runConcurrently(ctx, b.cfg.ingestClients, len(bodies), func(ctx context.Context, i int) error {
-					return b.post(ctx, key, bodies[i], min(b.cfg.ingestBatch, len(events)-i*b.cfg.ingestBatch))
+					return postEvents(ctx, b.client, b.baseURL, key, bodies[i], min(b.cfg.ingestBatch, len(events)-i*b.cfg.ingestBatch))
 				})
 			},
 		},
 		{
 			name: "COPY into events (one COPY, one transaction): the baseline",
 			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
-				rows, _ := copyRows(copyTenant)
+				rows := copyRows(copyTenant)
 				b.waitQuiet(ctx)
-				return b.copyOnce(ctx, rows, nil)
+				return b.copyOnce(ctx, rows, false)
 			},
 		},
 		{
 			name: "COPY into events + event_ids (one transaction)",
 			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
-				rows, ids := copyRows(copyBothTenant)
+				rows := copyRows(copyBothTenant)
 				b.waitQuiet(ctx)
-				return b.copyOnce(ctx, rows, ids)
+				return b.copyOnce(ctx, rows, true)
 			},
 		},
 		{
 			name: fmt.Sprintf("COPY into events + event_ids, %d streams, %d events per transaction", b.cfg.ingestClients, b.cfg.ingestBatch),
 			measure: func(ctx context.Context) (time.Duration, []time.Duration, error) {
-				rows, ids := copyRows(copyParallTenant)
+				rows := copyRows(copyParallTenant)
 				b.waitQuiet(ctx)
-				return b.copyBatches(ctx, rows, ids)
+				return b.copyBatches(ctx, rows)
 			},
 		},
 	}
@@ -156,74 +155,71 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 	return res, nil
 }
 
-// post sends one ingest body to the benchmark's own server and checks that
-// all its events were stored.
-func (b *bench) post(ctx context.Context, key string, body []byte, want int) error {
-	return postEvents(ctx, b.client, b.baseURL, key, body, want)
+// ingestBody is the body of POST /v1/audit/events that carries events.
+func ingestBody(events []client.NewEvent) ([]byte, error) {
+	body, err := json.Marshal(map[string]any{"events": events})
+	if err != nil {
+		return nil, fmt.Errorf("encode ingest body: %w", err)
+	}
+	return body, nil
 }
 
-// postEvents sends one ingest body to the API at baseURL and checks that
-// all its events were stored.
-func postEvents(ctx context.Context, client *http.Client, baseURL, key string, body []byte, want int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/audit/events", bytes.NewReader(body))
+// postEvents sends one ingest body, encoded beforehand so that the
+// client's encoding is not timed (client.EventsService.Ingest encodes
+// as it sends), to the API at baseURL and checks that all its events
+// were stored.
+func postEvents(ctx context.Context, hc *http.Client, baseURL, key string, body []byte, want int) error {
+	status, answer, err := postBody(ctx, hc, baseURL, key, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
+	if status != http.StatusCreated {
+		return fmt.Errorf("POST: %d: %.300s", status, answer)
 	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("read answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("POST: %s: %.300s", resp.Status, answer)
-	}
-	var got struct {
-		Accepted int `json:"accepted"`
-	}
+	var got client.IngestResult
 	if err := json.Unmarshal(answer, &got); err != nil || got.Accepted != want {
 		return fmt.Errorf("POST: accepted %d of %d events (%v)", got.Accepted, want, err)
 	}
 	return nil
 }
 
-// copyOnce COPYs all rows into events and, when idRows is not nil, into
-// event_ids, in one transaction.
-func (b *bench) copyOnce(ctx context.Context, rows, idRows [][]any) (time.Duration, []time.Duration, error) {
+// postBody sends an encoded ingest body and returns the answer's status
+// and body; an error when no answer came.
+func postBody(ctx context.Context, hc *http.Client, baseURL, key string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/v1/audit/events", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read answer: %w", err)
+	}
+	return resp.StatusCode, answer, nil
+}
+
+// copyOnce COPYs all rows into events and, withIDs, into event_ids, in
+// one transaction.
+func (b *bench) copyOnce(ctx context.Context, rows [][]any, withIDs bool) (time.Duration, []time.Duration, error) {
 	start := time.Now()
-	err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromRows(rows)); err != nil {
-			return err
-		}
-		if idRows != nil {
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(idRows))
-			return err
-		}
-		return nil
-	})
+	err := store.CopyEvents(ctx, b.pool, rows, withIDs)
 	return time.Since(start), nil, err
 }
 
 // copyBatches COPYs the rows into events and event_ids with as many
 // streams and as many rows per transaction as the HTTP clients use: the
 // database's share of ingest, without HTTP, JSON and the dedupe.
-func (b *bench) copyBatches(ctx context.Context, rows, idRows [][]any) (time.Duration, []time.Duration, error) {
+func (b *bench) copyBatches(ctx context.Context, rows [][]any) (time.Duration, []time.Duration, error) {
 	size := b.cfg.ingestBatch
 	batches := (len(rows) + size - 1) / size
 	return runConcurrently(ctx, b.cfg.ingestClients, batches, func(ctx context.Context, i int) error {
-		lo, hi := i*size, min((i+1)*size, len(rows))
-		return pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromRows(rows[lo:hi])); err != nil {
-				return err
-			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(idRows[lo:hi]))
-			return err
-		})
+		return store.CopyEvents(ctx, b.pool, rows[i*size:min((i+1)*size, len(rows))], true)
 	})
 }
 

@@ -2,15 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -20,12 +21,12 @@ const loadDays = 30
 // loadChunk is how many events one load transaction copies.
 const loadChunk = 25_000
 
-// tenantLoad is one tenant of the load and how many events it gets.
+// tenantLoad is one tenant of a load, how many events it gets and the
+// stream (salt) of its generator.
 type tenantLoad struct {
 	name   string
 	events int
-	gen    *generator
-	left   int
+	salt   uint64
 }
 
 // loadStats counts the big tenant's values, to choose common and rare
@@ -33,6 +34,7 @@ type tenantLoad struct {
 type loadStats struct {
 	end          time.Time // the load's "now": the newest events are just before it
 	events       int       // of the big tenant
+	seen         int
 	actors       map[string]int
 	actorTypes   map[string]int
 	actions      map[string]int
@@ -44,23 +46,32 @@ type loadStats struct {
 	requestID    string // of the event in the middle of the tenant
 }
 
-func (s *loadStats) observe(e *event, i, n int) {
-	s.actors[e.actorID]++
-	s.actorTypes[e.actorType]++
-	s.actions[e.action]++
-	s.actorActions[[2]string{e.actorID, e.action}]++
-	if e.targetType != "" {
-		s.targets[e.targetID]++
-		s.targetTypes[e.targetType]++
+func newLoadStats(end time.Time, events int) *loadStats {
+	return &loadStats{
+		end: end, events: events, actors: map[string]int{}, actorTypes: map[string]int{}, actions: map[string]int{},
+		actorActions: map[[2]string]int{}, targets: map[string]int{}, targetTypes: map[string]int{},
+		projects: map[string]int{}, ips: map[string]int{},
 	}
-	if rest, ok := strings.CutPrefix(e.resource, "projects/"); ok {
+}
+
+func (s *loadStats) observe(e *audex.Event) {
+	s.actors[e.Actor.ID]++
+	s.actorTypes[*e.Actor.Type]++
+	s.actions[e.Action]++
+	s.actorActions[[2]string{e.Actor.ID, e.Action}]++
+	if e.Target != nil {
+		s.targets[*e.Target.ID]++
+		s.targetTypes[*e.Target.Type]++
+	}
+	if rest, ok := strings.CutPrefix(*e.Resource, "projects/"); ok {
 		p, _, _ := strings.Cut(rest, "/")
 		s.projects["projects/"+p+"/"]++
 	}
-	s.ips[e.sourceIP.String()]++
-	if i == n/2 {
-		s.requestID = e.requestID
+	s.ips[*e.SourceIP]++
+	if s.seen == s.events/2 {
+		s.requestID = *e.RequestID
 	}
+	s.seen++
 }
 
 // loadResult is what the load phase reports.
@@ -74,21 +85,15 @@ type loadResult struct {
 	eventIDsHeap, eventIDsIx int64
 }
 
-// chunk is one load transaction's rows.
-type chunk struct {
-	events, ids [][]any
-}
-
 // load fills the database: the big tenant and nine small ones, their
 // events interleaved in time order over the last loadDays days as a live
-// system would have received them, with COPY into events and event_ids in
-// one transaction per chunk (so the two always agree, as after
-// InsertEvents). Then VACUUM (ANALYZE), which autovacuum would otherwise
-// start in the middle of the measurements, and the event_values counts
-// that InsertEvents keeps.
+// system would have received them (loadTenants). Then the event_values
+// counts that InsertEvents keeps, and a check of it all. The caller runs
+// VACUUM (ANALYZE), which autovacuum would otherwise start in the middle
+// of the measurements.
 func (b *bench) load(ctx context.Context) (loadResult, error) {
 	n := b.cfg.events
-	tenants := []tenantLoad{{name: bigTenant, events: n}}
+	tenants := []tenantLoad{{name: bigTenant, events: n, salt: 1}}
 	small := n / 10
 	weights, sum := make([]float64, 9), 0.0
 	for i := range weights {
@@ -96,111 +101,21 @@ func (b *bench) load(ctx context.Context) (loadResult, error) {
 		sum += weights[i]
 	}
 	for i, w := range weights {
-		tenants = append(tenants, tenantLoad{name: fmt.Sprintf("bench_small_%d", i+1), events: max(1, int(float64(small)*w/sum))})
+		tenants = append(tenants, tenantLoad{name: fmt.Sprintf("bench_small_%d", i+1), events: max(1, int(float64(small)*w/sum)), salt: uint64(i + 2)})
 	}
-	total := 0
-	for i := range tenants {
-		t := &tenants[i]
-		t.gen = newGenerator(b.cfg.seed, uint64(i+1), populationFor(t.events))
-		t.left = t.events
-		total += t.events
+	res := loadResult{tenants: tenants}
+	for _, t := range tenants {
+		res.total += t.events
 	}
 	end := time.Now().UTC().Truncate(time.Second)
-	stats := &loadStats{
-		end: end, events: n, actors: map[string]int{}, actorTypes: map[string]int{}, actions: map[string]int{},
-		actorActions: map[[2]string]int{}, targets: map[string]int{}, targetTypes: map[string]int{},
-		projects: map[string]int{}, ips: map[string]int{},
+	res.stats = newLoadStats(end, n)
+	var err error
+	if res.copyTime, err = b.loadTenants(ctx, tenants, end, res.stats.observe); err != nil {
+		return res, err
 	}
-	tl := newTimeline(end.AddDate(0, 0, -loadDays), end, total)
-	b.logger.Info("loading", slog.Int("events", total), slog.Int("tenants", len(tenants)))
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan chunk, 2)
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err })
-		cancel()
-	}
-	start := time.Now()
-	for range 2 { // one COPY stream per core of the benchmark machine
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range chunks {
-				err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-					if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromRows(c.events)); err != nil {
-						return fmt.Errorf("copy events: %w", err)
-					}
-					if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(c.ids)); err != nil {
-						return fmt.Errorf("copy event_ids: %w", err)
-					}
-					return nil
-				})
-				if err != nil {
-					fail(fmt.Errorf("load: %w", err))
-					return
-				}
-			}
-		}()
-	}
-
-	// Each event goes to a tenant drawn in proportion to the events it has
-	// left, so every tenant gets exactly its share, spread over the month.
-	rng := rand.New(rand.NewPCG(b.cfg.seed, 0))
-	bigSeen, left := 0, total
-	c := chunk{}
-	next := time.Now()
-generate:
-	for i := range total {
-		r := rng.IntN(left)
-		t := &tenants[0]
-		for j := range tenants {
-			if r < tenants[j].left {
-				t = &tenants[j]
-				break
-			}
-			r -= tenants[j].left
-		}
-		t.left--
-		left--
-		e := t.gen.next(tl.at(i))
-		if t.name == bigTenant {
-			stats.observe(&e, bigSeen, n)
-			bigSeen++
-		}
-		c.events = append(c.events, e.copyRow(t.name))
-		c.ids = append(c.ids, []any{t.name, e.id, e.occurredAt})
-		if len(c.events) == loadChunk || i == total-1 {
-			select {
-			case chunks <- c:
-			case <-ctx.Done():
-				break generate
-			}
-			c = chunk{}
-			if time.Now().After(next) {
-				b.logger.Info("loading", slog.Int("generated", i+1), slog.Int("of", total))
-				next = time.Now().Add(10 * time.Second)
-			}
-		}
-	}
-	close(chunks)
-	wg.Wait()
-	if firstErr != nil {
-		return loadResult{}, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return loadResult{}, fmt.Errorf("load: %w", err)
-	}
-	res := loadResult{stats: stats, tenants: tenants, total: total, copyTime: time.Since(start)}
-	b.logger.Info("loaded", slog.Int("events", total), slog.Duration("took", res.copyTime))
 
 	// The filter values that InsertEvents would have counted.
-	start = time.Now()
+	start := time.Now()
 	for _, t := range tenants {
 		if err := store.RecountEventValues(ctx, b.pool, t.name); err != nil {
 			return res, err
@@ -210,7 +125,7 @@ generate:
 	if err := b.checkLoad(ctx, tenants); err != nil {
 		return res, err
 	}
-	err := b.pool.QueryRow(ctx, `
+	err = b.pool.QueryRow(ctx, `
 		SELECT sum(pg_table_size(relid)), sum(pg_indexes_size(relid)),
 		       pg_table_size('event_ids'), pg_indexes_size('event_ids')
 		FROM pg_partition_tree('events') WHERE isleaf`).
@@ -219,6 +134,86 @@ generate:
 		return res, fmt.Errorf("measure table sizes: %w", err)
 	}
 	return res, nil
+}
+
+// loadTenants loads the tenants' events over the loadDays days before end,
+// interleaved in time order: each event goes to a tenant drawn in
+// proportion to the events it has left, so every tenant gets exactly its
+// share, spread over the month. The rows are the store's
+// (store.EventCopyRow), COPYed into events and event_ids in one
+// transaction per loadChunk events (store.CopyEvents, so both tables
+// always agree, as after InsertEvents) on two connections while the next
+// chunks are generated. observe, when not nil, sees every event of the
+// first tenant in order. It returns how long that took; the event_values
+// counts are the caller's to set (store.RecountEventValues).
+func (b *bench) loadTenants(ctx context.Context, tenants []tenantLoad, end time.Time, observe func(*audex.Event)) (time.Duration, error) {
+	total := 0
+	gens, left := make([]*generator, len(tenants)), make([]int, len(tenants))
+	for i, t := range tenants {
+		gens[i], left[i] = newGenerator(b.cfg.seed, t.salt, populationFor(t.events)), t.events
+		total += t.events
+	}
+	tl := newTimeline(end.AddDate(0, 0, -loadDays), end, total)
+	b.logger.Info("loading", slog.Int("events", total), slog.Int("tenants", len(tenants)), slog.String("first", tenants[0].name))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan [][]any, 2)
+	errs := make(chan error, 2)
+	start := time.Now()
+	for range 2 { // one COPY stream per core of the benchmark machine
+		go func() {
+			for rows := range chunks {
+				if err := store.CopyEvents(ctx, b.pool, rows, true); err != nil {
+					cancel()
+					errs <- fmt.Errorf("load: %w", err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+
+	rng := rand.New(rand.NewPCG(b.cfg.seed, 0))
+	var rows [][]any
+	next := time.Now()
+generate:
+	for i := range total {
+		r, t := rng.IntN(total-i), 0
+		for r >= left[t] {
+			r -= left[t]
+			t++
+		}
+		left[t]--
+		e := gens[t].next(tl.at(i))
+		if t == 0 && observe != nil {
+			observe(&e)
+		}
+		rows = append(rows, store.EventCopyRow(tenants[t].name, &e))
+		if len(rows) == loadChunk || i == total-1 {
+			select {
+			case chunks <- rows:
+			case <-ctx.Done():
+				break generate
+			}
+			rows = nil
+			if time.Now().After(next) {
+				b.logger.Info("loading", slog.Int("generated", i+1), slog.Int("of", total))
+				next = time.Now().Add(10 * time.Second)
+			}
+		}
+	}
+	close(chunks)
+	err := errors.Join(<-errs, <-errs)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	b.logger.Info("loaded", slog.Int("events", total), slog.Duration("took", took))
+	return took, nil
 }
 
 // checkLoad verifies that every loaded tenant has its events, each with
@@ -276,73 +271,16 @@ func (b *bench) printLoad(ld loadResult) {
 }
 
 // loadTenant loads n events of one tenant over the loadDays days before
-// end, as the main load does (COPY into events and event_ids on two
-// connections, loadChunk events per transaction) but not interleaved with
-// other tenants: its rows lie together in the heap. Then it sets the
-// tenant's event_values counts. salt picks the generator's stream. The
-// caller runs VACUUM (ANALYZE) (vacuumAnalyze) before measuring.
+// end, as the main load does but not interleaved with other tenants: its
+// rows lie together in the heap. Then it sets the tenant's event_values
+// counts. salt picks the generator's stream. The caller runs VACUUM
+// (ANALYZE) (vacuumAnalyze) before measuring.
 func (b *bench) loadTenant(ctx context.Context, tenant string, n int, salt uint64, end time.Time) (time.Duration, error) {
-	gen := newGenerator(b.cfg.seed, salt, populationFor(n))
-	tl := newTimeline(end.AddDate(0, 0, -loadDays), end, n)
-	b.logger.Info("loading", slog.String("tenant", tenant), slog.Int("events", n))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	chunks := make(chan chunk, 2)
-	errs := make(chan error, 2)
-	start := time.Now()
-	for range 2 {
-		go func() {
-			for c := range chunks {
-				err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-					if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, copyColumns, pgx.CopyFromRows(c.events)); err != nil {
-						return fmt.Errorf("copy events: %w", err)
-					}
-					_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(c.ids))
-					return err
-				})
-				if err != nil {
-					cancel()
-					errs <- fmt.Errorf("load %s: %w", tenant, err)
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	c := chunk{}
-generate:
-	for i := range n {
-		e := gen.next(tl.at(i))
-		c.events = append(c.events, e.copyRow(tenant))
-		c.ids = append(c.ids, []any{tenant, e.id, e.occurredAt})
-		if len(c.events) == loadChunk || i == n-1 {
-			select {
-			case chunks <- c:
-			case <-ctx.Done():
-				break generate
-			}
-			c = chunk{}
-		}
-	}
-	close(chunks)
-	var err error
-	for range 2 {
-		if e := <-errs; e != nil && err == nil {
-			err = e
-		}
-	}
-	if err == nil {
-		err = ctx.Err()
-	}
+	took, err := b.loadTenants(ctx, []tenantLoad{{name: tenant, events: n, salt: salt}}, end, nil)
 	if err != nil {
-		return 0, err
-	}
-	took := time.Since(start)
-	if err := store.RecountEventValues(ctx, b.pool, tenant); err != nil {
 		return took, err
 	}
-	b.logger.Info("loaded", slog.String("tenant", tenant), slog.Int("events", n), slog.Duration("took", took))
-	return took, nil
+	return took, store.RecountEventValues(ctx, b.pool, tenant)
 }
 
 // vacuumAnalyze runs VACUUM (ANALYZE) on events and event_ids, as after

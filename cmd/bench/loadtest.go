@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -18,9 +17,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/store"
 )
 
 // The load test (`make load`, `bench load`): concurrent ingest clients for
@@ -121,10 +120,8 @@ func (b *bench) loadTest(ctx context.Context, s loadSettings) error {
 	// read the days after it, which the purge does not touch, so both run
 	// alongside the ingest rather than one waiting for the other.
 	purgeBefore := end.AddDate(0, 0, -2*loadDays/3)
-	if err := callAPI(ctx, http.MethodPost, svc.apiURL+"/v1/audit/purge", keys[audex.ScopeAdmin],
-		map[string]any{"before": purgeBefore, "dry_run": true}, http.StatusOK, &struct {
-			Deleted *int64 `json:"deleted"`
-		}{&out.dryRun}); err != nil {
+	admin, exporter := svc.client(keys[audex.ScopeAdmin]), svc.client(keys[audex.ScopeExport])
+	if out.dryRun, err = admin.Purges.DryRun(ctx, purgeBefore); err != nil {
 		return err
 	}
 
@@ -140,24 +137,15 @@ func (b *bench) loadTest(ctx context.Context, s loadSettings) error {
 			break
 		}
 		if i == s.exports/2 {
-			var created struct {
-				ID string `json:"purge_id"`
-			}
-			if err := callAPI(ctx, http.MethodPost, svc.apiURL+"/v1/audit/purge", keys[audex.ScopeAdmin],
-				map[string]any{"before": purgeBefore}, http.StatusAccepted, &created); err != nil {
+			if out.purge.ID, err = admin.Purges.Create(ctx, purgeBefore); err != nil {
 				close(stop)
 				return err
 			}
-			out.purge.ID = created.ID
 		}
-		var created struct {
-			ID string `json:"export_id"`
-		}
-		format := []string{"jsonl", "csv"}[i%2]
-		if err := callAPI(ctx, http.MethodPost, svc.apiURL+"/v1/audit/exports", keys[audex.ScopeExport], map[string]any{
-			"since": purgeBefore, "until": end, "format": format, "destination": map[string]any{"name": "local"},
-			"part_max_records": 20_000,
-		}, http.StatusAccepted, &created); err != nil {
+		created, err := exporter.Exports.Create(ctx, client.ExportRequest{
+			Since: purgeBefore, Until: end, Format: []string{"jsonl", "csv"}[i%2], Destination: "local", PartMaxRecords: 20_000,
+		})
+		if err != nil {
 			close(stop)
 			return err
 		}
@@ -169,14 +157,14 @@ func (b *bench) loadTest(ctx context.Context, s loadSettings) error {
 	b.logger.Info("load_ingest_stopped", slog.Int("acknowledged", len(out.ingest.acked)))
 
 	for _, id := range exportIDs {
-		e, err := b.waitExport(ctx, svc, keys[audex.ScopeExport], id, 100*time.Millisecond, 5*time.Minute, (*audex.Export).Finished)
+		e, err := waitExport(ctx, exporter, id, 100*time.Millisecond, 5*time.Minute, nil)
 		if err != nil {
 			return err
 		}
 		out.exports = append(out.exports, e)
 	}
 	if out.purge.ID != "" {
-		if out.purge, err = b.waitPurge(ctx, svc, keys[audex.ScopeAdmin], out.purge.ID, 5*time.Minute); err != nil {
+		if out.purge, err = waitPurge(ctx, admin, out.purge.ID, 5*time.Minute); err != nil {
 			return err
 		}
 	}
@@ -220,14 +208,11 @@ func (b *bench) loadIngestClients(ctx context.Context, apiURL, key string, s loa
 					return
 				default:
 				}
-				now := time.Now().UTC()
-				wire := make([]wireEvent, s.batch)
-				for i := range wire {
-					e := gen.next(now.Add(time.Duration(i) * time.Microsecond))
-					wire[i] = e.wire()
-					wire[i].ID = fmt.Sprintf("load-%02d-%07d-%04d", c, n, i)
+				events := gen.batch(s.batch)
+				for i := range events {
+					events[i].ID = fmt.Sprintf("load-%02d-%07d-%04d", c, n, i)
 				}
-				body, _ := json.Marshal(map[string]any{"events": wire})
+				body, _ := ingestBody(events)
 				for attempt := 0; ctx.Err() == nil; attempt++ {
 					if res.post(ctx, apiURL, key, body) {
 						break
@@ -244,26 +229,13 @@ func (b *bench) loadIngestClients(ctx context.Context, apiURL, key string, s loa
 
 // post sends one batch and records the answer; true when it was stored.
 func (r *loadIngest) post(ctx context.Context, apiURL, key string, body []byte) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/v1/audit/events", bytes.NewReader(body))
-	if err != nil {
-		return false
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
 	started := time.Now()
-	status, answer := 0, []byte(nil)
-	if resp, err := apiClient.Do(req); err == nil {
-		status = resp.StatusCode
-		answer, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	} else if ctx.Err() != nil {
+	status, answer, err := postBody(ctx, apiHTTP, apiURL, key, body)
+	if err != nil && ctx.Err() != nil {
 		return true // the run is over
 	}
 	took := time.Since(started)
-	var got struct {
-		IDs        []string `json:"ids"`
-		Duplicates int      `json:"duplicates"`
-	}
+	var got client.IngestResult
 	if status == http.StatusCreated {
 		if err := json.Unmarshal(answer, &got); err != nil {
 			status = -1 // a 201 that is not the documented answer
@@ -315,8 +287,8 @@ func (b *bench) checkLoadTest(ctx context.Context, svc *services, out *loadOutco
 	if out.purge.Status != audex.PurgeCompleted || out.purge.Deleted != out.dryRun {
 		fail("purge %s %s deleted %d, its dry run counted %d", out.purge.ID, out.purge.Status, out.purge.Deleted, out.dryRun)
 	}
-	var left int
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1 AND occurred_at < $2`, loadTenantName, purgeBefore).Scan(&left); err != nil {
+	left, err := store.CountEventsBefore(ctx, b.pool, loadTenantName, purgeBefore)
+	if err != nil {
 		return err
 	}
 	if left != 0 {
@@ -331,12 +303,13 @@ func (b *bench) checkLoadTest(ctx context.Context, svc *services, out *loadOutco
 		if err != nil {
 			return err
 		}
-		rows, err := b.pool.Query(ctx, `SELECT id FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3
-			AND received_at < $4 ORDER BY occurred_at, id`, loadTenantName, purgeBefore, end, e.AsOf)
-		if err != nil {
-			return err
-		}
-		want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		var want []string
+		err = store.StreamEvents(ctx, b.pool, loadTenantName, exportFilter(e), func(page []audex.Event) error {
+			for _, ev := range page {
+				want = append(want, ev.ID)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -345,6 +318,12 @@ func (b *bench) checkLoadTest(ctx context.Context, svc *services, out *loadOutco
 		}
 	}
 	return nil
+}
+
+// exportFilter selects what an export without filters holds: the events
+// of its range received before its as_of.
+func exportFilter(e audex.Export) audex.Filter {
+	return audex.Filter{Since: &e.Since, Until: &e.Until, ReceivedBefore: &e.AsOf}
 }
 
 // printLoadTest prints the report as markdown.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -18,6 +17,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/client"
 )
 
 // process is one of audex's commands (api or worker), built from this
@@ -350,47 +352,43 @@ func mib(n int64) string {
 	return fmt.Sprintf("%.0f", float64(n)/(1<<20))
 }
 
-// callAPI sends one request with the key (body as JSON when not nil),
-// requires the status want and decodes the answer into out when not nil.
-func callAPI(ctx context.Context, method, url, key string, body any, want int, out any) error {
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		reader = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, reader)
+// client is the SDK's client of the api process with key. It does not
+// retry: an answer other than the expected one fails the measurement.
+func (s *services) client(key string) *client.Client {
+	c, err := client.New(s.apiURL, key, client.WithHTTPClient(apiHTTP), client.WithRetries(0, 0))
 	if err != nil {
-		return err
+		panic(err) // apiURL is checked when the api starts
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := apiClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%s %s: read answer: %w", method, req.URL.Path, err)
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s: %.300s", method, req.URL.Path, resp.Status, answer)
-	}
-	if out != nil {
-		if err := json.Unmarshal(answer, out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, req.URL.Path, err)
-		}
-	}
-	return nil
+	return c
 }
 
-// apiClient makes the short requests to the api process.
-var apiClient = &http.Client{
+// apiHTTP makes the requests to the api process.
+var apiHTTP = &http.Client{
 	Timeout:   2 * time.Minute,
 	Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+}
+
+// waitExport polls the export every poll until it is finished or limit
+// passes; progress, when not nil, sees every status read.
+func waitExport(ctx context.Context, c *client.Client, id string, poll, limit time.Duration, progress func(audex.Export)) (audex.Export, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	e, err := c.Exports.Wait(ctx, id, client.WaitOptions{FirstPoll: poll, MaxPoll: poll, Progress: progress})
+	if err != nil {
+		return e, fmt.Errorf("export %s, %s after %s (%d of %d records, attempt %d): %w",
+			id, e.Status, limit, e.Progress.RecordsExported, e.EstimatedRecords, e.Attempts, err)
+	}
+	return e, nil
+}
+
+// waitPurge polls the purge every 50 ms until it is finished or limit
+// passes.
+func waitPurge(ctx context.Context, c *client.Client, id string, limit time.Duration) (audex.Purge, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	p, err := c.Purges.Wait(ctx, id, 50*time.Millisecond)
+	if err != nil {
+		return p, fmt.Errorf("purge %s, %s after %s (%d deleted): %w", id, p.Status, limit, p.Deleted, err)
+	}
+	return p, nil
 }

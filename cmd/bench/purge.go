@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -226,15 +224,12 @@ func (b *bench) runPurge(ctx context.Context, svc *services, key, tenant string,
 	if err != nil {
 		return r, err
 	}
-	var created struct {
-		ID string `json:"purge_id"`
-	}
+	api := svc.client(key)
 	start := time.Now()
-	err = callAPI(ctx, http.MethodPost, svc.apiURL+"/v1/audit/purge", key,
-		map[string]string{"before": before.Format(time.RFC3339Nano)}, http.StatusAccepted, &created)
+	id, err := api.Purges.Create(ctx, before)
 	var p audex.Purge
 	if err == nil {
-		p, err = b.waitPurge(ctx, svc, key, created.ID, 2*time.Minute+time.Duration(want/10_000)*time.Second)
+		p, err = waitPurge(ctx, api, id, 2*time.Minute+time.Duration(want/10_000)*time.Second)
 	}
 	r.elapsed = time.Since(start)
 	r.worker = watch.end()
@@ -253,29 +248,6 @@ func (b *bench) runPurge(ctx context.Context, svc *services, key, tenant string,
 	}
 	b.logger.Info("purged", slog.String("tenant", tenant), slog.Int64("events", r.deleted), slog.Int("events_per_s", int(r.perSecond())))
 	return r, nil
-}
-
-// waitPurge polls GET /v1/audit/purges/{id} every 50 ms until the purge
-// is finished or limit passes.
-func (b *bench) waitPurge(ctx context.Context, svc *services, key, id string, limit time.Duration) (audex.Purge, error) {
-	deadline := time.Now().Add(limit)
-	for {
-		var p audex.Purge
-		if err := callAPI(ctx, http.MethodGet, svc.apiURL+"/v1/audit/purges/"+id, key, nil, http.StatusOK, &p); err != nil {
-			return p, err
-		}
-		if p.Finished() {
-			return p, nil
-		}
-		if time.Now().After(deadline) {
-			return p, fmt.Errorf("purge %s still %s after %s (%d deleted)", id, p.Status, limit, p.Deleted)
-		}
-		select {
-		case <-ctx.Done():
-			return p, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // ingestLoad posts ingest requests (cfg.ingestBatch new events each,
@@ -330,20 +302,15 @@ func (b *bench) ingestLoad(ctx context.Context, svc *services, key string, salt 
 				if now := time.Now(); next.Before(now) {
 					next = now
 				}
-				now := time.Now().UTC()
-				wire := make([]wireEvent, b.cfg.ingestBatch)
-				for i := range wire {
-					e := gen.next(now.Add(time.Duration(i) * time.Microsecond))
-					wire[i] = e.wire()
-				}
-				body, err := json.Marshal(map[string]any{"events": wire})
+				events := gen.batch(b.cfg.ingestBatch)
+				body, err := ingestBody(events)
 				if err != nil {
 					errs <- err
 					cancel()
 					return
 				}
 				t := time.Now()
-				if err := postEvents(ctx, apiClient, svc.apiURL, key, body, len(wire)); err != nil {
+				if err := postEvents(ctx, apiHTTP, svc.apiURL, key, body, len(events)); err != nil {
 					if ctx.Err() == nil {
 						errs <- fmt.Errorf("ingest: %w", err)
 					}
@@ -353,7 +320,7 @@ func (b *bench) ingestLoad(ctx context.Context, svc *services, key string, salt 
 				lat := time.Since(t)
 				mu.Lock()
 				res.latencies = append(res.latencies, lat)
-				res.events += len(wire)
+				res.events += len(events)
 				mu.Unlock()
 			}
 		}()

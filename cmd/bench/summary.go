@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
+	"github.com/audex-dev/audex/client"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -23,7 +23,8 @@ type summaryResult struct {
 
 // summaryShape is one kind of summary request, timed.
 type summaryShape struct {
-	name, query string
+	name, query string // query: params as the report shows them
+	params      client.ListParams
 	total       int64 // total_events of the answer
 	times       []time.Duration
 }
@@ -54,17 +55,18 @@ func (b *bench) summary(ctx context.Context, svc *services, key string, res summ
 	week := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -7)
 	res.shapes = []summaryShape{
 		{name: "no parameters (the last 30 days)", query: ""},
-		{name: "7 whole days", query: "?since=" + week.Format(time.DateOnly) + "&until=" + week.AddDate(0, 0, 7).Format(time.DateOnly)},
-		{name: "the last 30 days, actor_type=agent (scans the events)", query: "?actor_type=agent"},
+		{name: "7 whole days", query: "?since=" + week.Format(time.DateOnly) + "&until=" + week.AddDate(0, 0, 7).Format(time.DateOnly),
+			params: client.ListParams{Since: week, Until: week.AddDate(0, 0, 7)}},
+		{name: "the last 30 days, actor_type=agent (scans the events)", query: "?actor_type=agent",
+			params: client.ListParams{Filters: client.Filters{ActorType: "agent"}}},
 	}
+	api := svc.client(key)
 	for i := range res.shapes {
 		sh := &res.shapes[i]
 		for j := range summaryWarmup + b.cfg.summaryRequests {
-			var answer struct {
-				TotalEvents int64 `json:"total_events"`
-			}
 			start := time.Now()
-			if err := callAPI(ctx, http.MethodGet, svc.apiURL+"/v1/audit/summary"+sh.query, key, nil, http.StatusOK, &answer); err != nil {
+			answer, err := api.Events.Summary(ctx, sh.params)
+			if err != nil {
 				return res, err
 			}
 			if j >= summaryWarmup {
