@@ -319,9 +319,9 @@ func mix(x uint64) uint64 {
 // working hours, quiet nights, quieter weekends. at(i) is the time of the
 // i-th event and never decreases.
 type timeline struct {
-	start time.Time
-	n     int
-	cdf   []float64 // cumulative share of events by the end of each hour
+	start, end time.Time
+	n          int
+	cdf        []float64 // cumulative share of events by the end of each hour
 }
 
 func newTimeline(start, end time.Time, n int) timeline {
@@ -346,7 +346,7 @@ func newTimeline(start, end time.Time, n int) timeline {
 	for h := range cdf {
 		cdf[h] /= total
 	}
-	return timeline{start: start, n: n, cdf: cdf}
+	return timeline{start: start, end: end, n: n, cdf: cdf}
 }
 
 func (tl timeline) at(i int) time.Time {
@@ -358,7 +358,9 @@ func (tl timeline) at(i int) time.Time {
 		lo = tl.cdf[h-1]
 	}
 	frac := (u - lo) / (tl.cdf[h] - lo)
-	return tl.start.Add(time.Duration((float64(h) + frac) * float64(time.Hour))).Truncate(time.Microsecond)
+	from := tl.start.Add(time.Duration(h) * time.Hour)
+	span := min(time.Hour, tl.end.Sub(from)) // the last hour may be partial
+	return from.Add(time.Duration(frac * float64(span))).Truncate(time.Microsecond)
 }
 
 // newEvent is e as an ingest client sends it (the SDK's shape): without
