@@ -218,8 +218,8 @@ func (b *bench) runExport(ctx context.Context, svc *services, key string, win wi
 }
 
 // checkLocalExport counts the lines of every part of a completed export in
-// the local folder (through gzip when compressed) against its records, and
-// checks that its manifest is there.
+// the local folder against its records, and checks that its manifest is
+// there.
 func checkLocalExport(folder string, e audex.Export, format string) error {
 	if e.ManifestKey == nil {
 		return fmt.Errorf("export %s has no manifest", e.ID)
@@ -227,32 +227,42 @@ func checkLocalExport(folder string, e audex.Export, format string) error {
 	if _, err := os.Stat(filepath.Join(folder, filepath.FromSlash(*e.ManifestKey))); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	for _, f := range e.Files {
-		file, err := os.Open(filepath.Join(folder, filepath.FromSlash(f.Key)))
-		if err != nil {
-			return err
-		}
-		var r io.Reader = file
-		if strings.HasSuffix(f.Key, ".gz") {
-			zr, err := gzip.NewReader(file)
-			if err != nil {
-				file.Close()
-				return fmt.Errorf("%s: %w", f.Key, err)
-			}
-			r = zr
-		}
+	return readLocalParts(folder, e, func(f audex.ExportFile, r io.Reader) error {
 		var cw countingWriter
-		_, err = io.Copy(&cw, r)
-		file.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.Key, err)
+		if _, err := io.Copy(&cw, r); err != nil {
+			return err
 		}
 		want := f.Records
 		if format == "csv" {
 			want++ // the header
 		}
 		if cw.lines != want {
-			return fmt.Errorf("%s: %d lines, want %d", f.Key, cw.lines, want)
+			return fmt.Errorf("%d lines, want %d", cw.lines, want)
+		}
+		return nil
+	})
+}
+
+// readLocalParts calls fn with the content of every part of a completed
+// export in the local folder, in order, through gzip when compressed.
+func readLocalParts(folder string, e audex.Export, fn func(audex.ExportFile, io.Reader) error) error {
+	for _, f := range e.Files {
+		err := func() error {
+			file, err := os.Open(filepath.Join(folder, filepath.FromSlash(f.Key)))
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			var r io.Reader = file
+			if strings.HasSuffix(f.Key, ".gz") {
+				if r, err = gzip.NewReader(file); err != nil {
+					return err
+				}
+			}
+			return fn(f, r)
+		}()
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.Key, err)
 		}
 	}
 	return nil

@@ -36,11 +36,9 @@ type loadStats struct {
 	events       int       // of the big tenant
 	seen         int
 	actors       map[string]int
-	actorTypes   map[string]int
 	actions      map[string]int
 	actorActions map[[2]string]int
 	targets      map[string]int
-	targetTypes  map[string]int
 	projects     map[string]int // by "projects/pN/"
 	ips          map[string]int
 	requestID    string // of the event in the middle of the tenant
@@ -48,20 +46,18 @@ type loadStats struct {
 
 func newLoadStats(end time.Time, events int) *loadStats {
 	return &loadStats{
-		end: end, events: events, actors: map[string]int{}, actorTypes: map[string]int{}, actions: map[string]int{},
-		actorActions: map[[2]string]int{}, targets: map[string]int{}, targetTypes: map[string]int{},
+		end: end, events: events, actors: map[string]int{}, actions: map[string]int{},
+		actorActions: map[[2]string]int{}, targets: map[string]int{},
 		projects: map[string]int{}, ips: map[string]int{},
 	}
 }
 
 func (s *loadStats) observe(e *audex.Event) {
 	s.actors[e.Actor.ID]++
-	s.actorTypes[*e.Actor.Type]++
 	s.actions[e.Action]++
 	s.actorActions[[2]string{e.Actor.ID, e.Action}]++
 	if e.Target != nil {
 		s.targets[*e.Target.ID]++
-		s.targetTypes[*e.Target.Type]++
 	}
 	if rest, ok := strings.CutPrefix(*e.Resource, "projects/"); ok {
 		p, _, _ := strings.Cut(rest, "/")

@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,25 +42,15 @@ type loadSettings struct {
 func loadLoadSettings(getenv func(string) string) (loadSettings, error) {
 	var s loadSettings
 	var seconds int
-	for _, v := range []struct {
-		name          string
-		dst           *int
-		def, min, max int
-	}{
+	err := readInts(getenv, []intSetting{
 		{"LOAD_SECONDS", &seconds, 60, 5, 600},
 		{"LOAD_CLIENTS", &s.clients, 8, 1, 64},
 		{"LOAD_BATCH", &s.batch, 100, 1, 1000},
 		{"LOAD_PRELOAD", &s.preload, 200_000, 10_000, 5_000_000},
 		{"LOAD_EXPORTS", &s.exports, 6, 1, 100},
-	} {
-		*v.dst = v.def
-		if raw := strings.ReplaceAll(getenv(v.name), "_", ""); raw != "" {
-			n, err := strconv.Atoi(raw)
-			if err != nil || n < v.min || n > v.max {
-				return s, fmt.Errorf("%s: %q is not an integer from %d to %d", v.name, getenv(v.name), v.min, v.max)
-			}
-			*v.dst = n
-		}
+	})
+	if err != nil {
+		return s, err
 	}
 	s.duration = time.Duration(seconds) * time.Second
 	return s, nil
@@ -384,35 +372,31 @@ func orNone(s string) string {
 // "id" column of each CSV row.
 func exportedIDs(folder string, e audex.Export) ([]string, error) {
 	var ids []string
-	for _, f := range e.Files {
-		data, err := os.ReadFile(filepath.Join(folder, filepath.FromSlash(f.Key)))
-		if err != nil {
-			return nil, err
-		}
-		switch e.Format {
-		case "csv":
-			rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	err := readLocalParts(folder, e, func(_ audex.ExportFile, r io.Reader) error {
+		if e.Format == "csv" {
+			rows, err := csv.NewReader(r).ReadAll()
 			if err != nil || len(rows) == 0 {
-				return nil, fmt.Errorf("%s: not CSV with a header: %v", f.Key, err)
+				return fmt.Errorf("not CSV with a header: %v", err)
 			}
 			col := slices.Index(rows[0], "id")
 			if col < 0 {
-				return nil, fmt.Errorf("%s: no id column", f.Key)
+				return errors.New("no id column")
 			}
 			for _, row := range rows[1:] {
 				ids = append(ids, row[col])
 			}
-		default:
-			for line := range bytes.Lines(data) {
-				var ev struct {
-					ID string `json:"id"`
-				}
-				if err := json.Unmarshal(line, &ev); err != nil {
-					return nil, fmt.Errorf("%s: %w", f.Key, err)
-				}
-				ids = append(ids, ev.ID)
-			}
+			return nil
 		}
-	}
-	return ids, nil
+		for dec := json.NewDecoder(r); dec.More(); {
+			var ev struct {
+				ID string `json:"id"`
+			}
+			if err := dec.Decode(&ev); err != nil {
+				return err
+			}
+			ids = append(ids, ev.ID)
+		}
+		return nil
+	})
+	return ids, err
 }

@@ -92,34 +92,23 @@ func loadConfig(getenv func(string) string) (config, error) {
 		cfg.databaseURL = v
 	}
 	var seed, timeoutMinutes, export5M int
-	ints := []struct {
-		name     string
-		dst      *int
-		def, min int
-	}{
-		{"BENCH_EVENTS", &cfg.events, 1_000_000, 10_000},
-		{"BENCH_INGEST_EVENTS", &cfg.ingestEvents, 200_000, 1_000},
-		{"BENCH_INGEST_CLIENTS", &cfg.ingestClients, 4, 1},
-		{"BENCH_INGEST_BATCH", &cfg.ingestBatch, 500, 1},
-		{"BENCH_INGEST_ROUNDS", &cfg.ingestRounds, 3, 1},
-		{"BENCH_LIST_REQUESTS", &cfg.listRequests, 200, 10},
-		{"BENCH_SEED", &seed, 1, 0},
-		{"BENCH_TIMEOUT_MINUTES", &timeoutMinutes, 60, 1},
-		{"BENCH_SUMMARY_REQUESTS", &cfg.summaryRequests, 20, 1},
-		{"BENCH_EXPORT_JOBS", &cfg.exportJobs, 20, 1},
-		{"BENCH_EXPORT_5M", &export5M, 0, 0},
-		{"BENCH_PURGE_EVENTS", &cfg.purgeEvents, 1_000_000, 10_000},
-		{"BENCH_PURGE_INGEST_RATE", &cfg.purgeIngestRate, 10_000, 0},
-	}
-	for _, v := range ints {
-		*v.dst = v.def
-		if s := strings.ReplaceAll(getenv(v.name), "_", ""); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < v.min {
-				return cfg, fmt.Errorf("%s: %q is not an integer of at least %d", v.name, getenv(v.name), v.min)
-			}
-			*v.dst = n
-		}
+	err := readInts(getenv, []intSetting{
+		{"BENCH_EVENTS", &cfg.events, 1_000_000, 10_000, 0},
+		{"BENCH_INGEST_EVENTS", &cfg.ingestEvents, 200_000, 1_000, 0},
+		{"BENCH_INGEST_CLIENTS", &cfg.ingestClients, 4, 1, 0},
+		{"BENCH_INGEST_BATCH", &cfg.ingestBatch, 500, 1, 0},
+		{"BENCH_INGEST_ROUNDS", &cfg.ingestRounds, 3, 1, 0},
+		{"BENCH_LIST_REQUESTS", &cfg.listRequests, 200, 10, 0},
+		{"BENCH_SEED", &seed, 1, 0, 0},
+		{"BENCH_TIMEOUT_MINUTES", &timeoutMinutes, 60, 1, 0},
+		{"BENCH_SUMMARY_REQUESTS", &cfg.summaryRequests, 20, 1, 0},
+		{"BENCH_EXPORT_JOBS", &cfg.exportJobs, 20, 1, 0},
+		{"BENCH_EXPORT_5M", &export5M, 0, 0, 0},
+		{"BENCH_PURGE_EVENTS", &cfg.purgeEvents, 1_000_000, 10_000, 0},
+		{"BENCH_PURGE_INGEST_RATE", &cfg.purgeIngestRate, 10_000, 0, 0},
+	})
+	if err != nil {
+		return cfg, err
 	}
 	cfg.seed, cfg.timeout = uint64(seed), time.Duration(timeoutMinutes)*time.Minute
 	cfg.export5M = export5M != 0
@@ -153,6 +142,35 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return cfg, errors.New("BENCH_INGEST_BATCH: the API takes at most 1000 events per request")
 	}
 	return cfg, nil
+}
+
+// intSetting is an integer setting of the environment: def when unset,
+// else at least min and, when max is not 0, at most max. Underscores
+// group digits (1_000_000).
+type intSetting struct {
+	name          string
+	dst           *int
+	def, min, max int
+}
+
+// readInts sets each setting's dst from getenv.
+func readInts(getenv func(string) string, settings []intSetting) error {
+	for _, v := range settings {
+		*v.dst = v.def
+		raw := strings.ReplaceAll(getenv(v.name), "_", "")
+		if raw == "" {
+			continue
+		}
+		n, err := strconv.Atoi(raw)
+		switch {
+		case v.max == 0 && (err != nil || n < v.min):
+			return fmt.Errorf("%s: %q is not an integer of at least %d", v.name, getenv(v.name), v.min)
+		case v.max != 0 && (err != nil || n < v.min || n > v.max):
+			return fmt.Errorf("%s: %q is not an integer from %d to %d", v.name, getenv(v.name), v.min, v.max)
+		}
+		*v.dst = n
+	}
+	return nil
 }
 
 // run is the whole command, with its environment passed in.
