@@ -203,16 +203,7 @@ func wideRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 		share := float64(len(events)) / float64(walked)
 		walk := float64(need) / share // rows to read on down the list order
 		if len(events) == 0 || walk > share*float64(total) {
-			// Reading the range from its index, sorted, costs less. The
-			// order is an expression that no index serves, so that the
-			// planner reads the range rather than walk the time index,
-			// whatever its statistics say.
-			var q queryBuilder
-			rows, err := db.Query(ctx, q.listOf(selectEventColumns, "(occurred_at + interval '0 s')", tenantID, f, order, end, need), q.args...)
-			if err != nil {
-				return nil, err
-			}
-			more, err := pgx.CollectRows(rows, scanEvent)
+			more, err := sortedRangeList(ctx, db, tenantID, f, order, end, need)
 			return append(events, more...), err
 		}
 		// Reading on down the list's order costs less: about walk rows,
@@ -225,6 +216,30 @@ func wideRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 		events, end, walked = append(events, more...), next, walked+window
 	}
 	return events, nil
+}
+
+// sortedRangeList reads the page from the range's own index, all of the
+// range, sorted. The order is an expression that no index serves, so that
+// the planner reads the range rather than walk the time index, whatever
+// its statistics say; and only the keys are sorted, read from the index
+// alone where the table's visibility map allows (the index holds
+// occurred_at and id), before the page's rows are fetched by key: a range
+// of 3,000 events costs 3,000 index entries, not 3,000 rows.
+func sortedRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	var q queryBuilder
+	keys := q.listOf("occurred_at, id", "(occurred_at + interval '0 s')", tenantID, f, order, after, limit)
+	dir := "ASC"
+	if order == audex.OrderDesc {
+		dir = "DESC"
+	}
+	sql := fmt.Sprintf(`WITH k AS MATERIALIZED (%s)
+		SELECT %s FROM k JOIN events e USING (occurred_at, id) WHERE e.tenant_id = $1
+		ORDER BY occurred_at %s, id %s`, keys, selectEventColumns, dir, dir)
+	rows, err := db.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEvent)
 }
 
 // walkRange reads the tenant's events that match rest after the position
@@ -264,14 +279,6 @@ func walkRange(ctx context.Context, db DBTX, tenantID string, r columnRange, res
 		}
 	}
 	return events, end, rows.Err()
-}
-
-// reverse returns the other SQL direction of dir.
-func reverse(dir string) string {
-	if dir == "ASC" {
-		return "DESC"
-	}
-	return "ASC"
 }
 
 // condition adds r's arguments to q and returns r's condition.
