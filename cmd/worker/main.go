@@ -135,6 +135,7 @@ func serveMetrics(addr string, pool *pgxpool.Pool, logger *slog.Logger) (stop fu
 }
 
 // workerPoolSize is the worker's connections for exportConcurrency
-// exports: two per export, two for purges and the rollup (the default
-// queue's workers), one for the reaper and four for River itself.
-func workerPoolSize(exportConcurrency int) int { return 2*exportConcurrency + 2 + 1 + 4 }
+// exports and as many streams: two per export, one per stream, two for
+// purges and the rollup (the default queue's workers), one for the
+// reaper and four for River itself.
+func workerPoolSize(exportConcurrency int) int { return 3*exportConcurrency + 2 + 1 + 4 }

@@ -591,7 +591,7 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 // fail records a permanent failure in operator words, deletes the parts
 // and cancels the job so that River does not retry it.
 func (w *ExportWorker) fail(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, cause error) error {
-	failure := describeFailure(e, cause)
+	failure := describeFailure(e.Destination, cause)
 	log.Warn("export_failed", slog.String("code", failure.Code), slog.String("reason", failure.Message))
 	if err := store.FailExport(context.WithoutCancel(ctx), w.Pool, e.ID, failure); err != nil {
 		return err
@@ -601,10 +601,10 @@ func (w *ExportWorker) fail(ctx context.Context, log *slog.Logger, e *audex.Expo
 	return river.JobCancel(cause)
 }
 
-// describeFailure turns an error into words an operator can act on,
-// without secrets (sinks keep credentials out of their errors).
-func describeFailure(e *audex.Export, err error) audex.ExportError {
-	d := e.Destination
+// describeFailure turns an error writing to destination d into words an
+// operator can act on, without secrets (sinks keep credentials out of
+// their errors).
+func describeFailure(d audex.ExportDestination, err error) audex.ExportError {
 	switch {
 	case errors.Is(err, ErrDestinationGone):
 		return audex.ExportError{Code: "destination_not_configured", Message: fmt.Sprintf("destination %s is no longer configured on this server", d.Name)}
@@ -613,7 +613,7 @@ func describeFailure(e *audex.Export, err error) audex.ExportError {
 	case errors.Is(err, sinks.ErrAccessDenied):
 		return audex.ExportError{Code: "access_denied", Message: fmt.Sprintf("destination %s (bucket %s) refused the credentials or lacks a permission", d.Name, d.Bucket)}
 	case errors.Is(err, sinks.ErrNoSpace):
-		return audex.ExportError{Code: "destination_full", Message: fmt.Sprintf("destination %s (bucket %s) has no space left; the parts written were deleted", d.Name, d.Bucket)}
+		return audex.ExportError{Code: "destination_full", Message: fmt.Sprintf("destination %s (bucket %s) has no space left", d.Name, d.Bucket)}
 	}
 	return audex.ExportError{Code: "export_failed", Message: fmt.Sprintf("gave up after repeated errors writing to destination %s: %v", d.Name, err)}
 }

@@ -49,6 +49,10 @@ type Config struct {
 // which finishes at once while the reaper's loop is alive.
 const reaperRestartInterval = 30 * time.Second
 
+// streamSchedulerInterval is how often River's leader restarts the jobs
+// of active streams that have none.
+const streamSchedulerInterval = 30 * time.Second
+
 // NewClient returns a River client that works every audex job kind and
 // schedules the periodic ones. Settings left at zero take their defaults
 // from internal/config. River runs periodic jobs on its elected
@@ -73,6 +77,8 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	// another attempt is started.
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 5, Interval: reaperInterval})
 	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget})
+	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Window: timing.Window})
+	river.AddWorker(workers, &StreamSchedulerWorker{Pool: cfg.Pool})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	retentionInterval := cfg.RetentionInterval
@@ -93,6 +99,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 			river.QueueDefault: {MaxWorkers: 2},
 			queue.Exports:      {MaxWorkers: concurrency},
 			queue.Reaper:       {MaxWorkers: 1},
+			queue.Streams:      {MaxWorkers: concurrency},
 		},
 		Workers: workers,
 		// An export attempt lasts at most Window + 3 LeaseTTL (its
@@ -109,6 +116,9 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 			// this starts it, or restarts it after its job died.
 			river.NewPeriodicJob(river.PeriodicInterval(max(reaperInterval, reaperRestartInterval)), func() (river.JobArgs, *river.InsertOpts) {
 				return queue.ExportReaperArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(streamSchedulerInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return queue.StreamSchedulerArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return queue.RetentionArgs{}, nil

@@ -55,7 +55,7 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs])
 	case err != nil:
 		return err
 	case blocked:
-		log.Info("purge_waits_for_export")
+		log.Info("purge_waits_for_export_or_stream")
 		return river.JobSnooze(purgeWaitForExports)
 	case p.Finished():
 		return nil
@@ -63,6 +63,15 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs])
 	deadline := time.Now().Add(w.Window)
 	var after *audex.Position
 	for {
+		// A stream created since the purge started may backfill what it
+		// deletes: the purge waits until the stream has delivered it.
+		if behind, err := store.StreamsBehind(ctx, w.Pool, p.TenantID, p.CreatedAt); err != nil || behind {
+			if err == nil {
+				log.Info("purge_waits_for_stream")
+				err = river.JobSnooze(purgeWaitForExports)
+			}
+			return err
+		}
 		started := time.Now()
 		deleted, next, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize, w.BatchBudget)
 		if err != nil {

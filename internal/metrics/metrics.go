@@ -56,6 +56,17 @@ var (
 		Help: "Bytes written to export parts, by sink type.",
 	}, []string{"sink"})
 
+	// StreamedEvents and StreamBatches count what stream batches
+	// delivered by this process hold, by destination type.
+	StreamedEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "audex_stream_events_total",
+		Help: "Events delivered by stream batches, by destination type.",
+	}, []string{"sink"})
+	StreamBatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "audex_stream_batches_total",
+		Help: "Stream batches delivered, by destination type.",
+	}, []string{"sink"})
+
 	// PurgedEvents counts events deleted by purges and by retention's
 	// partition drops.
 	PurgedEvents = prometheus.NewCounter(prometheus.CounterOpts{
@@ -72,7 +83,7 @@ func Handler(pool *pgxpool.Pool, logger *slog.Logger) http.Handler {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		RequestDuration, EventsIngested, ExportsFinished, ExportedRecords, ExportedBytes, PurgedEvents,
+		RequestDuration, EventsIngested, ExportsFinished, ExportedRecords, ExportedBytes, StreamedEvents, StreamBatches, PurgedEvents,
 	)
 	if pool != nil {
 		reg.MustRegister(&stateCollector{pool: pool})
@@ -93,6 +104,7 @@ var (
 	exportsDesc = prometheus.NewDesc("audex_exports", "Export jobs by status (all tenants).", []string{"status"}, nil)
 	purgesDesc  = prometheus.NewDesc("audex_purges", "Purges by status (all tenants).", []string{"status"}, nil)
 	riverDesc   = prometheus.NewDesc("audex_river_jobs", "River jobs not yet finished, by queue and state.", []string{"queue", "state"}, nil)
+	lagDesc     = prometheus.NewDesc("audex_stream_lag_seconds", "How far behind now each active stream's watermark is (all tenants).", []string{"stream"}, nil)
 )
 
 // stateQueryTimeout bounds the scrape's database reads.
@@ -103,6 +115,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- exportsDesc
 	ch <- purgesDesc
 	ch <- riverDesc
+	ch <- lagDesc
 }
 
 // Collect implements prometheus.Collector. Every gauge keeps its series
@@ -117,6 +130,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	send(ch, purgesDesc, purges, err, func(s store.StateCount) []string { return []string{s.State} })
 	jobs, err := store.CountUnfinishedRiverJobs(ctx, c.pool)
 	send(ch, riverDesc, jobs, err, func(s store.StateCount) []string { return []string{s.Queue, s.State} })
+	lags, err := store.ActiveStreamLags(ctx, c.pool)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(lagDesc, err)
+		return
+	}
+	for _, l := range lags {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, l.Seconds, l.StreamID)
+	}
 }
 
 // send sends one gauge per count, labelled by labels; a failed read is

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Exports is the River queue of export jobs, set apart so that their
@@ -24,6 +25,10 @@ const Exports = "exports"
 // Reaper is the River queue of the export reaper, so that long purges or
 // exports holding the other queues' workers never delay it.
 const Reaper = "export_reaper"
+
+// Streams is the River queue of stream jobs, so that streams waiting on a
+// slow destination never hold the export or default queues' workers.
+const Streams = "streams"
 
 // ExportArgs asks for an export to be worked (or continued).
 type ExportArgs struct {
@@ -53,6 +58,34 @@ type PurgeArgs struct {
 
 // Kind is the job's stable name.
 func (PurgeArgs) Kind() string { return "purge" }
+
+// StreamArgs asks for a stream's batches to be delivered: one job per
+// active stream at a time, which snoozes until its next batch is due and
+// ends when the stream is paused, failed or deleted.
+type StreamArgs struct {
+	StreamID string `json:"stream_id"`
+}
+
+// Kind is the job's stable name.
+func (StreamArgs) Kind() string { return "stream" }
+
+// InsertOpts puts streams on the Streams queue, one job per stream
+// whatever its state (a finished one aside): resuming a stream, or the
+// scheduler's look for active streams, adds none while one is there.
+func (StreamArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: Streams, UniqueOpts: river.UniqueOpts{
+		ByArgs:  true,
+		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled},
+	}}
+}
+
+// StreamSchedulerArgs asks for a stream job for every active stream that
+// has none (one lost from River's UI, or finished while the stream was
+// active).
+type StreamSchedulerArgs struct{}
+
+// Kind is the job's stable name.
+func (StreamSchedulerArgs) Kind() string { return "stream_scheduler" }
 
 // RetentionArgs asks for the retention purges that the policies in force
 // call for to be created.

@@ -28,8 +28,9 @@ const partitionPattern = `^events_[0-9]{4}_[0-9]{2}$`
 // DropExpiredPartitions drops the monthly partitions of events whose every
 // row is past its tenant's retention cut-off at now: every tenant with rows
 // in the partition has a policy whose cut-off (now - retain_days) is at or
-// after the partition's end, and no queued or running export of those
-// tenants starts before that end. For each, in order:
+// after the partition's end, no queued or running export of those
+// tenants starts before that end, and no active stream of theirs has yet
+// to deliver an event of it. For each, in order:
 //
 //  1. it detaches the partition in a short transaction that gives up after
 //     a second if other statements hold the table (it is tried again on
@@ -135,8 +136,9 @@ func expiredPartitions(ctx context.Context, db DBTX, now time.Time) ([]expiringP
 			continue
 		}
 		var blocked bool
-		// Every tenant in the partition must have let all of it expire, and
-		// no export of theirs may still read it. An empty partition stays:
+		// Every tenant in the partition must have let all of it expire, no
+		// export of theirs may still read it, and no active stream of
+		// theirs may still have to deliver its events. An empty partition stays:
 		// dropping it gains nothing.
 		err = db.QueryRow(ctx, fmt.Sprintf(partitionTenants+`
 			SELECT NOT EXISTS (SELECT 1 FROM present) OR EXISTS (
@@ -145,6 +147,9 @@ func expiredPartitions(ctx context.Context, db DBTX, now time.Time) ([]expiringP
 			) OR EXISTS (
 				SELECT 1 FROM exports x JOIN present p ON p.tenant_id = x.tenant_id
 				WHERE x.status IN ('queued', 'running') AND x.since < $2
+			) OR EXISTS (
+				SELECT 1 FROM streams s JOIN present p ON p.tenant_id = s.tenant_id
+				WHERE s.status = 'active' AND s.watermark <= (SELECT max(received_at) FROM %[1]s e WHERE e.tenant_id = s.tenant_id)
 			)`, pgx.Identifier{name}.Sanitize()), now, end).Scan(&blocked)
 		if err != nil {
 			return nil, fmt.Errorf("check partition %s: %w", name, translate(err))

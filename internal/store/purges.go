@@ -139,9 +139,11 @@ func lockTenant(ctx context.Context, tx pgx.Tx, tenantID string) error {
 }
 
 // StartPurge moves a queued purge to running unless an export of the
-// tenant that is queued or running covers time before the purge's cut-off:
-// then it returns blocked and changes nothing (the purge waits, so that no
-// export loses events). A running purge is returned as it is.
+// tenant that is queued or running covers time before the purge's cut-off,
+// or an active stream of the tenant has not delivered every event received
+// before the purge was asked for: then it returns blocked and changes
+// nothing (the purge waits, so that no export or stream loses events). A
+// running purge is returned as it is.
 func StartPurge(ctx context.Context, db DBTX, id string) (p audex.Purge, blocked bool, err error) {
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if p, err = GetPurgeByID(ctx, tx, id); err != nil || p.Status != audex.PurgeQueued {
@@ -152,6 +154,9 @@ func StartPurge(ctx context.Context, db DBTX, id string) (p audex.Purge, blocked
 		}
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM exports WHERE tenant_id = $1
 			AND status IN ('queued', 'running') AND since < $2)`, p.TenantID, p.Before).Scan(&blocked); err != nil || blocked {
+			return err
+		}
+		if blocked, err = StreamsBehind(ctx, tx, p.TenantID, p.CreatedAt); err != nil || blocked {
 			return err
 		}
 		now := time.Now().UTC()
@@ -208,6 +213,9 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Positi
 		var q queryBuilder
 		q.where("tenant_id = " + q.arg(p.TenantID))
 		q.where("occurred_at < " + q.arg(p.Before))
+		// Events received since the purge was asked for stay: an active
+		// stream may not have delivered them yet (StreamsBehind).
+		q.where("received_at < " + q.arg(p.CreatedAt))
 		if after != nil {
 			q.where("occurred_at >= " + q.arg(after.OccurredAt))
 			q.where(fmt.Sprintf("(occurred_at, id) > (%s, %s)", q.arg(after.OccurredAt), q.arg(after.ID)))

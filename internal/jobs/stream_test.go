@@ -1,0 +1,331 @@
+package jobs_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertest"
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/queue"
+	"github.com/audex-dev/audex/internal/sinks"
+	"github.com/audex-dev/audex/internal/store"
+)
+
+// newStream returns an active JSONL stream of the tenant to the "local"
+// destination, every second, from start (zero: now), not stored yet.
+func (b *jobsBundle) newStream(start time.Time) audex.Stream {
+	s := audex.Stream{ID: audex.NewID("str"), TenantID: b.tenant, Format: "jsonl", Compression: "none",
+		Filters: []byte("{}"), IntervalSeconds: 1, Start: start,
+		Destination: audex.ExportDestination{Name: "local", Type: "file", Bucket: b.folder}}
+	s.KeyPrefix = s.ID + "/"
+	return s
+}
+
+// storeStream stores s and returns it as stored.
+func (b *jobsBundle) storeStream(t *testing.T, s audex.Stream) audex.Stream {
+	t.Helper()
+	require.NoError(t, store.CreateStream(t.Context(), b.pool, &s))
+	return b.getStream(t, s.ID)
+}
+
+func (b *jobsBundle) getStream(t *testing.T, id string) audex.Stream {
+	t.Helper()
+	s, err := store.GetStreamByID(t.Context(), b.pool, id)
+	require.NoError(t, err)
+	return s
+}
+
+// streamWorker returns River's test worker for a stream worker of b's
+// database, opening sinks with open.
+func (b *jobsBundle) streamWorker(t *testing.T, open jobs.SinkOpener) *rivertest.Worker[queue.StreamArgs, pgx.Tx] {
+	t.Helper()
+	return newWorker(t, &jobs.StreamWorker{Pool: b.pool, Logger: b.logger, OpenSink: open, Window: time.Minute, PartMaxRecords: 10})
+}
+
+// workStream runs the stream's job once and returns how it ended.
+func (b *jobsBundle) workStream(t *testing.T, w *rivertest.Worker[queue.StreamArgs, pgx.Tx], id string) (*rivertest.WorkResult, error) {
+	t.Helper()
+	return w.Work(t.Context(), t, b.tx(t), queue.StreamArgs{StreamID: id}, nil)
+}
+
+// waitDue waits until the stream's next batch is due.
+func (b *jobsBundle) waitDue(t *testing.T, id string) {
+	t.Helper()
+	s := b.getStream(t, id)
+	time.Sleep(time.Until(s.Watermark.Add(s.Interval())) + 10*time.Millisecond)
+}
+
+var batchKey = regexp.MustCompile(`^str_[0-9A-Z]+/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}/batch-(\d{6})-(part-\d{5}\.jsonl|manifest\.json)$`)
+
+// requireChain checks the stream's delivered batches against its
+// destination: seq from 1 without gaps, each manifest stored with the
+// recorded sha256 and holding the recorded batch, linked to the one
+// before, every part with its size, sha256 and records, the batch's
+// objects under its dt= and hour= of through, nothing else stored. It
+// returns the ids of the events the batches hold, in order.
+func (b *jobsBundle) requireChain(t *testing.T, s audex.Stream) (ids []string, batches []audex.StreamBatch) {
+	t.Helper()
+	batches, err := store.ListStreamBatches(t.Context(), b.pool, s.ID, 0, 1000)
+	require.NoError(t, err)
+	var stored []string
+	objects, err := b.sink(t).List(t.Context(), s.KeyPrefix)
+	require.NoError(t, err)
+	for _, o := range objects {
+		stored = append(stored, o.Key)
+	}
+	var want []string
+	var previous *string
+	for i, batch := range batches {
+		require.EqualValues(t, i+1, batch.Seq, "seq has no gaps")
+		require.Equal(t, previous, batch.PreviousManifestSHA256, "batch %d links to the one before", batch.Seq)
+		require.NotNil(t, batch.ManifestKey)
+		data := b.read(t, *batch.ManifestKey)
+		sum := sha256.Sum256(data)
+		require.Equal(t, batch.ManifestSHA256, hex.EncodeToString(sum[:]), "manifest %s", *batch.ManifestKey)
+		var manifest audex.StreamBatch
+		require.NoError(t, json.Unmarshal(data, &manifest))
+		manifest.ManifestSHA256 = batch.ManifestSHA256
+		require.Equal(t, batch, manifest, "the manifest holds the batch")
+		partition := fmt.Sprintf("dt=%s/hour=%02d/", batch.Through.UTC().Format(time.DateOnly), batch.Through.UTC().Hour())
+		var records int64
+		for _, f := range batch.Files {
+			require.Contains(t, f.Key, partition)
+			require.Regexp(t, batchKey, f.Key)
+			part := b.read(t, f.Key)
+			sum := sha256.Sum256(part)
+			require.Equal(t, f.SHA256, hex.EncodeToString(sum[:]), "part %s", f.Key)
+			require.EqualValues(t, f.SizeBytes, len(part))
+			sc := bufio.NewScanner(bytes.NewReader(part))
+			var lines int64
+			for sc.Scan() {
+				var line struct {
+					ID string `json:"id"`
+				}
+				require.NoError(t, json.Unmarshal(sc.Bytes(), &line))
+				ids = append(ids, line.ID)
+				lines++
+			}
+			require.Equal(t, f.Records, lines, "part %s", f.Key)
+			records += lines
+			want = append(want, f.Key)
+		}
+		require.Equal(t, batch.RecordCount, records)
+		want = append(want, *batch.ManifestKey)
+		previous = &batch.ManifestSHA256
+	}
+	require.ElementsMatch(t, want, stored, "nothing else is stored")
+	return ids, batches
+}
+
+// arrivalOrder returns the ids of the tenant's stored events in arrival
+// order, as a stream delivers them.
+func (b *jobsBundle) arrivalOrder(t *testing.T) []string {
+	t.Helper()
+	rows, err := b.pool.Query(t.Context(), `SELECT id FROM events WHERE tenant_id = $1 ORDER BY received_at, id`, b.tenant)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return ids
+}
+
+func TestStreamWorker(t *testing.T) {
+	t.Parallel()
+
+	t.Run("BatchesHoldEveryEventOnceInArrivalOrderLateOnesIncluded", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		b.ingest(t, "another_"+b.tenant, b.events) // the same ids in another tenant
+		s := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
+		w := b.streamWorker(t, b.open)
+
+		// The backfill: the 25 events received since start, in parts of 10.
+		res, err := b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "the job waits for the next interval")
+		ids, batches := b.requireChain(t, s)
+		require.Len(t, batches, 1)
+		require.Len(t, batches[0].Files, 3)
+		require.Equal(t, b.arrivalOrder(t), ids)
+
+		// An event that occurred two days ago but arrives now, and two
+		// more: the next batch, never skipped.
+		late := []audex.Event{
+			{ID: "late", OccurredAt: time.Now().Add(-48 * time.Hour).Truncate(time.Second), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")},
+			{ID: "new-1", OccurredAt: time.Now().Truncate(time.Second), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")},
+		}
+		b.ingest(t, b.tenant, late)
+		b.ingest(t, b.tenant, []audex.Event{{ID: "new-2", OccurredAt: time.Now(), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")}})
+		b.waitDue(t, s.ID)
+		_, err = b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		ids, batches = b.requireChain(t, s)
+		require.Len(t, batches, 2)
+		require.Equal(t, []string{"late", "new-1", "new-2"}, ids[25:])
+		require.Equal(t, b.arrivalOrder(t), ids, "every event once")
+		require.Equal(t, batches[0].Through, batches[1].After)
+
+		// A window without events writes no batch; the watermark moves.
+		b.waitDue(t, s.ID)
+		_, err = b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		_, batches = b.requireChain(t, s)
+		require.Len(t, batches, 2)
+		got := b.getStream(t, s.ID)
+		require.True(t, got.Watermark.After(batches[1].Through))
+		require.EqualValues(t, 2, got.BatchesDelivered)
+		require.EqualValues(t, 28, got.EventsDelivered)
+		require.Nil(t, got.Error)
+	})
+
+	t.Run("AStreamDeliversOnlyItsFiltersEventsFromItsStart", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t) // 25 events received before the stream starts
+		s := b.newStream(time.Time{})
+		s.Filters = []byte(`{"actor_id":"bob"}`)
+		s.Filter.ActorID = ptr("bob")
+		s = b.storeStream(t, s)
+		b.ingest(t, b.tenant, []audex.Event{
+			{ID: "bob-1", OccurredAt: time.Now(), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")},
+			{ID: "carol-1", OccurredAt: time.Now(), Action: "doc.read", Actor: audex.Actor{ID: "carol"}, Metadata: []byte("{}")},
+		})
+		b.waitDue(t, s.ID)
+		_, err := b.workStream(t, b.streamWorker(t, b.open), s.ID)
+		require.NoError(t, err)
+		ids, _ := b.requireChain(t, s)
+		require.Equal(t, []string{"bob-1"}, ids)
+	})
+
+	t.Run("ARetriedBatchWritesTheSameEventsUnderTheSameKeys", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		s := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
+		// An attempt fixed the batch's through and died after writing a
+		// part that this attempt will not write (an event of the batch
+		// was deleted since); then more events arrived.
+		through, err := store.PendStreamBatch(t.Context(), b.pool, s.ID, time.Now())
+		require.NoError(t, err)
+		base := fmt.Sprintf("%sdt=%s/hour=%02d/batch-000001-", s.KeyPrefix, through.UTC().Format(time.DateOnly), through.UTC().Hour())
+		_, err = b.sink(t).Put(t.Context(), base+"part-00004.jsonl", strings.NewReader("{\"id\":\"gone\"}\n"))
+		require.NoError(t, err)
+		b.ingest(t, b.tenant, []audex.Event{{ID: "after", OccurredAt: time.Now(), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")}})
+
+		w := b.streamWorker(t, b.open)
+		_, err = b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		ids, batches := b.requireChain(t, s) // the stale part is gone
+		require.Equal(t, through, batches[0].Through, "the pending through is kept")
+		require.Len(t, ids, 25, "the event received after it waits for the next batch")
+
+		b.waitDue(t, s.ID)
+		_, err = b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		ids, _ = b.requireChain(t, s)
+		require.Equal(t, b.arrivalOrder(t), ids)
+	})
+
+	t.Run("ADestinationDownMakesTheStreamLagAndCatchUp", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		s := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
+		var down atomic.Bool
+		down.Store(true)
+		open := func(ctx context.Context, name string) (sinks.Sink, error) {
+			if down.Load() {
+				return nil, errors.New("connection refused")
+			}
+			return b.open(ctx, name)
+		}
+		w := b.streamWorker(t, open)
+		res, err := b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "tried again after a backoff")
+		got := b.getStream(t, s.ID)
+		require.Equal(t, audex.StreamActive, got.Status)
+		require.NotNil(t, got.Error)
+		require.Equal(t, "delivery_retrying", got.Error.Code)
+		require.Equal(t, 1, got.Failures)
+
+		down.Store(false)
+		_, err = b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		ids, _ := b.requireChain(t, s)
+		require.Equal(t, b.arrivalOrder(t), ids)
+		got = b.getStream(t, s.ID)
+		require.Nil(t, got.Error, "a delivery clears the error")
+		require.Zero(t, got.Failures)
+	})
+
+	t.Run("ADestinationNoLongerConfiguredFailsTheStream", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		s := b.newStream(time.Now().Add(-2 * time.Hour))
+		s.Destination.Name = "gone"
+		s = b.storeStream(t, s)
+		res, err := b.workStream(t, b.streamWorker(t, b.open), s.ID)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind, "the job ends")
+		got := b.getStream(t, s.ID)
+		require.Equal(t, audex.StreamFailed, got.Status)
+		require.Equal(t, "destination_not_configured", got.Error.Code)
+		var n int
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'audit.stream_failed' AND target_id = $2`, b.tenant, s.ID).Scan(&n))
+		require.Equal(t, 1, n, "audit.stream_failed is recorded")
+	})
+
+	t.Run("APurgeWaitsUntilActiveStreamsDeliveredWhatItDeletes", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		s := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
+		p := audex.Purge{TenantID: b.tenant, Before: time.Now()}
+		require.NoError(t, store.CreatePurge(t.Context(), b.pool, &p))
+		// A late event arrives after the purge was asked for.
+		b.ingest(t, b.tenant, []audex.Event{{ID: "late", OccurredAt: time.Now().Add(-time.Hour), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")}})
+		purges := newWorker(t, &jobs.PurgeWorker{Pool: b.pool, Logger: b.logger, Window: time.Minute})
+
+		res, err := purges.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, nil)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "the stream has not delivered the events")
+		require.Equal(t, 26, len(b.arrivalOrder(t)), "nothing is deleted")
+
+		_, err = b.workStream(t, b.streamWorker(t, b.open), s.ID)
+		require.NoError(t, err)
+		res, err = purges.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, nil)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+		require.Equal(t, []string{"late"}, b.eventIDs(t, b.tenant, "doc.read"), "the event received after the purge was asked for stays")
+		ids, _ := b.requireChain(t, s)
+		require.Len(t, ids, 26, "the stream delivered every event before the purge deleted it")
+	})
+
+	t.Run("APausedStreamsJobEnds", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		s := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
+		paused := audex.StreamPaused
+		_, err := store.UpdateStream(t.Context(), b.pool, b.tenant, s.ID, store.StreamChange{Status: &paused}, audex.SystemActor())
+		require.NoError(t, err)
+		res, err := b.workStream(t, b.streamWorker(t, b.open), s.ID)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+		_, batches := b.requireChain(t, s)
+		require.Empty(t, batches)
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
