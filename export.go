@@ -22,6 +22,9 @@ const (
 	ExportCancelled = "cancelled"
 )
 
+// ExportStatuses are every export status, in the order of a job's life.
+var ExportStatuses = []string{ExportQueued, ExportRunning, ExportCompleted, ExportFailed, ExportCancelled}
+
 // Export is an export job in the shape of the status route; a completed
 // export's manifest.json holds the same object.
 type Export struct {
@@ -55,6 +58,10 @@ type Export struct {
 	Filter Filter `json:"-"`
 	// Checkpoint is the last exported event; the next part starts after it.
 	Checkpoint *Position `json:"-"`
+	// EstimateIsLowerBound is true when EstimatedRecords is only a lower
+	// bound (the planner's statistics predate the events): the worker
+	// counts them before the first part.
+	EstimateIsLowerBound bool `json:"-"`
 }
 
 // Finished reports whether the export reached a final status.

@@ -10,6 +10,9 @@ const (
 	PurgeFailed    = "failed"
 )
 
+// PurgeStatuses are every purge status, in the order of a purge's life.
+var PurgeStatuses = []string{PurgeQueued, PurgeRunning, PurgeCompleted, PurgeFailed}
+
 // Purge reasons.
 const (
 	PurgeByRequest   = "request"

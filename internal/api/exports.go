@@ -63,9 +63,11 @@ func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key 
 	if err != nil {
 		return err
 	}
-	if e.EstimatedRecords, err = store.EstimateEvents(r.Context(), s.pool, key.TenantID, e.Filter); err != nil {
+	estimate, err := store.EstimateEvents(r.Context(), s.pool, key.TenantID, e.Filter)
+	if err != nil {
 		return err
 	}
+	e.EstimatedRecords, e.EstimateIsLowerBound = estimate.Records, estimate.LowerBound
 	err = s.createJob(r.Context(), key, "audit.export_created", "export", func(tx pgx.Tx) (string, error) {
 		return e.ID, store.CreateExport(r.Context(), tx, &e, s.exports.MaxActivePerTenant)
 	}, func(id string) river.JobArgs { return queue.ExportArgs{ExportID: id} })
@@ -216,16 +218,14 @@ type exportList struct {
 	HasMore    bool           `json:"has_more"`
 }
 
-var exportStatuses = []string{audex.ExportQueued, audex.ExportRunning, audex.ExportCompleted, audex.ExportFailed, audex.ExportCancelled}
-
 func (s *Server) handleListExports(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
 	q, err := parseSimpleQuery(r.URL.RawQuery, "status", "limit", "cursor")
 	if err != nil {
 		return err
 	}
 	status := q["status"]
-	if status != "" && !slices.Contains(exportStatuses, status) {
-		return invalid("status", "status must be one of %s", strings.Join(exportStatuses, ", "))
+	if status != "" && !slices.Contains(audex.ExportStatuses, status) {
+		return invalid("status", "status must be one of %s", strings.Join(audex.ExportStatuses, ", "))
 	}
 	limit, err := parseLimit(q)
 	if err != nil {
@@ -244,16 +244,10 @@ func (s *Server) handleListExports(w http.ResponseWriter, r *http.Request, key a
 	if err != nil {
 		return err
 	}
-	resp := exportList{Exports: exports}
-	if len(exports) > limit {
-		resp.Exports = exports[:limit]
-		last := resp.Exports[limit-1]
-		next := s.cursors.encode(audex.Position{OccurredAt: last.CreatedAt, ID: last.ID}, scope)
-		resp.NextCursor, resp.HasMore = &next, true
-	}
-	if resp.Exports == nil {
-		resp.Exports = []audex.Export{}
-	}
+	var resp exportList
+	resp.Exports, resp.NextCursor, resp.HasMore = page(s, exports, limit, scope, func(e audex.Export) audex.Position {
+		return audex.Position{OccurredAt: e.CreatedAt, ID: e.ID}
+	})
 	s.writeJSON(w, http.StatusOK, resp)
 	return nil
 }

@@ -60,3 +60,18 @@ func (s *Server) createJob(ctx context.Context, key audex.APIKey, action, kind s
 		return err
 	})
 }
+
+// page cuts items, read with limit+1, to a page of limit and says whether
+// more follow; next is the cursor of the page's last item (at its position
+// pos) in scope, nil on the last page. items is never nil.
+func page[T any](s *Server, items []T, limit int, scope string, pos func(T) audex.Position) (kept []T, next *string, hasMore bool) {
+	if items == nil {
+		items = []T{}
+	}
+	if len(items) <= limit {
+		return items, nil, false
+	}
+	kept = items[:limit]
+	cursor := s.cursors.encode(pos(kept[limit-1]), scope)
+	return kept, &cursor, true
+}

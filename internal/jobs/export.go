@@ -172,7 +172,7 @@ func (w *ExportWorker) prepare(ctx context.Context, log *slog.Logger, e *audex.E
 	if err := store.WaitForIngests(ctx, w.Pool, e.TenantID); err != nil {
 		return sink, err
 	}
-	if store.EstimateIsLowerBound(e.EstimatedRecords) && e.Progress.PartsWritten == 0 {
+	if e.EstimateIsLowerBound && e.Progress.PartsWritten == 0 {
 		// Every event before as_of is committed now: count them, so that
 		// the export's percent and ETA mean something (a count costs
 		// about 5% of the export, so a planner's estimate is kept).

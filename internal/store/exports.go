@@ -22,7 +22,7 @@ const selectExportColumns = `id, tenant_id, status, format, compression, since, 
 	destination_name, destination_type, destination_bucket, destination_prefix, key_prefix,
 	part_max_records, part_max_bytes, as_of, estimated_records, last_occurred_at, last_id,
 	records_exported, parts_written, manifest_key, attempts, error_code, error_message,
-	created_at, started_at, completed_at`
+	created_at, started_at, completed_at, estimate_is_lower_bound`
 
 func scanExport(row pgx.CollectableRow) (audex.Export, error) {
 	var e audex.Export
@@ -32,7 +32,7 @@ func scanExport(row pgx.CollectableRow) (audex.Export, error) {
 		&e.Destination.Name, &e.Destination.Type, &e.Destination.Bucket, &e.Destination.Prefix, &e.KeyPrefix,
 		&e.PartMaxRecords, &e.PartMaxBytes, &e.AsOf, &e.EstimatedRecords, &lastAt, &lastID,
 		&e.Progress.RecordsExported, &e.Progress.PartsWritten, &e.ManifestKey, &e.Attempts, &errCode, &errMessage,
-		&e.CreatedAt, &e.StartedAt, &e.CompletedAt)
+		&e.CreatedAt, &e.StartedAt, &e.CompletedAt, &e.EstimateIsLowerBound)
 	if err != nil {
 		return e, err
 	}
@@ -106,12 +106,12 @@ func CreateExport(ctx context.Context, db DBTX, e *audex.Export, maxActive int) 
 	err := db.QueryRow(ctx, `
 		INSERT INTO exports (id, tenant_id, status, format, compression, since, until, filters,
 			destination_name, destination_type, destination_bucket, destination_prefix, key_prefix,
-			part_max_records, part_max_bytes, as_of, estimated_records)
-		VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now(), $15)
+			part_max_records, part_max_bytes, as_of, estimated_records, estimate_is_lower_bound)
+		VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now(), $15, $16)
 		RETURNING as_of, created_at`,
 		e.ID, e.TenantID, e.Format, e.Compression, e.Since, e.Until, e.Filters,
 		e.Destination.Name, e.Destination.Type, e.Destination.Bucket, e.Destination.Prefix, e.KeyPrefix,
-		e.PartMaxRecords, e.PartMaxBytes, e.EstimatedRecords,
+		e.PartMaxRecords, e.PartMaxBytes, e.EstimatedRecords, e.EstimateIsLowerBound,
 	).Scan(&e.AsOf, &e.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("create export: %w", translate(err))
@@ -460,11 +460,6 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-// EstimateIsLowerBound reports whether an estimate of EstimateEvents is
-// only a lower bound: more events than it counts exactly, which the
-// planner thought fewer (its statistics predate them).
-func EstimateIsLowerBound(n int64) bool { return n == estimateExactUpTo+1 }
-
 // CountExportEvents counts exactly the events that export e selects (its
 // range and filters, received before its as_of) and records the count as
 // its estimated_records while it is running, so that its progress is
@@ -474,7 +469,7 @@ func CountExportEvents(ctx context.Context, db DBTX, e audex.Export) (int64, err
 	if err != nil {
 		return 0, fmt.Errorf("count export events: %w", err)
 	}
-	if _, err := db.Exec(ctx, `UPDATE exports SET estimated_records = $2 WHERE id = $1 AND status = 'running'`, e.ID, n); err != nil {
+	if _, err := db.Exec(ctx, `UPDATE exports SET estimated_records = $2, estimate_is_lower_bound = false WHERE id = $1 AND status = 'running'`, e.ID, n); err != nil {
 		return 0, fmt.Errorf("record export count: %w", translate(err))
 	}
 	return n, nil
@@ -497,10 +492,20 @@ func CountEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 // estimateExactUpTo is the size up to which EstimateEvents counts exactly.
 const estimateExactUpTo = 100_000
 
+// Estimate is a count of events that EstimateEvents gives.
+type Estimate struct {
+	Records int64
+	// LowerBound is true when there are more than Records: more events
+	// than it counts exactly, which the planner thought fewer (its
+	// statistics predate them).
+	LowerBound bool
+}
+
 // EstimateEvents returns the number of the tenant's events that match f:
-// exact up to 100,000, beyond that the planner's estimate, so that it stays
-// fast on any range.
-func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (int64, error) {
+// exact up to 100,000, beyond that the planner's estimate (or, when the
+// planner thinks fewer, a lower bound), so that it stays fast on any
+// range.
+func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Estimate, error) {
 	var q queryBuilder
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)
@@ -508,11 +513,12 @@ func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filte
 	var n int64
 	err := db.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE %s LIMIT %d) capped`, where, estimateExactUpTo+1), q.args...).Scan(&n)
 	if err != nil {
-		return 0, fmt.Errorf("estimate events: %w", translate(err))
+		return Estimate{}, fmt.Errorf("estimate events: %w", translate(err))
 	}
 	if n <= estimateExactUpTo {
-		return n, nil
+		return Estimate{Records: n}, nil
 	}
+	bound := Estimate{Records: n, LowerBound: true}
 	var plan []struct {
 		Plan struct {
 			Rows float64 `json:"Plan Rows"`
@@ -520,10 +526,10 @@ func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filte
 	}
 	var raw []byte
 	if err := db.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM events WHERE `+where, q.args...).Scan(&raw); err != nil {
-		return n, nil //nolint:nilerr // the capped count is a fair estimate
+		return bound, nil //nolint:nilerr // the capped count is a fair estimate
 	}
-	if json.Unmarshal(raw, &plan) != nil || len(plan) == 0 {
-		return n, nil
+	if json.Unmarshal(raw, &plan) != nil || len(plan) == 0 || int64(plan[0].Plan.Rows) <= n {
+		return bound, nil
 	}
-	return max(n, int64(plan[0].Plan.Rows)), nil
+	return Estimate{Records: int64(plan[0].Plan.Rows)}, nil
 }

@@ -18,12 +18,6 @@ type StateCount struct {
 	Count int64
 }
 
-// exportStatuses and purgeStatuses are every status their table allows.
-var (
-	exportStatuses = []string{audex.ExportQueued, audex.ExportRunning, audex.ExportCompleted, audex.ExportFailed, audex.ExportCancelled}
-	purgeStatuses  = []string{audex.PurgeQueued, audex.PurgeRunning, audex.PurgeCompleted, audex.PurgeFailed}
-)
-
 // unfinishedJobStates are the states of River jobs that are not finished.
 var unfinishedJobStates = []string{
 	string(rivertype.JobStateAvailable), string(rivertype.JobStatePending), string(rivertype.JobStateRetryable),
@@ -33,7 +27,7 @@ var unfinishedJobStates = []string{
 // CountExportsByStatus returns how many exports (all tenants) have each
 // status, every status included (zero when none), in a fixed order.
 func CountExportsByStatus(ctx context.Context, db DBTX) ([]StateCount, error) {
-	counts, err := countByStatus(ctx, db, `SELECT status, count(*) FROM exports GROUP BY status`, exportStatuses)
+	counts, err := countByStatus(ctx, db, `SELECT status, count(*) FROM exports GROUP BY status`, audex.ExportStatuses)
 	if err != nil {
 		return nil, fmt.Errorf("count exports: %w", err)
 	}
@@ -43,7 +37,7 @@ func CountExportsByStatus(ctx context.Context, db DBTX) ([]StateCount, error) {
 // CountPurgesByStatus returns how many purges (all tenants) have each
 // status, every status included (zero when none), in a fixed order.
 func CountPurgesByStatus(ctx context.Context, db DBTX) ([]StateCount, error) {
-	counts, err := countByStatus(ctx, db, `SELECT status, count(*) FROM purges GROUP BY status`, purgeStatuses)
+	counts, err := countByStatus(ctx, db, `SELECT status, count(*) FROM purges GROUP BY status`, audex.PurgeStatuses)
 	if err != nil {
 		return nil, fmt.Errorf("count purges: %w", err)
 	}
