@@ -40,6 +40,9 @@ type Client struct {
 	Exports *ExportsService
 	// Purges requests and follows purges, and reads and sets retention.
 	Purges *PurgesService
+	// Streams creates, follows, pauses, resumes and deletes export
+	// streams, and lists their batches.
+	Streams *StreamsService
 }
 
 // Option changes a Client made by New.
@@ -76,6 +79,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	c.Events = &EventsService{c: c}
 	c.Exports = &ExportsService{c: c}
 	c.Purges = &PurgesService{c: c}
+	c.Streams = &StreamsService{c: c}
 	return c, nil
 }
 

@@ -118,12 +118,13 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	handler := api.New(api.Config{
-		Pool:         pool,
-		DownloadPool: downloadPool,
-		Logger:       logger,
-		CursorSecret: secret,
-		River:        riverClient,
-		Destinations: cfg.Destinations,
+		Pool:              pool,
+		DownloadPool:      downloadPool,
+		Logger:            logger,
+		CursorSecret:      secret,
+		River:             riverClient,
+		Destinations:      cfg.Destinations,
+		StreamMinInterval: cfg.StreamMinInterval,
 		Exports: api.ExportLimits{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes,
 			MinPartMaxRecords: cfg.Exports.MinPartMaxRecords, MaxActivePerTenant: cfg.Exports.MaxActivePerTenant},
 		Limits: api.Limits{TenantRequests: limits.TenantRequests, TenantSummaries: limits.TenantSummaries, Requests: limits.Requests, TenantDownloads: limits.TenantDownloads, Downloads: limits.Downloads,

@@ -29,11 +29,12 @@ func setup(t *testing.T) *testBundle {
 	return setupWith(t, nil)
 }
 
-// setupWith is setup with more destinations beside "local"; audexctl's
-// environment names the processes' configuration file (AUDEX_CONFIG).
-func setupWith(t *testing.T, destinations []config.Destination) *testBundle {
+// setupWith is setup with more destinations beside "local", and env
+// (NAME=value) for the server's processes; audexctl's environment names
+// the processes' configuration file (AUDEX_CONFIG).
+func setupWith(t *testing.T, destinations []config.Destination, env ...string) *testBundle {
 	t.Helper()
-	srv := servertest.StartWith(t, destinations)
+	srv := servertest.StartWith(t, destinations, env...)
 	c, err := client.New(srv.URL, srv.Key)
 	require.NoError(t, err)
 	return &testBundle{srv: srv, client: c, env: map[string]string{"AUDEX_URL": srv.URL, "AUDEX_API_KEY": srv.Key, "AUDEX_CONFIG": srv.ConfigPath}}

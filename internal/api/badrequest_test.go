@@ -226,6 +226,9 @@ func TestAccessMatrix(t *testing.T) {
 	otherEvent := other.ingest(t, event("doc.read", "mallory")).IDs[0]
 	ownExport := eb.createExport(t, exportBody)
 	otherExport := otherEB.createExport(t, exportBody)
+	streamBody := map[string]any{"format": "jsonl", "destination": map[string]any{"name": "local"}}
+	ownStream := eb.createStream(t, streamBody).ID
+	otherStream := otherEB.createStream(t, streamBody).ID
 	ownPurge := eb.purge(t, "2000-01-01")
 	otherPurge := otherEB.purge(t, "2000-01-01")
 
@@ -237,11 +240,13 @@ func TestAccessMatrix(t *testing.T) {
 		return strings.NewReplacer("{id}", id, "{actor_id}", "alice", "{target_id}", "doc-1").Replace(pattern)
 	}
 	bodies := map[string]any{
-		"POST /v1/audit/events":   map[string]any{"events": []any{event("doc.read", "alice")}},
-		"POST /v1/audit/export":   map[string]any{"since": "2020-01-01", "until": "2100-01-01"},
-		"POST /v1/audit/exports":  exportBody,
-		"POST /v1/audit/purge":    map[string]any{"before": "2000-01-01"},
-		"PUT /v1/audit/retention": map[string]any{"retain_days": 36500},
+		"POST /v1/audit/events":        map[string]any{"events": []any{event("doc.read", "alice")}},
+		"POST /v1/audit/export":        map[string]any{"since": "2020-01-01", "until": "2100-01-01"},
+		"POST /v1/audit/exports":       exportBody,
+		"POST /v1/audit/purge":         map[string]any{"before": "2000-01-01"},
+		"POST /v1/audit/streams":       streamBody,
+		"PATCH /v1/audit/streams/{id}": map[string]any{"status": "paused"},
+		"PUT /v1/audit/retention":      map[string]any{"retain_days": 36500},
 	}
 	checked := checkedAgainstSpec(t, b.server)
 	for i, rt := range b.server.Routes() {
@@ -257,12 +262,16 @@ func TestAccessMatrix(t *testing.T) {
 				ownID, otherID = ownExport, otherExport
 			case strings.HasPrefix(rt.Pattern, "/v1/audit/purges/"):
 				ownID, otherID = ownPurge, otherPurge
+			case strings.HasPrefix(rt.Pattern, "/v1/audit/streams/"):
+				ownID, otherID = ownStream, otherStream
 			}
 			switch name {
 			case "DELETE /v1/audit/events/{id}":
 				ownID = b.ingest(t, event("doc.read", "alice")).IDs[0] // one to delete
 			case "POST /v1/audit/exports/{id}/cancel":
 				ownID = eb.createExport(t, exportBody) // one to cancel
+			case "DELETE /v1/audit/streams/{id}":
+				ownID = eb.createStream(t, streamBody).ID // one to delete
 			}
 			path := pathOf(rt.Pattern, ownID)
 			body := bodies[name]
@@ -320,6 +329,14 @@ func TestAccessMatrix(t *testing.T) {
 		b.do(t, "GET", "/v1/audit/exports?limit=1000", b.key, nil).decode(t, &exports)
 		for _, e := range exports.Exports {
 			require.NotEqual(t, otherExport, e.ID)
+		}
+		var streams struct {
+			Streams []audex.Stream `json:"streams"`
+		}
+		b.do(t, "GET", "/v1/audit/streams?limit=1000", b.key, nil).decode(t, &streams)
+		require.NotEmpty(t, streams.Streams)
+		for _, st := range streams.Streams {
+			require.NotEqual(t, otherStream, st.ID)
 		}
 		for _, e := range b.listAllWithAudit(t, "limit=1000") {
 			require.NotEqual(t, otherEvent, e.ID)

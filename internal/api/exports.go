@@ -52,9 +52,6 @@ type exportCreated struct {
 }
 
 func (s *Server) handleCreateExport(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if err := requireJSON(r); err != nil {
-		return err
-	}
 	var req exportRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return err
@@ -227,18 +224,10 @@ func (s *Server) handleListExports(w http.ResponseWriter, r *http.Request, key a
 	if status != "" && !slices.Contains(audex.ExportStatuses, status) {
 		return invalid("status", "status must be one of %s", strings.Join(audex.ExportStatuses, ", "))
 	}
-	limit, err := parseLimit(q)
+	scope := scopeFingerprint(key.TenantID, "exports", status)
+	limit, after, err := s.pageRequest(q, scope)
 	if err != nil {
 		return err
-	}
-	scope := scopeFingerprint(key.TenantID, "exports", status)
-	var after *audex.Position
-	if q["cursor"] != "" {
-		pos, err := s.cursors.decode(q["cursor"], scope)
-		if err != nil {
-			return err
-		}
-		after = &pos
 	}
 	exports, err := store.ListExports(r.Context(), s.pool, key.TenantID, status, after, limit+1)
 	if err != nil {

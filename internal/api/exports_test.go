@@ -138,7 +138,7 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 	riverUI, err := api.NewRiverUI(t.Context(), insertClient, logger)
 	require.NoError(t, err)
 	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations, RiverUI: riverUI,
-		Exports: opts.exports, Limits: opts.limits})
+		Exports: opts.exports, Limits: opts.limits, StreamMinInterval: time.Second})
 	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
 	t.Cleanup(ts.Close)
 	tenant := storetest.NewTenant(t)

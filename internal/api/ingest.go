@@ -75,9 +75,6 @@ type partyInput struct {
 }
 
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if err := requireJSON(r); err != nil {
-		return err
-	}
 	var req ingestRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return err

@@ -39,9 +39,6 @@ type purgeDryRun struct {
 // real purge is queued as a job with its row and audit event in one
 // transaction.
 func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if err := requireJSON(r); err != nil {
-		return err
-	}
 	var req purgeRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		return err
@@ -94,9 +91,6 @@ func (s *Server) handleGetRetention(w http.ResponseWriter, r *http.Request, key 
 }
 
 func (s *Server) handlePutRetention(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	if err := requireJSON(r); err != nil {
-		return err
-	}
 	var body map[string]json.RawMessage
 	if err := decodeBody(w, r, &body); err != nil {
 		return err

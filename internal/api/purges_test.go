@@ -101,7 +101,7 @@ func TestPurge(t *testing.T) {
 		require.JSONEq(t, fmt.Sprintf(`{"before":"%s","deleted":%d,"reason":"request"}`, cut, want), string(record.Events[0].Metadata))
 	})
 
-	t.Run("APurgeOfEverythingKeepsItsOwnRecordAndTheFiltersStayExact", func(t *testing.T) {
+	t.Run("APurgeOfEverythingKeepsItsOwnRecordsAndTheFiltersStayExact", func(t *testing.T) {
 		t.Parallel()
 		b := setupExports(t, true)
 		e := event("secret.thing", "alice")
@@ -110,17 +110,24 @@ func TestPurge(t *testing.T) {
 		id := b.purge(t, time.Now().Add(24*time.Hour).UTC().Format(time.RFC3339))
 		p := b.waitPurge(t, id)
 		require.Positive(t, p.Deleted)
-		left := b.listAllWithAudit(t, "limit=100")
-		require.Len(t, left, 1)
-		require.Equal(t, "audit.purge_completed", left[0].Action)
-		require.Equal(t, id, *left[0].Target.ID)
+		// Its audit.purge_created was received after the purge was asked
+		// for (in the same transaction), and audit.purge_completed after
+		// it ended: a purge deletes only events received before it was
+		// asked for.
+		left := b.listAllWithAudit(t, "limit=100&order=asc")
+		require.Len(t, left, 2)
+		require.Equal(t, "audit.purge_created", left[0].Action)
+		require.Equal(t, "audit.purge_completed", left[1].Action)
+		for _, e := range left {
+			require.Equal(t, id, *e.Target.ID)
+		}
 
 		var filters struct {
 			Values map[string][]string `json:"values"`
 		}
 		b.do(t, "GET", "/v1/audit/filters", b.key, nil).decode(t, &filters)
-		require.Equal(t, []string{"audit.purge_completed"}, filters.Values["action"])
-		require.Equal(t, []string{"system"}, filters.Values["actor_type"])
+		require.Equal(t, []string{"audit.purge_completed", "audit.purge_created"}, filters.Values["action"])
+		require.Equal(t, []string{"api_key", "system"}, filters.Values["actor_type"])
 	})
 
 	t.Run("APurgeThatDiedMidwayResumesWithTheRightCount", func(t *testing.T) {

@@ -29,9 +29,12 @@ func requireJSON(r *http.Request) error {
 	return nil
 }
 
-// decodeBody reads a JSON object of at most maxBodyBytes into v, rejecting
-// unknown fields and trailing data.
+// decodeBody reads a JSON object of at most maxBodyBytes, declared as
+// JSON, into v, rejecting unknown fields and trailing data.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var maxBytes *http.MaxBytesError

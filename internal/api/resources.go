@@ -61,6 +61,23 @@ func (s *Server) createJob(ctx context.Context, key audex.APIKey, action, kind s
 	})
 }
 
+// pageRequest reads the limit and cursor of a list of the tenant's
+// resources (jobs, streams, batches): the page size, and the position the
+// cursor, signed for scope, continues after (nil: from the start).
+func (s *Server) pageRequest(q map[string]string, scope string) (limit int, after *audex.Position, err error) {
+	if limit, err = parseLimit(q); err != nil {
+		return 0, nil, err
+	}
+	if q["cursor"] != "" {
+		pos, err := s.cursors.decode(q["cursor"], scope)
+		if err != nil {
+			return 0, nil, err
+		}
+		after = &pos
+	}
+	return limit, after, nil
+}
+
 // page cuts items, read with limit+1, to a page of limit and says whether
 // more follow; next is the cursor of the page's last item (at its position
 // pos) in scope, nil on the last page. items is never nil.

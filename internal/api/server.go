@@ -39,6 +39,9 @@ type Config struct {
 	// Exports are the part limits of exports that give none, and the caps
 	// on what a request may ask.
 	Exports ExportLimits
+	// StreamMinInterval is the least interval a stream may ask for
+	// (zero: config.DefaultStreamMinInterval).
+	StreamMinInterval time.Duration
 	// Limits are the per-tenant caps and budgets of requests.
 	Limits Limits
 	// RateLimit limits each API key's requests to this process (zero: no
@@ -72,8 +75,10 @@ type Server struct {
 	riverUI      http.Handler
 	destinations []config.Destination
 	exports      ExportLimits
-	limits       Limits
-	admission    *admission
+	// streamMinInterval is the least interval a stream may ask for.
+	streamMinInterval time.Duration
+	limits            Limits
+	admission         *admission
 
 	touchMu     sync.Mutex
 	lastTouched map[string]time.Time
@@ -109,14 +114,15 @@ func New(cfg Config) *Server {
 		river:       cfg.River,
 		lastTouched: map[string]time.Time{},
 
-		downloadPool: cfg.DownloadPool,
-		destinations: cfg.Destinations,
-		exports:      cfg.Exports,
-		limits:       cfg.Limits,
-		admission:    newAdmission(cfg.Limits),
-		limiters:     newRateLimiters(cfg.RateLimit),
-		metrics:      metrics.Handler(cfg.Pool, cfg.Logger),
-		riverUI:      cfg.RiverUI,
+		downloadPool:      cfg.DownloadPool,
+		destinations:      cfg.Destinations,
+		exports:           cfg.Exports,
+		streamMinInterval: cfg.StreamMinInterval,
+		limits:            cfg.Limits,
+		admission:         newAdmission(cfg.Limits),
+		limiters:          newRateLimiters(cfg.RateLimit),
+		metrics:           metrics.Handler(cfg.Pool, cfg.Logger),
+		riverUI:           cfg.RiverUI,
 	}
 	if s.downloadPool == nil {
 		s.downloadPool = s.pool
@@ -131,6 +137,9 @@ func New(cfg Config) *Server {
 		s.exports.PartMaxBytes = config.DefaultExports.PartMaxBytes
 	}
 	s.exports.MinPartMaxRecords = max(s.exports.MinPartMaxRecords, 1)
+	if s.streamMinInterval <= 0 {
+		s.streamMinInterval = config.DefaultStreamMinInterval
+	}
 	for _, rt := range s.Routes() {
 		s.mux.Handle(strings.TrimSpace(rt.Method+" "+rt.Pattern), s.wrap(rt))
 	}
@@ -158,6 +167,12 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, Query: true, handle: s.handleListExports},
 		{Method: "GET", Pattern: "/v1/audit/exports/{id}", Scope: audex.ScopeExport, handle: s.handleGetExport},
 		{Method: "POST", Pattern: "/v1/audit/exports/{id}/cancel", Scope: audex.ScopeExport, handle: s.handleCancelExport},
+		{Method: "POST", Pattern: "/v1/audit/streams", Scope: audex.ScopeExport, handle: s.handleCreateStream},
+		{Method: "GET", Pattern: "/v1/audit/streams", Scope: audex.ScopeExport, Query: true, handle: s.handleListStreams},
+		{Method: "GET", Pattern: "/v1/audit/streams/{id}", Scope: audex.ScopeExport, handle: s.handleGetStream},
+		{Method: "PATCH", Pattern: "/v1/audit/streams/{id}", Scope: audex.ScopeExport, handle: s.handlePatchStream},
+		{Method: "DELETE", Pattern: "/v1/audit/streams/{id}", Scope: audex.ScopeExport, handle: s.handleDeleteStream},
+		{Method: "GET", Pattern: "/v1/audit/streams/{id}/batches", Scope: audex.ScopeExport, Query: true, handle: s.handleListStreamBatches},
 		{Method: "POST", Pattern: "/v1/audit/purge", Scope: audex.ScopeAdmin, handle: s.handlePurge},
 		{Method: "GET", Pattern: "/v1/audit/purges/{id}", Scope: audex.ScopeAdmin, handle: s.handleGetPurge},
 		{Method: "GET", Pattern: "/v1/audit/retention", Scope: audex.ScopeAdmin, handle: s.handleGetRetention},

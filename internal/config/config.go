@@ -28,6 +28,9 @@ const (
 	DefaultListen            = "127.0.0.1:8080"
 	DefaultRetentionInterval = 24 * time.Hour
 	DefaultSummaryInterval   = 30 * time.Second
+	// DefaultStreamMinInterval is the least interval_seconds a stream may
+	// ask for.
+	DefaultStreamMinInterval = time.Minute
 )
 
 // Config is the whole operator configuration.
@@ -42,6 +45,9 @@ type Config struct {
 	// SummaryInterval is how often new events are rolled up into the
 	// summary's daily counts.
 	SummaryInterval time.Duration `yaml:"summary_interval"`
+	// StreamMinInterval is the least interval a stream may ask for (1 s to
+	// 24 h).
+	StreamMinInterval time.Duration `yaml:"stream_min_interval"`
 	// CursorSecret overrides the cursor-signing secret that `api migrate`
 	// stores in the database. Every replica must use the same one.
 	CursorSecret string        `yaml:"-"`
@@ -252,6 +258,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Listen:            DefaultListen,
 		RetentionInterval: DefaultRetentionInterval,
 		SummaryInterval:   DefaultSummaryInterval,
+		StreamMinInterval: DefaultStreamMinInterval,
 		Destinations:      []Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}},
 		Exports:           DefaultExports,
 		Limits:            DefaultLimits,
@@ -277,7 +284,7 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"AUDEX_RETENTION_INTERVAL", &cfg.RetentionInterval}, {"AUDEX_SUMMARY_INTERVAL", &cfg.SummaryInterval}} {
+	}{{"AUDEX_RETENTION_INTERVAL", &cfg.RetentionInterval}, {"AUDEX_SUMMARY_INTERVAL", &cfg.SummaryInterval}, {"AUDEX_STREAM_MIN_INTERVAL", &cfg.StreamMinInterval}} {
 		if v := getenv(d.name); v != "" {
 			if err := parseDuration(d.name, v, d.dst); err != nil {
 				return cfg, err
@@ -328,6 +335,7 @@ func parseYAML(data []byte, cfg *Config) error {
 		WorkerMetrics     *string        `yaml:"worker_metrics_listen"`
 		RetentionInterval *string        `yaml:"retention_interval"`
 		SummaryInterval   *string        `yaml:"summary_interval"`
+		StreamMinInterval *string        `yaml:"stream_min_interval"`
 		Destinations      *[]Destination `yaml:"destinations"`
 		Exports           *Exports       `yaml:"exports"`
 		RateLimit         *RateLimit     `yaml:"rate_limit"`
@@ -354,6 +362,11 @@ func parseYAML(data []byte, cfg *Config) error {
 	}
 	if file.SummaryInterval != nil {
 		if err := parseDuration("summary_interval", *file.SummaryInterval, &cfg.SummaryInterval); err != nil {
+			return err
+		}
+	}
+	if file.StreamMinInterval != nil {
+		if err := parseDuration("stream_min_interval", *file.StreamMinInterval, &cfg.StreamMinInterval); err != nil {
 			return err
 		}
 	}
@@ -438,6 +451,9 @@ func (c Config) validate() error {
 	}
 	if c.SummaryInterval < time.Second {
 		return errors.New("summary_interval (AUDEX_SUMMARY_INTERVAL) must be at least 1s")
+	}
+	if c.StreamMinInterval < time.Second || c.StreamMinInterval > 24*time.Hour || c.StreamMinInterval%time.Second != 0 {
+		return errors.New("stream_min_interval (AUDEX_STREAM_MIN_INTERVAL) must be whole seconds from 1s to 24h")
 	}
 	switch {
 	case c.Exports.Concurrency < 1 || c.Exports.Concurrency > 64:

@@ -34,16 +34,21 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 24*time.Hour, cfg.RetentionInterval)
 		require.Equal(t, []config.Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}}, cfg.Destinations)
 		require.Equal(t, 30*time.Second, cfg.SummaryInterval)
+		require.Equal(t, time.Minute, cfg.StreamMinInterval)
 		require.Zero(t, cfg.RateLimit.PerSecond, "no rate limit unless asked")
 	})
 
 	t.Run("RateLimitAndSummaryIntervalFromFileAndEnvironment", func(t *testing.T) {
 		t.Parallel()
-		path := writeFile(t, "rate_limit: {per_second: 50, burst: 200}\nsummary_interval: 5s\n")
+		path := writeFile(t, "rate_limit: {per_second: 50, burst: 200}\nsummary_interval: 5s\nstream_min_interval: 10s\n")
 		cfg, err := config.Load(envOf(map[string]string{"AUDEX_CONFIG": path, "AUDEX_RATE_LIMIT": "12.5"}))
 		require.NoError(t, err)
 		require.Equal(t, config.RateLimit{PerSecond: 12.5, Burst: 200}, cfg.RateLimit)
 		require.Equal(t, 5*time.Second, cfg.SummaryInterval)
+		require.Equal(t, 10*time.Second, cfg.StreamMinInterval)
+		cfg, err = config.Load(envOf(map[string]string{"AUDEX_CONFIG": path, "AUDEX_STREAM_MIN_INTERVAL": "2s"}))
+		require.NoError(t, err)
+		require.Equal(t, 2*time.Second, cfg.StreamMinInterval, "the environment wins")
 	})
 
 	t.Run("LimitsTheFileLeavesOutKeepTheirDefaults", func(t *testing.T) {
@@ -103,22 +108,25 @@ destinations:
 		env  map[string]string
 		want string
 	}{
-		"UnknownKey":                   {file: "lisen: x\n", want: "lisen"},
-		"BadInterval":                  {file: "retention_interval: daily\n", want: "retention_interval"},
-		"BadIntervalEnv":               {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "soon"}, want: "AUDEX_RETENTION_INTERVAL"},
-		"SubSecondRetentionInterval":   {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "999ms"}, want: "retention_interval (AUDEX_RETENTION_INTERVAL) must be at least 1s"},
-		"ZeroRetentionIntervalInFile":  {file: "retention_interval: 0s\n", want: "retention_interval"},
-		"DestinationType":              {file: "destinations: [{name: x, type: ftp, bucket: b}]\n", want: "type must be"},
-		"DestinationTwice":             {file: "destinations: [{name: x, type: file, bucket: a}, {name: x, type: file, bucket: b}]\n", want: "used twice"},
-		"DestinationNoBucket":          {file: "destinations: [{name: x, type: s3}]\n", want: "bucket is required"},
-		"ShortCursorSecret":            {env: map[string]string{"AUDEX_CURSOR_SECRET": "short"}, want: "AUDEX_CURSOR_SECRET"},
-		"BadRateLimit":                 {env: map[string]string{"AUDEX_RATE_LIMIT": "fast"}, want: "AUDEX_RATE_LIMIT"},
-		"NegativeRateLimit":            {file: "rate_limit: {per_second: -1}\n", want: "rate_limit"},
-		"BadSummaryInterval":           {env: map[string]string{"AUDEX_SUMMARY_INTERVAL": "1ms"}, want: "summary_interval"},
-		"TenantRequestsOfTheWholePool": {file: "limits: {pool_size: 8, tenant_requests: 8}\n", want: "tenant_requests"},
-		"ZeroBudget":                   {file: "limits: {list_timeout: 0s}\n", want: "positive Go duration"},
-		"FloorAboveTheDefaultPart":     {file: "exports: {min_part_max_records: 200000}\n", want: "min_part_max_records"},
-		"UnknownLimit":                 {file: "limits: {tenant_request: 2}\n", want: "tenant_request"},
+		"UnknownKey":                    {file: "lisen: x\n", want: "lisen"},
+		"BadInterval":                   {file: "retention_interval: daily\n", want: "retention_interval"},
+		"BadIntervalEnv":                {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "soon"}, want: "AUDEX_RETENTION_INTERVAL"},
+		"SubSecondRetentionInterval":    {env: map[string]string{"AUDEX_RETENTION_INTERVAL": "999ms"}, want: "retention_interval (AUDEX_RETENTION_INTERVAL) must be at least 1s"},
+		"ZeroRetentionIntervalInFile":   {file: "retention_interval: 0s\n", want: "retention_interval"},
+		"DestinationType":               {file: "destinations: [{name: x, type: ftp, bucket: b}]\n", want: "type must be"},
+		"DestinationTwice":              {file: "destinations: [{name: x, type: file, bucket: a}, {name: x, type: file, bucket: b}]\n", want: "used twice"},
+		"DestinationNoBucket":           {file: "destinations: [{name: x, type: s3}]\n", want: "bucket is required"},
+		"ShortCursorSecret":             {env: map[string]string{"AUDEX_CURSOR_SECRET": "short"}, want: "AUDEX_CURSOR_SECRET"},
+		"BadRateLimit":                  {env: map[string]string{"AUDEX_RATE_LIMIT": "fast"}, want: "AUDEX_RATE_LIMIT"},
+		"NegativeRateLimit":             {file: "rate_limit: {per_second: -1}\n", want: "rate_limit"},
+		"BadSummaryInterval":            {env: map[string]string{"AUDEX_SUMMARY_INTERVAL": "1ms"}, want: "summary_interval"},
+		"StreamMinIntervalUnderASecond": {env: map[string]string{"AUDEX_STREAM_MIN_INTERVAL": "500ms"}, want: "stream_min_interval"},
+		"StreamMinIntervalOverADay":     {env: map[string]string{"AUDEX_STREAM_MIN_INTERVAL": "25h"}, want: "stream_min_interval"},
+		"StreamMinIntervalFractional":   {env: map[string]string{"AUDEX_STREAM_MIN_INTERVAL": "1.5s"}, want: "stream_min_interval"},
+		"TenantRequestsOfTheWholePool":  {file: "limits: {pool_size: 8, tenant_requests: 8}\n", want: "tenant_requests"},
+		"ZeroBudget":                    {file: "limits: {list_timeout: 0s}\n", want: "positive Go duration"},
+		"FloorAboveTheDefaultPart":      {file: "exports: {min_part_max_records: 200000}\n", want: "min_part_max_records"},
+		"UnknownLimit":                  {file: "limits: {tenant_request: 2}\n", want: "tenant_request"},
 	} {
 		t.Run("Rejects"+name, func(t *testing.T) {
 			t.Parallel()
