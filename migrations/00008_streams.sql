@@ -28,14 +28,22 @@ CREATE TABLE streams (
     events_delivered   bigint NOT NULL DEFAULT 0,
     last_batch_at      timestamptz,
     last_manifest_sha256 text,
-    -- Deliveries that failed in a row (the retry backoff grows with them).
+    -- Deliveries that failed in a row (the retry backoff grows with them),
+    -- and when the next may be tried.
     failures           integer NOT NULL DEFAULT 0,
+    retry_at           timestamptz,
+    -- The attempt delivering the stream holds a lease, renewed while it
+    -- works; the scheduler claims an expired one for the job it inserts,
+    -- so a dead worker's stream resumes once its lease runs out.
+    lease_owner        text,
+    lease_until        timestamptz,
     error_code         text,
     error_message      text,
     created_at         timestamptz NOT NULL DEFAULT now(),
     updated_at         timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX streams_tenant_idx ON streams (tenant_id, created_at DESC, id DESC);
+CREATE INDEX streams_active_idx ON streams (watermark) WHERE status = 'active';
 
 -- Delivered batches, each recorded in the transaction that moves its
 -- stream's watermark to its through.

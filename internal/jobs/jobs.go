@@ -49,9 +49,9 @@ type Config struct {
 // which finishes at once while the reaper's loop is alive.
 const reaperRestartInterval = 30 * time.Second
 
-// streamSchedulerInterval is how often River's leader restarts the jobs
-// of active streams that have none.
-const streamSchedulerInterval = 30 * time.Second
+// streamSchedulerInterval is how often River's leader starts the due
+// streams: a batch starts at most this late.
+const streamSchedulerInterval = 2 * time.Second
 
 // NewClient returns a River client that works every audex job kind and
 // schedules the periodic ones. Settings left at zero take their defaults
@@ -77,8 +77,8 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	// another attempt is started.
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 5, Interval: reaperInterval})
 	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget})
-	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Window: timing.Window})
-	river.AddWorker(workers, &StreamSchedulerWorker{Pool: cfg.Pool})
+	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Window: timing.Window, LeaseTTL: timing.LeaseTTL})
+	river.AddWorker(workers, &StreamSchedulerWorker{Pool: cfg.Pool, LeaseTTL: timing.LeaseTTL})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	retentionInterval := cfg.RetentionInterval

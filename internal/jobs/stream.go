@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -31,17 +32,20 @@ import (
 // delivered well within an attempt.
 const streamBatchMaxRecords = 500_000
 
-// streamRetryMax bounds the wait before a failed delivery is tried again
-// (it doubles from streamRetryMin with each failure in a row).
+// A failed delivery is tried again after streamRetryMin, doubling with
+// each failure in a row up to streamRetryMax.
 const (
 	streamRetryMin = 2 * time.Second
 	streamRetryMax = time.Minute
 )
 
-// StreamWorker delivers a stream's batches. One job per active stream
-// (queue.StreamArgs is unique by stream): each run delivers the batches
-// that are due, for at most Window, then snoozes until the next is due.
-// A paused, failed or deleted stream ends its job; resuming inserts one.
+// StreamWorker delivers a stream's due batches, one run per job: the
+// StreamSchedulerWorker inserts a job for each active stream whose next
+// batch (or retry) is due and whose lease is free, claiming the lease for
+// it. The run holds the stream's lease (renewed every third of LeaseTTL)
+// while it delivers, for at most Window, and releases it when it ends; a
+// run that dies leaves the lease to expire, and the scheduler starts
+// another. A paused, failed or deleted stream is not delivered.
 //
 // Exactly once: a batch's through is fixed in the stream's row
 // (pending_through) before its first object is written, so every attempt
@@ -57,51 +61,95 @@ type StreamWorker struct {
 	OpenSink SinkOpener
 	// Window is how long one run delivers before it lets other jobs go.
 	Window time.Duration
+	// LeaseTTL is how long a silent run keeps its claim on the stream.
+	LeaseTTL time.Duration
 	// PartMaxRecords and PartMaxBytes cut a batch into parts (zero: the
 	// exports' defaults).
 	PartMaxRecords int
 	PartMaxBytes   int64
 }
 
-// Timeout bounds a run: its window, plus a batch of the most records.
+// Timeout bounds a run: its window, then a batch of the most records
+// (a lost lease stops it sooner).
 func (w *StreamWorker) Timeout(*river.Job[queue.StreamArgs]) time.Duration {
 	return w.Window + 5*time.Minute
 }
 
-// Work delivers the stream's due batches.
+// Work delivers the stream's due batches while it holds the stream's
+// lease.
 func (w *StreamWorker) Work(ctx context.Context, job *river.Job[queue.StreamArgs]) error {
-	log := w.Logger.With(slog.String("stream_id", job.Args.StreamID), slog.Int64("job_id", job.ID))
-	deadline := time.Now().Add(w.Window)
-	var sink sinks.Sink
+	id := job.Args.StreamID
+	owner := fmt.Sprintf("%s:%d:job%d:%d", hostname(), os.Getpid(), job.ID, job.Attempt)
+	log := w.Logger.With(slog.String("stream_id", id), slog.Int64("job_id", job.ID))
+	s, err := store.AcquireStreamLease(ctx, w.Pool, id, owner, w.LeaseTTL)
+	switch {
+	case errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrNotFound):
+		return nil // another run delivers it, or it is not active
+	case err != nil:
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		w.keepStreamLease(ctx, id, owner, cancel)
+	}()
+	err = w.run(ctx, log, s)
+	cancel(nil)
+	<-renewed
+	if err != nil && errors.Is(context.Cause(ctx), store.ErrLeaseLost) {
+		// Another run took the stream over (this one was too slow to
+		// renew): it delivers the batch, the same objects.
+		log.Warn("stream_lease_lost", slog.Any("error", err))
+		err = nil
+	}
+	if releaseErr := store.ReleaseStreamLease(context.WithoutCancel(ctx), w.Pool, id, owner); releaseErr != nil {
+		log.Warn("stream_lease_not_released", slog.Any("error", releaseErr))
+	}
+	return err
+}
+
+// keepStreamLease renews the lease every third of its TTL until ctx ends,
+// and cancels the run with ErrLeaseLost when it no longer can.
+func (w *StreamWorker) keepStreamLease(ctx context.Context, id, owner string, cancel context.CancelCauseFunc) {
+	tick := time.NewTicker(w.LeaseTTL / 3)
+	defer tick.Stop()
 	for {
-		s, err := store.GetStreamByID(ctx, w.Pool, job.Args.StreamID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return nil
-		case err != nil:
-			return err
-		case s.Status != audex.StreamActive:
-			log.Info("stream_job_ended", slog.String("status", s.Status))
-			return nil
-		}
-		if s.PendingThrough == nil {
-			if wait := time.Until(s.Watermark.Add(s.Interval())); wait > 0 {
-				return river.JobSnooze(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := store.RenewStreamLease(ctx, w.Pool, id, owner, w.LeaseTTL); err != nil && ctx.Err() == nil {
+				cancel(store.ErrLeaseLost)
+				return
 			}
+		}
+	}
+}
+
+// run delivers the stream's due batches, for at most Window.
+func (w *StreamWorker) run(ctx context.Context, log *slog.Logger, s audex.Stream) error {
+	deadline := time.Now().Add(w.Window)
+	sink, err := w.OpenSink(ctx, s.Destination.Name)
+	if err != nil {
+		return w.failed(ctx, log, s, sinkError{err})
+	}
+	for {
+		if s.PendingThrough == nil && time.Now().Before(s.Watermark.Add(s.Interval())) {
+			return nil // not due: the scheduler starts the next run
+		}
+		if err := w.deliver(ctx, log, s, sink); err != nil && !errors.Is(err, store.ErrConflict) {
+			return w.failed(ctx, log, s, err)
 		}
 		if time.Now().After(deadline) {
-			return river.JobSnooze(0) // let other jobs go, then go on
+			return nil
 		}
-		if sink == nil {
-			if sink, err = w.OpenSink(ctx, s.Destination.Name); err != nil {
-				return w.failed(ctx, log, s, sinkError{err})
-			}
+		if s, err = store.GetStreamByID(ctx, w.Pool, s.ID); err != nil {
+			return err
 		}
-		if err := w.deliver(ctx, log, s, sink); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				continue // paused or delivered by another attempt: look again
-			}
-			return w.failed(ctx, log, s, err)
+		if s.Status != audex.StreamActive {
+			return nil // paused, failed or deleted meanwhile
 		}
 	}
 }
@@ -119,7 +167,7 @@ func (w *StreamWorker) failed(ctx context.Context, log *slog.Logger, s audex.Str
 		failure = audex.ExportError{Code: "delivery_retrying",
 			Message: fmt.Sprintf("delivery to destination %s failed and is retried: %v", s.Destination.Name, err)}
 	}
-	failures, recordErr := store.RecordStreamFailure(context.WithoutCancel(ctx), w.Pool, s, failure, permanent)
+	failures, recordErr := store.RecordStreamFailure(context.WithoutCancel(ctx), w.Pool, s, failure, permanent, streamRetryAfter)
 	if recordErr != nil {
 		return errors.Join(err, recordErr)
 	}
@@ -128,7 +176,13 @@ func (w *StreamWorker) failed(ctx context.Context, log *slog.Logger, s audex.Str
 		return nil
 	}
 	log.Warn("stream_delivery_failed", slog.Int("failures", failures), slog.Any("error", err))
-	return river.JobSnooze(min(streamRetryMax, streamRetryMin<<min(failures-1, 10)))
+	return nil // the scheduler starts the retry when it is due
+}
+
+// streamRetryAfter is the wait before a stream that failed failures times
+// in a row is tried again.
+func streamRetryAfter(failures int) time.Duration {
+	return min(streamRetryMax, streamRetryMin<<min(max(failures-1, 0), 10))
 }
 
 // deliver delivers the stream's next batch: the pending one, or a new one
@@ -327,28 +381,37 @@ func removeStaleParts(ctx context.Context, sink sinks.Sink, base string, files [
 	return nil
 }
 
-// StreamSchedulerWorker inserts a stream job for every active stream: the
-// unique job kind adds none where one is already queued, running or
-// snoozed, so this only restarts streams whose job was lost.
+// streamClaimBatch bounds how many streams one scheduler run starts; the
+// next run takes the rest.
+const streamClaimBatch = 500
+
+// StreamSchedulerWorker starts the due streams: it claims the lease of
+// each active stream whose next batch (or retry) is due and whose lease is
+// free or expired (its run died), and inserts its job, in one
+// transaction. River runs it periodically on its leader.
 type StreamSchedulerWorker struct {
 	river.WorkerDefaults[queue.StreamSchedulerArgs]
 	Pool *pgxpool.Pool
+	// LeaseTTL is how long a claim waits for its job to start.
+	LeaseTTL time.Duration
 }
 
-// Work inserts the jobs.
+// Work claims and inserts.
 func (w *StreamSchedulerWorker) Work(ctx context.Context, _ *river.Job[queue.StreamSchedulerArgs]) error {
-	ids, err := store.ActiveStreamIDs(ctx, w.Pool)
-	if err != nil || len(ids) == 0 {
-		return err
-	}
 	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
 	if err != nil {
 		return err
 	}
-	params := make([]river.InsertManyParams, len(ids))
-	for i, id := range ids {
-		params[i] = river.InsertManyParams{Args: queue.StreamArgs{StreamID: id}}
-	}
-	_, err = client.InsertMany(ctx, params)
-	return err
+	return pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
+		ids, err := store.ClaimDueStreams(ctx, tx, w.LeaseTTL, streamClaimBatch)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		params := make([]river.InsertManyParams, len(ids))
+		for i, id := range ids {
+			params[i] = river.InsertManyParams{Args: queue.StreamArgs{StreamID: id}}
+		}
+		_, err = client.InsertManyTx(ctx, tx, params)
+		return err
+	})
 }

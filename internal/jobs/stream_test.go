@@ -55,7 +55,7 @@ func (b *jobsBundle) getStream(t *testing.T, id string) audex.Stream {
 // database, opening sinks with open.
 func (b *jobsBundle) streamWorker(t *testing.T, open jobs.SinkOpener) *rivertest.Worker[queue.StreamArgs, pgx.Tx] {
 	t.Helper()
-	return newWorker(t, &jobs.StreamWorker{Pool: b.pool, Logger: b.logger, OpenSink: open, Window: time.Minute, PartMaxRecords: 10})
+	return newWorker(t, &jobs.StreamWorker{Pool: b.pool, Logger: b.logger, OpenSink: open, Window: time.Minute, LeaseTTL: 5 * time.Second, PartMaxRecords: 10})
 }
 
 // workStream runs the stream's job once and returns how it ended.
@@ -157,7 +157,7 @@ func TestStreamWorker(t *testing.T) {
 		// The backfill: the 25 events received since start, in parts of 10.
 		res, err := b.workStream(t, w, s.ID)
 		require.NoError(t, err)
-		require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "the job waits for the next interval")
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind, "the run ends when no batch is due")
 		ids, batches := b.requireChain(t, s)
 		require.Len(t, batches, 1)
 		require.Len(t, batches[0].Files, 3)
@@ -252,14 +252,20 @@ func TestStreamWorker(t *testing.T) {
 			return b.open(ctx, name)
 		}
 		w := b.streamWorker(t, open)
-		res, err := b.workStream(t, w, s.ID)
+		_, err := b.workStream(t, w, s.ID)
 		require.NoError(t, err)
-		require.Equal(t, river.EventKindJobSnoozed, res.EventKind, "tried again after a backoff")
 		got := b.getStream(t, s.ID)
 		require.Equal(t, audex.StreamActive, got.Status)
 		require.NotNil(t, got.Error)
 		require.Equal(t, "delivery_retrying", got.Error.Code)
 		require.Equal(t, 1, got.Failures)
+		claimed, err := store.ClaimDueStreams(t.Context(), b.pool, time.Second, 10)
+		require.NoError(t, err)
+		require.NotContains(t, claimed, s.ID, "not before its retry time")
+		time.Sleep(2100 * time.Millisecond)
+		claimed, err = store.ClaimDueStreams(t.Context(), b.pool, time.Second, 10)
+		require.NoError(t, err)
+		require.Contains(t, claimed, s.ID, "retried after 2 s")
 
 		down.Store(false)
 		_, err = b.workStream(t, w, s.ID)
@@ -325,6 +331,46 @@ func TestStreamWorker(t *testing.T) {
 		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
 		_, batches := b.requireChain(t, s)
 		require.Empty(t, batches)
+		claimed, err := store.ClaimDueStreams(t.Context(), b.pool, time.Second, 10)
+		require.NoError(t, err)
+		require.NotContains(t, claimed, s.ID)
+	})
+
+	t.Run("TheSchedulerStartsDueStreamsAndADeadRunsStreamOnceItsLeaseExpires", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		due := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
+		notDue := b.newStream(time.Time{})
+		notDue.IntervalSeconds = 3600
+		notDue = b.storeStream(t, notDue)
+		claimed, err := store.ClaimDueStreams(t.Context(), b.pool, 300*time.Millisecond, 10)
+		require.NoError(t, err)
+		require.Contains(t, claimed, due.ID)
+		require.NotContains(t, claimed, notDue.ID)
+		claimed, err = store.ClaimDueStreams(t.Context(), b.pool, 300*time.Millisecond, 10)
+		require.NoError(t, err)
+		require.NotContains(t, claimed, due.ID, "claimed for a job already")
+
+		// A run takes the claim over, then dies holding the lease.
+		_, err = store.AcquireStreamLease(t.Context(), b.pool, due.ID, "dead-run", 300*time.Millisecond)
+		require.NoError(t, err)
+		_, err = store.AcquireStreamLease(t.Context(), b.pool, due.ID, "another-run", time.Second)
+		require.ErrorIs(t, err, store.ErrLeaseLost, "one run at a time")
+		time.Sleep(400 * time.Millisecond)
+		claimed, err = store.ClaimDueStreams(t.Context(), b.pool, time.Second, 10)
+		require.NoError(t, err)
+		require.Contains(t, claimed, due.ID, "its lease expired")
+
+		// The scheduler's job delivers it.
+		res, err := newWorker(t, &jobs.StreamSchedulerWorker{Pool: b.pool, LeaseTTL: time.Second}).
+			Work(t.Context(), t, b.tx(t), queue.StreamSchedulerArgs{}, nil)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+		_, err = b.workStream(t, b.streamWorker(t, b.open), due.ID)
+		require.NoError(t, err)
+		ids, _ := b.requireChain(t, due)
+		require.Equal(t, b.arrivalOrder(t), ids)
+		require.Nil(t, b.getStream(t, due.ID).PendingThrough)
 	})
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 )
 
 // Exports is the River queue of export jobs, set apart so that their
@@ -59,9 +58,9 @@ type PurgeArgs struct {
 // Kind is the job's stable name.
 func (PurgeArgs) Kind() string { return "purge" }
 
-// StreamArgs asks for a stream's batches to be delivered: one job per
-// active stream at a time, which snoozes until its next batch is due and
-// ends when the stream is paused, failed or deleted.
+// StreamArgs asks for a stream's due batches to be delivered. The
+// stream's lease, not River, keeps two attempts from working one stream:
+// a job that finds it held by another ends.
 type StreamArgs struct {
 	StreamID string `json:"stream_id"`
 }
@@ -69,23 +68,19 @@ type StreamArgs struct {
 // Kind is the job's stable name.
 func (StreamArgs) Kind() string { return "stream" }
 
-// InsertOpts puts streams on the Streams queue, one job per stream
-// whatever its state (a finished one aside): resuming a stream, or the
-// scheduler's look for active streams, adds none while one is there.
-func (StreamArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: Streams, UniqueOpts: river.UniqueOpts{
-		ByArgs:  true,
-		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateRetryable, rivertype.JobStateScheduled},
-	}}
-}
+// InsertOpts puts streams on the Streams queue.
+func (StreamArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: Streams} }
 
-// StreamSchedulerArgs asks for a stream job for every active stream that
-// has none (one lost from River's UI, or finished while the stream was
-// active).
+// StreamSchedulerArgs asks for a stream job for every active stream whose
+// next batch (or retry) is due and whose lease is free.
 type StreamSchedulerArgs struct{}
 
 // Kind is the job's stable name.
 func (StreamSchedulerArgs) Kind() string { return "stream_scheduler" }
+
+// InsertOpts puts the scheduler on the Reaper queue, whose short jobs
+// never wait behind long purges or exports.
+func (StreamSchedulerArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: Reaper} }
 
 // RetentionArgs asks for the retention purges that the policies in force
 // call for to be created.

@@ -14,9 +14,9 @@ import (
 	"github.com/audex-dev/audex"
 )
 
-// ErrLeaseLost means another attempt holds the export's lease; the caller
-// must stop working the export.
-var ErrLeaseLost = errors.New("export lease held by another attempt")
+// ErrLeaseLost means another attempt holds the lease of the export (or
+// stream); the caller must stop working it.
+var ErrLeaseLost = errors.New("lease held by another attempt")
 
 const selectExportColumns = `id, tenant_id, status, format, compression, since, until, filters,
 	destination_name, destination_type, destination_bucket, destination_prefix, key_prefix,

@@ -132,6 +132,7 @@ func UpdateStream(ctx context.Context, db DBTX, tenantID, id string, change Stre
 				status = coalesce($3, status),
 				interval_seconds = coalesce($4, interval_seconds),
 				failures = CASE WHEN $3 = 'active' AND status <> 'active' THEN 0 ELSE failures END,
+				retry_at = CASE WHEN $3 = 'active' AND status <> 'active' THEN NULL ELSE retry_at END,
 				error_code = CASE WHEN $3 = 'active' AND status <> 'active' THEN NULL ELSE error_code END,
 				error_message = CASE WHEN $3 = 'active' AND status <> 'active' THEN NULL ELSE error_message END,
 				updated_at = now()
@@ -294,7 +295,7 @@ func CommitStreamBatch(ctx context.Context, db DBTX, b audex.StreamBatch) error 
 		}
 		if b.RecordCount == 0 {
 			_, err := tx.Exec(ctx, `UPDATE streams SET watermark = $2, pending_through = NULL, failures = 0,
-				error_code = NULL, error_message = NULL WHERE id = $1`, b.StreamID, b.Through)
+				retry_at = NULL, error_code = NULL, error_message = NULL WHERE id = $1`, b.StreamID, b.Through)
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO stream_batches (stream_id, seq, after, through, record_count, files,
@@ -306,7 +307,7 @@ func CommitStreamBatch(ctx context.Context, db DBTX, b audex.StreamBatch) error 
 		}
 		_, err = tx.Exec(ctx, `UPDATE streams SET watermark = $2, pending_through = NULL, next_seq = next_seq + 1,
 				batches_delivered = batches_delivered + 1, events_delivered = events_delivered + $3,
-				last_batch_at = $4, last_manifest_sha256 = $5, failures = 0, error_code = NULL, error_message = NULL
+				last_batch_at = $4, last_manifest_sha256 = $5, failures = 0, retry_at = NULL, error_code = NULL, error_message = NULL
 			WHERE id = $1`, b.StreamID, b.Through, b.RecordCount, b.DeliveredAt, b.ManifestSHA256)
 		return err
 	})
@@ -316,11 +317,12 @@ func CommitStreamBatch(ctx context.Context, db DBTX, b audex.StreamBatch) error 
 	return nil
 }
 
-// RecordStreamFailure records a failed delivery of the stream: its error
-// and one more failure in a row. A permanent one also fails the stream
-// and records audit.stream_failed by the system, when it was active. It
-// returns the failures in a row.
-func RecordStreamFailure(ctx context.Context, db DBTX, s audex.Stream, failure audex.ExportError, permanent bool) (int, error) {
+// RecordStreamFailure records a failed delivery of the stream: its error,
+// one more failure in a row, and the time of the next try, backoff from
+// now. A permanent one also fails the stream and records
+// audit.stream_failed by the system, when it was active. It returns the
+// failures in a row.
+func RecordStreamFailure(ctx context.Context, db DBTX, s audex.Stream, failure audex.ExportError, permanent bool, backoff func(failures int) time.Duration) (int, error) {
 	var failures int
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		status := "o.status"
@@ -332,8 +334,15 @@ func RecordStreamFailure(ctx context.Context, db DBTX, s audex.Stream, failure a
 				status = `+status+`, updated_at = now()
 			FROM streams o WHERE n.id = $1 AND o.id = n.id RETURNING n.failures, o.status`,
 			s.ID, failure.Code, failure.Message).Scan(&failures, &was)
-		if err != nil || !permanent || was != audex.StreamActive {
+		if err != nil {
 			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE streams SET retry_at = clock_timestamp() + $2::interval WHERE id = $1`,
+			s.ID, backoff(failures).String()); err != nil {
+			return err
+		}
+		if !permanent || was != audex.StreamActive {
+			return nil
 		}
 		metadata, err := json.Marshal(map[string]string{"code": failure.Code, "message": failure.Message})
 		if err != nil {
@@ -350,17 +359,72 @@ func RecordStreamFailure(ctx context.Context, db DBTX, s audex.Stream, failure a
 	return failures, nil
 }
 
-// ActiveStreamIDs returns the ids of every active stream.
-func ActiveStreamIDs(ctx context.Context, db DBTX) ([]string, error) {
-	rows, err := db.Query(ctx, `SELECT id FROM streams WHERE status = 'active' ORDER BY id`)
+// schedulerOwner is the lease owner of a stream that ClaimDueStreams
+// claimed for a job not yet started.
+const schedulerOwner = "scheduler"
+
+// ClaimDueStreams claims, for ttl, up to limit active streams whose lease
+// is free or expired and whose next batch is due (a batch pending, or an
+// interval passed since the watermark) and whose retry time has come, and
+// returns their ids: the caller inserts their jobs in db's transaction.
+func ClaimDueStreams(ctx context.Context, db DBTX, ttl time.Duration, limit int) ([]string, error) {
+	rows, err := db.Query(ctx, `UPDATE streams SET lease_owner = $1, lease_until = clock_timestamp() + $2::interval
+		WHERE id IN (SELECT id FROM streams WHERE status = 'active'
+			AND (lease_until IS NULL OR lease_until < clock_timestamp())
+			AND (retry_at IS NULL OR retry_at <= clock_timestamp())
+			AND (pending_through IS NOT NULL OR watermark + make_interval(secs => interval_seconds) <= clock_timestamp())
+			ORDER BY watermark LIMIT $3 FOR UPDATE SKIP LOCKED)
+		RETURNING id`, schedulerOwner, ttl.String(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("active streams: %w", translate(err))
+		return nil, fmt.Errorf("claim due streams: %w", translate(err))
 	}
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("active streams: %w", translate(err))
+		return nil, fmt.Errorf("claim due streams: %w", translate(err))
 	}
 	return ids, nil
+}
+
+// AcquireStreamLease makes owner the attempt delivering the active stream
+// for ttl, when its lease is free, expired, or claimed by the scheduler
+// for a job; it returns the stream, and ErrLeaseLost when another attempt
+// holds the lease or the stream is not active.
+func AcquireStreamLease(ctx context.Context, db DBTX, id, owner string, ttl time.Duration) (audex.Stream, error) {
+	tag, err := db.Exec(ctx, `UPDATE streams SET lease_owner = $2, lease_until = clock_timestamp() + $3::interval
+		WHERE id = $1 AND status = 'active'
+			AND (lease_until IS NULL OR lease_until < clock_timestamp() OR lease_owner IN ($2, $4))`,
+		id, owner, ttl.String(), schedulerOwner)
+	if err != nil {
+		return audex.Stream{}, fmt.Errorf("acquire stream lease: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return audex.Stream{}, ErrLeaseLost
+	}
+	return GetStreamByID(ctx, db, id)
+}
+
+// RenewStreamLease extends owner's lease of the stream by ttl; it returns
+// ErrLeaseLost when owner no longer holds it.
+func RenewStreamLease(ctx context.Context, db DBTX, id, owner string, ttl time.Duration) error {
+	tag, err := db.Exec(ctx, `UPDATE streams SET lease_until = clock_timestamp() + $3::interval
+		WHERE id = $1 AND lease_owner = $2`, id, owner, ttl.String())
+	if err != nil {
+		return fmt.Errorf("renew stream lease: %w", translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// ReleaseStreamLease ends owner's lease of the stream, if it still holds
+// it, so that the scheduler may claim the stream as soon as it is due.
+func ReleaseStreamLease(ctx context.Context, db DBTX, id, owner string) error {
+	_, err := db.Exec(ctx, `UPDATE streams SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2`, id, owner)
+	if err != nil {
+		return fmt.Errorf("release stream lease: %w", translate(err))
+	}
+	return nil
 }
 
 // StreamLag is how far behind now an active stream's watermark is.
