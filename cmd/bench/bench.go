@@ -160,6 +160,14 @@ func (b *bench) run(ctx context.Context) error {
 		b.printExports(exports)
 		res.exports = &exports
 	}
+	if b.cfg.runs("streams") {
+		streams, err := b.streams(ctx, svc, exportKey, win)
+		if err != nil {
+			return err
+		}
+		b.printStreams(streams)
+		res.streams = &streams
+	}
 	if b.cfg.runs("purge") {
 		purge, err := b.purge(ctx, svc)
 		if err != nil {
@@ -181,6 +189,7 @@ type results struct {
 	summary    *summaryResult
 	download   *downloadResult
 	exports    *exportResult
+	streams    *streamResult
 	purge      *purgeResult
 }
 
@@ -317,8 +326,8 @@ func (b *bench) machineFacts(ctx context.Context) ([]string, error) {
 		"Go " + runtime.Version(),
 		fmt.Sprintf("settings: BENCH_EVENTS=%d BENCH_INGEST_EVENTS=%d BENCH_INGEST_CLIENTS=%d BENCH_INGEST_BATCH=%d BENCH_INGEST_ROUNDS=%d BENCH_LIST_REQUESTS=%d BENCH_SEED=%d",
 			c.events, c.ingestEvents, c.ingestClients, c.ingestBatch, c.ingestRounds, c.listRequests, c.seed),
-		fmt.Sprintf("settings of the later phases: BENCH_SUMMARY_REQUESTS=%d BENCH_EXPORT_JOBS=%d BENCH_EXPORT_5M=%d BENCH_PURGE_EVENTS=%d BENCH_PURGE_INGEST_RATE=%d; S3: %s",
-			c.summaryRequests, c.exportJobs, boolInt(c.export5M), c.purgeEvents, c.purgeIngestRate, s3Fact(c)),
+		fmt.Sprintf("settings of the later phases: BENCH_SUMMARY_REQUESTS=%d BENCH_EXPORT_JOBS=%d BENCH_EXPORT_5M=%d BENCH_PURGE_EVENTS=%d BENCH_PURGE_INGEST_RATE=%d BENCH_STREAM_SECONDS=%d; S3: %s",
+			c.summaryRequests, c.exportJobs, boolInt(c.export5M), c.purgeEvents, c.purgeIngestRate, c.streamSeconds, s3Fact(c)),
 		"code: " + codeVersion(ctx),
 	}, nil
 }

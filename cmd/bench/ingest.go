@@ -80,18 +80,11 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 	// Bodies are encoded before the clock starts: the figure is the
 	// server's, not the client's JSON encoder's.
 	start := time.Now()
-	var bodies [][]byte
-	for lo := 0; lo < len(events); lo += b.cfg.ingestBatch {
-		batch := events[lo:min(lo+b.cfg.ingestBatch, len(events))]
-		sent := make([]client.NewEvent, len(batch))
-		for i := range batch {
-			sent[i] = newEvent(&batch[i])
-		}
-		body, err := ingestBody(sent)
-		if err != nil {
-			return res, err
-		}
-		bodies = append(bodies, body)
+	bodies, err := b.ingestBodies(events)
+	if err != nil {
+		return res, err
+	}
+	for _, body := range bodies {
 		res.bodyBytes += len(body)
 	}
 	res.encoding = time.Since(start)
@@ -153,6 +146,25 @@ func (b *bench) ingest(ctx context.Context) (ingestResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// ingestBodies are the bodies of POST /v1/audit/events that carry events,
+// BENCH_INGEST_BATCH a request.
+func (b *bench) ingestBodies(events []audex.Event) ([][]byte, error) {
+	var bodies [][]byte
+	for lo := 0; lo < len(events); lo += b.cfg.ingestBatch {
+		batch := events[lo:min(lo+b.cfg.ingestBatch, len(events))]
+		sent := make([]client.NewEvent, len(batch))
+		for i := range batch {
+			sent[i] = newEvent(&batch[i])
+		}
+		body, err := ingestBody(sent)
+		if err != nil {
+			return nil, err
+		}
+		bodies = append(bodies, body)
+	}
+	return bodies, nil
 }
 
 // ingestBody is the body of POST /v1/audit/events that carries events.
@@ -357,6 +369,16 @@ func (b *bench) printTargets(res results) {
 		p50 := percentile(e.toRunning, 0.5)
 		b.printf("- export POST to running under %s ms (p50, idle worker): %s ms, %s\n", ms(exportTargetStart), ms(p50), verdict(p50 < exportTargetStart))
 	}
+	if s := res.streams; s != nil {
+		rate := float64(s.backfillEvents) / s.backfillElapsed.Seconds()
+		rx := rate / s.copyJSON.perSecond()
+		b.printf("- stream backfill (JSONL, local folder) at least %.1f of the row_to_json COPY: %.2f (%s of %s events/s), %s\n",
+			streamTargetRx, rx, thousands(int64(rate)), thousands(int64(s.copyJSON.perSecond())), verdict(rx >= streamTargetRx))
+		b.printf("- worker peak RSS under %s MiB during the backfill of %s events: %s MiB, %s\n",
+			mib(exportTargetRSS), thousands(s.backfillEvents), mib(s.backfillWorker.rssPeak), verdict(s.backfillWorker.rssPeak < exportTargetRSS))
+		b.printf("- a stream keeps up with ingest at full rate, lag under two intervals (%s): at most %.1f s, %s\n",
+			2*streamKeepUpInterval, s.maxLag(), verdict(s.maxLag() < (2*streamKeepUpInterval).Seconds()))
+	}
 	if p := res.purge; p != nil {
 		// A purge gives way to ingest (it pauses while other statements
 		// run), so the target is its rate alone.
@@ -384,6 +406,7 @@ const (
 	exportTargetRSS     = 200 << 20
 	exportTargetFlat    = 32 << 20
 	exportTargetStart   = time.Second
+	streamTargetRx      = 0.8
 	purgeTargetRate     = 100_000
 	purgeTargetIngestRx = 2.0
 )

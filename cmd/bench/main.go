@@ -65,6 +65,7 @@ type config struct {
 	export5M         bool // also load a 5,000,000-event tenant and export it once
 	purgeEvents      int
 	purgeIngestRate  int // events/s offered by the ingest clients around the purge; 0: as fast as they go
+	streamSeconds    int // how long the streams phase ingests beside a stream (BENCH_STREAM_SECONDS)
 	s3Endpoint       string
 	s3Region         string
 	s3AccessKeyIDEnv string // names of the variables that hold MinIO's keys (the worker reads them)
@@ -75,7 +76,7 @@ type config struct {
 }
 
 // laterPhases are the phases that run after list and ingest, in order.
-var laterPhases = []string{"summary", "download", "exports", "purge"}
+var laterPhases = []string{"summary", "download", "exports", "streams", "purge"}
 
 // runs reports whether the phase named is to run.
 func (c config) runs(phase string) bool {
@@ -106,6 +107,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		{"BENCH_EXPORT_5M", &export5M, 0, 0, 0},
 		{"BENCH_PURGE_EVENTS", &cfg.purgeEvents, 1_000_000, 10_000, 0},
 		{"BENCH_PURGE_INGEST_RATE", &cfg.purgeIngestRate, 10_000, 0, 0},
+		{"BENCH_STREAM_SECONDS", &cfg.streamSeconds, 60, 5, 0},
 	})
 	if err != nil {
 		return cfg, err

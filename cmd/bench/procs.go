@@ -79,7 +79,8 @@ func (b *bench) startServices(ctx context.Context) (*services, error) {
 		return s, err
 	}
 	s.buildTime = time.Since(start)
-	config := fmt.Sprintf("destinations:\n  - name: local\n    type: file\n    bucket: %q\n", s.localFolder)
+	// Streams may ask for short intervals: the keep-up stream's is 10 s.
+	config := fmt.Sprintf("stream_min_interval: 1s\ndestinations:\n  - name: local\n    type: file\n    bucket: %q\n", s.localFolder)
 	if b.cfg.s3Endpoint != "" {
 		if s.s3Bucket, err = b.createBucket(ctx); err != nil {
 			return s, err

@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		Pool:              pool,
 		Logger:            logger,
 		OpenSink:          sinkOpener(cfg.Destinations, getenv),
+		OpenWebhook:       webhookOpener(cfg.Destinations, getenv),
 		ExportConcurrency: cfg.Exports.Concurrency,
 		ExportTiming:      jobs.ExportTiming{Window: time.Duration(cfg.Exports.AttemptWindow), LeaseTTL: time.Duration(cfg.Exports.LeaseTTL)},
 		ReaperInterval:    time.Duration(cfg.Exports.ReaperInterval),

@@ -127,6 +127,9 @@ func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, 
 	if err != nil {
 		return e, err
 	}
+	if !dest.ServesExports() {
+		return e, invalid("destination", "destination %s is a webhook, which takes streams only", dest.Name)
+	}
 	e.Destination = audex.ExportDestination{Name: dest.Name, Type: dest.Type, Bucket: dest.Bucket, Prefix: joinKey(dest.Prefix, prefix)}
 	e.KeyPrefix = joinKey(e.Destination.Prefix, e.ID) + "/"
 	return e, nil

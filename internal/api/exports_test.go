@@ -112,9 +112,12 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 		{Name: "local", Type: "file", Bucket: folders["local"], Prefix: "exports"},
 		{Name: "private", Type: "file", Bucket: folders["private"], Tenants: []string{"someone-else"}},
 		{Name: "missing", Type: "file", Bucket: folders["missing"]},
+		{Name: "hook", Type: "webhook", URLEnv: "AUDEX_TEST_HOOK_URL", SecretEnv: "AUDEX_TEST_HOOK_SECRET", AllowedHosts: []string{"127.0.0.1"}},
 	}
 	for _, d := range destinations {
-		dests[d.Name] = dest{sinks.Config{Type: d.Type, Bucket: d.Bucket}, os.Getenv}
+		if d.ServesExports() { // the webhook has no sink
+			dests[d.Name] = dest{sinks.Config{Type: d.Type, Bucket: d.Bucket}, os.Getenv}
+		}
 	}
 	for name, cfg := range extra {
 		getenv := getenvs[name]

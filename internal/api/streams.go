@@ -96,6 +96,16 @@ func (s *Server) parseStream(req streamRequest, tenantID string) (audex.Stream, 
 	if err != nil {
 		return st, err
 	}
+	if dest.Type == "webhook" {
+		// A webhook receives each batch as one POST of gzipped NDJSON.
+		switch {
+		case st.Format != "jsonl":
+			return st, invalid("format", "a webhook destination takes format jsonl: each batch is POSTed as gzipped NDJSON")
+		case req.Compression != nil && *req.Compression != "gzip":
+			return st, invalid("compression", "a webhook destination takes compression gzip (or none given): each batch is POSTed gzipped")
+		}
+		st.Compression = "gzip"
+	}
 	st.Destination = audex.ExportDestination{Name: dest.Name, Type: dest.Type, Bucket: dest.Bucket, Prefix: joinKey(dest.Prefix, prefix)}
 	st.KeyPrefix = joinKey(st.Destination.Prefix, st.ID) + "/"
 	return st, nil

@@ -175,6 +175,8 @@ func TestStreams(t *testing.T) {
 			{"StartNotATime", map[string]any{"destination": local, "format": "jsonl", "start": "yesterday"}, "start"},
 			{"TimeBoundsInFilters", map[string]any{"destination": local, "format": "jsonl", "filters": map[string]any{"since": "2026-01-01"}}, "filters.since"},
 			{"UnknownField", map[string]any{"destination": local, "format": "jsonl", "until": "2026-01-01"}, "until"},
+			{"CSVToAWebhook", map[string]any{"destination": map[string]any{"name": "hook"}, "format": "csv"}, "format"},
+			{"UncompressedToAWebhook", map[string]any{"destination": map[string]any{"name": "hook"}, "format": "jsonl", "compression": "none"}, "compression"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				res := b.do(t, "POST", "/v1/audit/streams", b.key, tc.body)
@@ -201,6 +203,17 @@ func TestStreams(t *testing.T) {
 			})
 		}
 		require.Equal(t, withoutLag(st), withoutLag(b.getStream(t, st.ID)), "nothing changed")
+
+		t.Run("AWebhookTakesGzippedJSONLStreamsAndNoExport", func(t *testing.T) {
+			hook := b.createStream(t, map[string]any{"destination": map[string]any{"name": "hook"}, "format": "jsonl"})
+			require.Equal(t, "webhook", hook.Destination.Type)
+			require.Equal(t, "gzip", hook.Compression)
+			res := b.do(t, "POST", "/v1/audit/exports", b.key, map[string]any{"since": "2026-01-01", "until": "2026-02-01",
+				"format": "jsonl", "destination": map[string]any{"name": "hook"}})
+			require.Equal(t, http.StatusBadRequest, res.status, "%s", res.body)
+			require.Equal(t, "destination", res.errorBody(t).Field)
+			require.Contains(t, res.errorBody(t).Message, "streams only")
+		})
 	})
 
 	t.Run("AWorkerDeliversEveryEventOnceLateOnesIncludedAcrossPauses", func(t *testing.T) {

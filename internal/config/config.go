@@ -15,6 +15,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -209,9 +210,39 @@ type Destination struct {
 	// the default Azure credential.
 	ConnectionStringEnv string `yaml:"connection_string_env"`
 	AccountURL          string `yaml:"account_url"`
+
+	// webhook (streams only): the variables holding the URL that batches
+	// are POSTed to and the secret they are signed with, and the hosts
+	// (host or host:port) deliveries may go to.
+	URLEnv       string   `yaml:"url_env"`
+	SecretEnv    string   `yaml:"secret_env"`
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
+// ServesExports reports whether export jobs may write to the destination:
+// every type but webhook, which takes streams only.
+func (d Destination) ServesExports() bool { return d.Type != "webhook" }
+
 var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// validateWebhook checks a webhook destination: the variables of its URL
+// and secret, and hosts to allow; no bucket or object-store setting.
+func (d Destination) validateWebhook() error {
+	switch {
+	case d.URLEnv == "" || d.SecretEnv == "":
+		return errors.New("url_env and secret_env are required: the names of the variables holding the webhook's URL and its signing secret")
+	case len(d.AllowedHosts) == 0:
+		return errors.New("allowed_hosts is required: the hosts (host or host:port) that deliveries may go to")
+	case d.Bucket != "" || d.Prefix != "" || d.Region != "" || d.Endpoint != "":
+		return errors.New("bucket, prefix, region and endpoint do not apply to type webhook")
+	}
+	for _, h := range d.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/@?# ") {
+			return fmt.Errorf("allowed_hosts: %q is not a host or host:port", h)
+		}
+	}
+	return nil
+}
 
 // validateCredentials checks the credential settings of a destination:
 // variable names that are names, and only the settings of its type.
@@ -223,6 +254,8 @@ func (d Destination) validateCredentials() error {
 		{"credentials_file_env", d.CredentialsFileEnv, "gcs"},
 		{"connection_string_env", d.ConnectionStringEnv, "azure_blob"},
 		{"account_url", d.AccountURL, "azure_blob"},
+		{"url_env", d.URLEnv, "webhook"},
+		{"secret_env", d.SecretEnv, "webhook"},
 	} {
 		switch {
 		case f.value == "":
@@ -482,10 +515,16 @@ func (c Config) validate() error {
 			return fmt.Errorf("destinations[%d]: name is required", i)
 		case seen[d.Name]:
 			return fmt.Errorf("destinations[%d]: name %q is used twice", i, d.Name)
-		case d.Type != "s3" && d.Type != "gcs" && d.Type != "azure_blob" && d.Type != "file":
-			return fmt.Errorf("destinations[%d] (%s): type must be s3, gcs, azure_blob or file", i, d.Name)
+		case d.Type != "s3" && d.Type != "gcs" && d.Type != "azure_blob" && d.Type != "file" && d.Type != "webhook":
+			return fmt.Errorf("destinations[%d] (%s): type must be s3, gcs, azure_blob, file or webhook", i, d.Name)
+		case d.Type == "webhook":
+			if err := d.validateWebhook(); err != nil {
+				return fmt.Errorf("destinations[%d] (%s): %w", i, d.Name, err)
+			}
 		case d.Bucket == "":
 			return fmt.Errorf("destinations[%d] (%s): bucket is required", i, d.Name)
+		case len(d.AllowedHosts) > 0:
+			return fmt.Errorf("destinations[%d] (%s): allowed_hosts applies to type webhook only", i, d.Name)
 		}
 		if err := d.validateCredentials(); err != nil {
 			return fmt.Errorf("destinations[%d] (%s): %w", i, d.Name, err)

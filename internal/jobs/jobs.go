@@ -24,6 +24,8 @@ type Config struct {
 	Logger *slog.Logger
 	// OpenSink opens a configured destination's sink by name.
 	OpenSink SinkOpener
+	// OpenWebhook opens a configured webhook destination by name.
+	OpenWebhook WebhookOpener
 	// ExportConcurrency is how many exports one process works at once.
 	ExportConcurrency int
 	// ExportTiming bounds export attempts (default DefaultExportTiming).
@@ -77,7 +79,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	// another attempt is started.
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 5, Interval: reaperInterval})
 	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget})
-	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Window: timing.Window, LeaseTTL: timing.LeaseTTL})
+	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, OpenWebhook: cfg.OpenWebhook, Window: timing.Window, LeaseTTL: timing.LeaseTTL})
 	river.AddWorker(workers, &StreamSchedulerWorker{Pool: cfg.Pool, LeaseTTL: timing.LeaseTTL})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})

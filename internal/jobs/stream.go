@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +27,12 @@ import (
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/webhook"
 )
+
+// WebhookOpener opens a configured webhook destination by name; a name
+// that is not configured is an error wrapping ErrDestinationGone.
+type WebhookOpener func(ctx context.Context, destination string) (*webhook.Client, error)
 
 // streamBatchMaxRecords is the most events one batch holds: a backfill or
 // a stream that fell behind catches up in batches of this size, each
@@ -61,6 +68,8 @@ type StreamWorker struct {
 	OpenSink SinkOpener
 	// Window is how long one run delivers before it lets other jobs go.
 	Window time.Duration
+	// OpenWebhook opens a configured webhook destination by name.
+	OpenWebhook WebhookOpener
 	// LeaseTTL is how long a silent run keeps its claim on the stream.
 	LeaseTTL time.Duration
 	// PartMaxRecords and PartMaxBytes cut a batch into parts (zero: the
@@ -131,7 +140,7 @@ func (w *StreamWorker) keepStreamLease(ctx context.Context, id, owner string, ca
 // run delivers the stream's due batches, for at most Window.
 func (w *StreamWorker) run(ctx context.Context, log *slog.Logger, s audex.Stream) error {
 	deadline := time.Now().Add(w.Window)
-	sink, err := w.OpenSink(ctx, s.Destination.Name)
+	out, err := w.openBatchWriter(ctx, s.Destination)
 	if err != nil {
 		return w.failed(ctx, log, s, sinkError{err})
 	}
@@ -139,7 +148,7 @@ func (w *StreamWorker) run(ctx context.Context, log *slog.Logger, s audex.Stream
 		if s.PendingThrough == nil && time.Now().Before(s.Watermark.Add(s.Interval())) {
 			return nil // not due: the scheduler starts the next run
 		}
-		if err := w.deliver(ctx, log, s, sink); err != nil && !errors.Is(err, store.ErrConflict) {
+		if err := w.deliver(ctx, log, s, out); err != nil && !errors.Is(err, store.ErrConflict) {
 			return w.failed(ctx, log, s, err)
 		}
 		if time.Now().After(deadline) {
@@ -161,8 +170,15 @@ func (w *StreamWorker) failed(ctx context.Context, log *slog.Logger, s audex.Str
 	if ctx.Err() != nil {
 		return err // the run was stopped: River retries it
 	}
-	permanent := sinks.IsPermanent(err) || errors.Is(err, ErrDestinationGone)
+	var opening sinkError
+	permanent := sinks.IsPermanent(err) || errors.Is(err, ErrDestinationGone) || errors.Is(err, webhook.ErrRejected) || errors.As(err, &opening)
 	failure := describeFailure(s.Destination, err)
+	switch {
+	case errors.Is(err, webhook.ErrRejected):
+		failure = audex.ExportError{Code: "webhook_rejected", Message: err.Error()}
+	case errors.As(err, &opening) && !errors.Is(err, ErrDestinationGone):
+		failure = audex.ExportError{Code: "destination_unusable", Message: err.Error()}
+	}
 	if !permanent {
 		failure = audex.ExportError{Code: "delivery_retrying",
 			Message: fmt.Sprintf("delivery to destination %s failed and is retried: %v", s.Destination.Name, err)}
@@ -185,12 +201,37 @@ func streamRetryAfter(failures int) time.Duration {
 	return min(streamRetryMax, streamRetryMin<<min(max(failures-1, 0), 10))
 }
 
+// batchWriter delivers the events of a batch to a destination.
+type batchWriter interface {
+	// maxRecords is the most events a batch may hold.
+	maxRecords() int
+	// write delivers the events of b (received from b.After on and before
+	// b.Through), sets its files, record count and manifest, and leaves
+	// nothing of an earlier attempt beside them. A batch of no event
+	// writes nothing.
+	write(ctx context.Context, w *StreamWorker, s audex.Stream, b *audex.StreamBatch) error
+}
+
+// openBatchWriter returns the writer of destination d: its webhook, or
+// its sink's objects.
+func (w *StreamWorker) openBatchWriter(ctx context.Context, d audex.ExportDestination) (batchWriter, error) {
+	if d.Type == "webhook" {
+		if w.OpenWebhook == nil {
+			return nil, fmt.Errorf("%w: %s", ErrDestinationGone, d.Name)
+		}
+		c, err := w.OpenWebhook(ctx, d.Name)
+		return webhookWriter{c}, err
+	}
+	sink, err := w.OpenSink(ctx, d.Name)
+	return objectWriter{sink}, err
+}
+
 // deliver delivers the stream's next batch: the pending one, or a new one
-// up to now (capped at streamBatchMaxRecords).
-func (w *StreamWorker) deliver(ctx context.Context, log *slog.Logger, s audex.Stream, sink sinks.Sink) error {
+// up to now (capped at out's most records).
+func (w *StreamWorker) deliver(ctx context.Context, log *slog.Logger, s audex.Stream, out batchWriter) error {
 	through := s.PendingThrough
 	if through == nil {
-		t, err := w.batchEnd(ctx, s)
+		t, err := w.batchEnd(ctx, s, out.maxRecords())
 		if err != nil {
 			return err
 		}
@@ -201,26 +242,8 @@ func (w *StreamWorker) deliver(ctx context.Context, log *slog.Logger, s audex.St
 	}
 	b := audex.StreamBatch{StreamID: s.ID, Seq: s.NextSeq, After: s.Watermark, Through: *through,
 		Files: []audex.ExportFile{}, PreviousManifestSHA256: s.LastManifestSHA256}
-	base := batchKeyBase(s, b)
-	if err := w.writeParts(ctx, s, sink, &b, base); err != nil {
+	if err := out.write(ctx, w, s, &b); err != nil {
 		return err
-	}
-	if err := removeStaleParts(ctx, sink, base, b.Files); err != nil {
-		return err
-	}
-	if b.RecordCount > 0 {
-		b.DeliveredAt = time.Now().UTC().Truncate(time.Microsecond)
-		manifestKey := base + "manifest.json"
-		b.ManifestKey = &manifestKey
-		manifest, err := json.Marshal(b)
-		if err != nil {
-			return err
-		}
-		obj, err := sink.Put(ctx, manifestKey, bytes.NewReader(manifest))
-		if err != nil {
-			return fmt.Errorf("upload %s: %w", manifestKey, err)
-		}
-		b.ManifestSHA256 = obj.SHA256
 	}
 	if err := store.CommitStreamBatch(ctx, w.Pool, b); err != nil {
 		return err
@@ -235,8 +258,8 @@ func (w *StreamWorker) deliver(ctx context.Context, log *slog.Logger, s audex.St
 
 // batchEnd returns the through of a new batch: now, once every ingest
 // under way has committed (the as_of barrier of exports), or earlier when
-// more than streamBatchMaxRecords events wait.
-func (w *StreamWorker) batchEnd(ctx context.Context, s audex.Stream) (time.Time, error) {
+// more than most events wait.
+func (w *StreamWorker) batchEnd(ctx context.Context, s audex.Stream, most int) (time.Time, error) {
 	var now time.Time
 	if err := w.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
 		return now, err
@@ -244,7 +267,94 @@ func (w *StreamWorker) batchEnd(ctx context.Context, s audex.Stream) (time.Time,
 	if err := store.WaitForIngests(ctx, w.Pool, s.TenantID); err != nil {
 		return now, err
 	}
-	return store.StreamBatchEnd(ctx, w.Pool, s, now, streamBatchMaxRecords)
+	return store.StreamBatchEnd(ctx, w.Pool, s, now, most)
+}
+
+// objectWriter writes a batch as parts and a manifest to a sink.
+type objectWriter struct{ sink sinks.Sink }
+
+func (objectWriter) maxRecords() int { return streamBatchMaxRecords }
+
+func (o objectWriter) write(ctx context.Context, w *StreamWorker, s audex.Stream, b *audex.StreamBatch) error {
+	base := batchKeyBase(s, *b)
+	if err := w.writeParts(ctx, s, o.sink, b, base); err != nil {
+		return err
+	}
+	if err := removeStaleParts(ctx, o.sink, base, b.Files); err != nil {
+		return err
+	}
+	if b.RecordCount == 0 {
+		return nil
+	}
+	b.DeliveredAt = time.Now().UTC().Truncate(time.Microsecond)
+	manifestKey := base + "manifest.json"
+	b.ManifestKey = &manifestKey
+	manifest, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	obj, err := o.sink.Put(ctx, manifestKey, bytes.NewReader(manifest))
+	if err != nil {
+		return fmt.Errorf("upload %s: %w", manifestKey, err)
+	}
+	b.ManifestSHA256 = obj.SHA256
+	return nil
+}
+
+// webhookBatchMaxRecords is the most events one webhook POST carries.
+const webhookBatchMaxRecords = 10_000
+
+// webhookWriter POSTs a batch to a webhook as one gzipped NDJSON body.
+// The batch's one file is that body (its key the batch id), and its
+// manifest, which no object holds, still chains the batches by its
+// sha256.
+type webhookWriter struct{ client *webhook.Client }
+
+func (webhookWriter) maxRecords() int { return webhookBatchMaxRecords }
+
+func (h webhookWriter) write(ctx context.Context, w *StreamWorker, s audex.Stream, b *audex.StreamBatch) error {
+	var body bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&body, gzip.BestSpeed)
+	rows := format.NewRows(format.NDJSON)
+	var buf []byte
+	pages, stop := w.batchPages(ctx, s, *b)
+	defer stop()
+	for {
+		page, err := pages()
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		for i := range page {
+			buf = rows.AppendRow(buf[:0], &page[i])
+			if _, err := zw.Write(buf); err != nil {
+				return err
+			}
+		}
+		b.RecordCount += int64(len(page))
+	}
+	if b.RecordCount == 0 {
+		return nil
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%s-%06d", s.ID, b.Seq)
+	if err := h.client.Deliver(ctx, webhook.Batch{StreamID: s.ID, Seq: b.Seq, ID: id, Body: body.Bytes()}); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(body.Bytes())
+	b.Files = []audex.ExportFile{{Key: id, SizeBytes: int64(body.Len()), Records: b.RecordCount, SHA256: hex.EncodeToString(sum[:])}}
+	b.DeliveredAt = time.Now().UTC().Truncate(time.Microsecond)
+	manifest, err := json.Marshal(b)
+	if err != nil {
+		return err
+	}
+	sum = sha256.Sum256(manifest)
+	b.ManifestSHA256 = hex.EncodeToString(sum[:])
+	return nil
 }
 
 // batchKeyBase is what the keys of batch b's objects start with:
@@ -258,6 +368,45 @@ func batchKeyBase(s audex.Stream, b audex.StreamBatch) string {
 // streamPageSize is how many events a batch reads per statement.
 const streamPageSize = 2000
 
+// arrivalPage is a page of a batch's events, or the error reading it.
+type arrivalPage struct {
+	events []audex.Event
+	err    error
+}
+
+// batchPages reads the events of batch b page after page, in arrival
+// order, one page ahead of the caller (the database and the encoder each
+// keep a core busy). next returns the next page, empty after the last;
+// stop ends the reading (call it when done).
+func (w *StreamWorker) batchPages(ctx context.Context, s audex.Stream, b audex.StreamBatch) (next func() ([]audex.Event, error), stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	pages := make(chan arrivalPage, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(pages)
+		var after *store.Arrival
+		for {
+			events, err := store.ListArrivals(ctx, w.Pool, s.TenantID, s.Filter, b.After, b.Through, after, streamPageSize)
+			select {
+			case pages <- arrivalPage{events, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(events) < streamPageSize {
+				return
+			}
+			last := events[len(events)-1]
+			after = &store.Arrival{ReceivedAt: last.ReceivedAt, ID: last.ID}
+		}
+	}()
+	next = func() ([]audex.Event, error) {
+		p := <-pages // a closed channel: no more events
+		return p.events, p.err
+	}
+	return next, func() { cancel(); <-done }
+}
+
 // writeParts writes the batch's events in parts, each cut at the part
 // limits, and adds them to b.
 func (w *StreamWorker) writeParts(ctx context.Context, s audex.Stream, sink sinks.Sink, b *audex.StreamBatch, base string) error {
@@ -269,15 +418,12 @@ func (w *StreamWorker) writeParts(ctx context.Context, s audex.Stream, sink sink
 		maxBytes = config.DefaultExports.PartMaxBytes
 	}
 	rows := format.NewRows(formatName(s.Format))
-	var after *store.Arrival
+	pages, stop := w.batchPages(ctx, s, *b)
+	defer stop()
 	var page []audex.Event
 	next := func() error {
 		var err error
-		page, err = store.ListArrivals(ctx, w.Pool, s.TenantID, s.Filter, b.After, b.Through, after, streamPageSize)
-		if len(page) > 0 {
-			last := page[len(page)-1]
-			after = &store.Arrival{ReceivedAt: last.ReceivedAt, ID: last.ID}
-		}
+		page, err = pages()
 		return err
 	}
 	if err := next(); err != nil {

@@ -3,14 +3,19 @@ package jobs_test
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,10 +26,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/webhook"
 )
 
 // newStream returns an active JSONL stream of the tenant to the "local"
@@ -246,10 +253,8 @@ func TestStreamWorker(t *testing.T) {
 		var down atomic.Bool
 		down.Store(true)
 		open := func(ctx context.Context, name string) (sinks.Sink, error) {
-			if down.Load() {
-				return nil, errors.New("connection refused")
-			}
-			return b.open(ctx, name)
+			sink, err := b.open(ctx, name)
+			return downSink{sink, &down}, err
 		}
 		w := b.streamWorker(t, open)
 		_, err := b.workStream(t, w, s.ID)
@@ -372,6 +377,143 @@ func TestStreamWorker(t *testing.T) {
 		require.Equal(t, b.arrivalOrder(t), ids)
 		require.Nil(t, b.getStream(t, due.ID).PendingThrough)
 	})
+}
+
+// hookEndpoint is a real HTTP server on 127.0.0.1 that answers the
+// statuses of answers in turn (the last one from then on), and keeps the
+// NDJSON lines of every batch it acknowledged, by batch id, after checking
+// each request's signature.
+type hookEndpoint struct {
+	*httptest.Server
+	mu      sync.Mutex
+	calls   int
+	batches map[string][]string // batch id -> the events' ids
+	order   []string            // batch ids in the order first acknowledged
+}
+
+func newHookEndpoint(t *testing.T, answers ...int) *hookEndpoint {
+	t.Helper()
+	h := &hookEndpoint{batches: map[string][]string{}}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.calls++
+		if r.Header.Get("X-Audex-Signature") != webhook.Sign([]byte("hook-secret"), body) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		status := answers[min(h.calls, len(answers))-1]
+		w.WriteHeader(status)
+		if status >= 300 {
+			return
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return
+		}
+		sc := bufio.NewScanner(zr)
+		var ids []string
+		for sc.Scan() {
+			var e struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(sc.Bytes(), &e)
+			ids = append(ids, e.ID)
+		}
+		id := r.Header.Get("X-Audex-Batch-Id")
+		if _, again := h.batches[id]; !again {
+			h.order = append(h.order, id)
+		}
+		h.batches[id] = ids // a retry of the batch replaces it: the endpoint dedupes by id
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+// delivered returns the acknowledged events' ids, batch after batch.
+func (h *hookEndpoint) delivered() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ids []string
+	for _, id := range h.order {
+		ids = append(ids, h.batches[id]...)
+	}
+	return ids
+}
+
+// openHook is a WebhookOpener of the endpoint as destination "hook".
+func (h *hookEndpoint) openHook(context.Context, string) (*webhook.Client, error) {
+	env := map[string]string{"HOOK_URL": h.URL + "/audit", "HOOK_SECRET": "hook-secret"}
+	return webhook.FromDestination(config.Destination{Name: "hook", Type: "webhook", URLEnv: "HOOK_URL", SecretEnv: "HOOK_SECRET",
+		AllowedHosts: []string{h.Listener.Addr().String()}}, func(k string) string { return env[k] })
+}
+
+func TestStreamToAWebhook(t *testing.T) {
+	t.Parallel()
+	hookStream := func(b *jobsBundle) audex.Stream {
+		s := b.newStream(time.Now().Add(-2 * time.Hour))
+		s.Compression = "gzip"
+		s.Destination = audex.ExportDestination{Name: "hook", Type: "webhook"}
+		return b.storeStream(t, s)
+	}
+	worker := func(t *testing.T, b *jobsBundle, h *hookEndpoint) *rivertest.Worker[queue.StreamArgs, pgx.Tx] {
+		return newWorker(t, &jobs.StreamWorker{Pool: b.pool, Logger: b.logger, OpenSink: b.open, OpenWebhook: h.openHook,
+			Window: time.Minute, LeaseTTL: 5 * time.Second})
+	}
+
+	t.Run("AnEndpointThatFailsThenRecoversGetsEveryEventOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		// Three tries of a delivery fail (500, 503, 500), then it is
+		// acknowledged: the second run delivers the batch.
+		h := newHookEndpoint(t, 500, 503, 500, 200)
+		s := hookStream(b)
+		w := worker(t, b, h)
+		_, err := b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		got := b.getStream(t, s.ID)
+		require.Equal(t, "delivery_retrying", got.Error.Code)
+		require.NotNil(t, got.PendingThrough, "the batch stays pending")
+
+		_, err = b.workStream(t, w, s.ID)
+		require.NoError(t, err)
+		require.Equal(t, b.arrivalOrder(t), h.delivered())
+		batches, err := store.ListStreamBatches(t.Context(), b.pool, s.ID, 0, 10)
+		require.NoError(t, err)
+		require.Len(t, batches, 1)
+		require.Equal(t, s.ID+"-000001", batches[0].Files[0].Key)
+		require.EqualValues(t, 25, batches[0].Files[0].Records)
+		require.Nil(t, b.getStream(t, s.ID).Error)
+	})
+
+	t.Run("AClientErrorFailsTheStream", func(t *testing.T) {
+		t.Parallel()
+		b := setupJobs(t)
+		h := newHookEndpoint(t, 404)
+		s := hookStream(b)
+		_, err := b.workStream(t, worker(t, b, h), s.ID)
+		require.NoError(t, err)
+		got := b.getStream(t, s.ID)
+		require.Equal(t, audex.StreamFailed, got.Status)
+		require.Equal(t, "webhook_rejected", got.Error.Code)
+		require.Contains(t, got.Error.Message, "answered 404")
+		require.NotContains(t, got.Error.Message, "hook-secret")
+	})
+}
+
+// downSink is a sink whose uploads fail while down is set, as a store
+// that cannot be reached.
+type downSink struct {
+	sinks.Sink
+	down *atomic.Bool
+}
+
+func (s downSink) Put(ctx context.Context, key string, r io.Reader) (sinks.Object, error) {
+	if s.down.Load() {
+		return sinks.Object{}, errors.New("dial tcp 127.0.0.1:9000: connection refused")
+	}
+	return s.Sink.Put(ctx, key, r)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -255,7 +255,12 @@ func ListArrivals(ctx context.Context, db DBTX, tenantID string, f audex.Filter,
 	var q queryBuilder
 	arrivals(&q, tenantID, f, from, through)
 	if after != nil {
-		q.where(fmt.Sprintf("(received_at, id) > (%s, %s)", q.arg(after.ReceivedAt), q.arg(after.ID)))
+		// The plain bound starts the index scan where the last page ended
+		// (the row comparison alone would be a filter over the whole
+		// batch, page after page).
+		at := q.arg(after.ReceivedAt)
+		q.where("received_at >= " + at)
+		q.where(fmt.Sprintf("(received_at, id) > (%s, %s)", at, q.arg(after.ID)))
 	}
 	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT %s FROM events WHERE %s ORDER BY received_at, id LIMIT %s`,
 		selectEventColumns, strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
