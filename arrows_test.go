@@ -27,7 +27,7 @@ type arrowRule struct {
 }
 
 var arrowRules = []arrowRule{
-	{"./cmd/api", "deps", append([]string{module + "/internal/sinks", module + "/internal/jobs"}, cloudSDKs...),
+	{"./cmd/api", "deps", append([]string{module + "/internal/sinks", module + "/internal/jobs", module + "/internal/webhook"}, cloudSDKs...),
 		"the API enqueues jobs (internal/queue); only the worker writes objects"},
 	{"./internal/store", "imports", []string{"net/http"},
 		"the store is SQL only; HTTP belongs to internal/api"},
@@ -35,6 +35,8 @@ var arrowRules = []arrowRule{
 		"the store is below every job and handler"},
 	{"./internal/sinks/...", "test deps", []string{module + "/internal/store", module + "/internal/storetest", module + "/internal/api", module + "/internal/jobs"},
 		"a sink writes bytes to a destination and knows nothing of the database, even in its tests"},
+	{"./internal/webhook/...", "test deps", []string{module + "/internal/store", module + "/internal/storetest", module + "/internal/api", module + "/internal/jobs", "github.com/riverqueue/"},
+		"a webhook client POSTs bytes to an allowed host and knows nothing of the database or the queue"},
 	{"./internal/queue", "deps", append([]string{module + "/"}, cloudSDKs...),
 		"job arguments and the insert client need River alone"},
 	{".", "deps", []string{module + "/", "github.com/jackc/", "github.com/riverqueue/"},

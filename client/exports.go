@@ -21,7 +21,7 @@ type ExportFile = audex.ExportFile
 // ExportRequest asks for an export job (API.md, "Export jobs").
 type ExportRequest struct {
 	Since, Until time.Time
-	// Format is "jsonl" or "csv".
+	// Format is "jsonl", "csv" or "parquet".
 	Format string
 	// Compression is "none" (default) or "gzip".
 	Compression string

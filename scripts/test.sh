@@ -42,4 +42,8 @@ eval "$emulators_env"
 AUDEX_TEST_CHROMIUM=$(scripts/chromium.sh)
 export AUDEX_TEST_CHROMIUM
 
+# DuckDB, the independent reader of export and stream parts (npm, once).
+AUDEX_TEST_DUCKDB=$(scripts/duckdb.sh install)
+export AUDEX_TEST_DUCKDB
+
 go test -count=1 "$@" ./...

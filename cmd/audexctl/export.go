@@ -54,7 +54,7 @@ manifest when it ends; an export that failed or was cancelled exits 1.`,
 		Args: cobra.NoArgs,
 	}
 	filters := addEventFilters(cmd)
-	cmd.Flags().StringVar(&req.Format, "format", "jsonl", "jsonl or csv")
+	cmd.Flags().StringVar(&req.Format, "format", "jsonl", "jsonl, csv or parquet")
 	cmd.Flags().StringVar(&req.Compression, "compression", "", "none (the server's default) or gzip")
 	cmd.Flags().StringVar(&req.Destination, "destination", "local", "name of a destination the server's operator configured")
 	cmd.Flags().StringVar(&req.Prefix, "prefix", "", "sub-prefix under the destination's prefix")

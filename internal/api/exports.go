@@ -88,21 +88,8 @@ func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, 
 		return e, err
 	}
 	e.Since, e.Until = *since, *until
-	switch {
-	case req.Format == nil:
-		return e, invalid("format", "format is required: jsonl or csv")
-	case *req.Format == "jsonl" || *req.Format == "ndjson":
-		e.Format = "jsonl"
-	case *req.Format == "csv":
-		e.Format = "csv"
-	default:
-		return e, invalid("format", "format must be jsonl (or ndjson) or csv")
-	}
-	if req.Compression != nil {
-		if *req.Compression != "none" && *req.Compression != "gzip" {
-			return e, invalid("compression", "compression must be none or gzip")
-		}
-		e.Compression = *req.Compression
+	if e.Format, e.Compression, err = parseJobFormat(req.Format, req.Compression); err != nil {
+		return e, err
 	}
 	if req.PartMaxRecords != nil {
 		if *req.PartMaxRecords < jsonInt(s.exports.MinPartMaxRecords) || *req.PartMaxRecords > audex.MaxPartMaxRecords {

@@ -1,9 +1,7 @@
 package jobs
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -351,7 +349,7 @@ func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Expor
 	// the attempt records it before its timeout (attemptTimeout) cuts it
 	// off: else a part too big for one attempt would restart forever.
 	closePartBy := deadline.Add(w.Timing.LeaseTTL / 2)
-	rows := format.NewRows(formatName(e.Format))
+	rows := partRows(formatName(e.Format))
 	for {
 		number := e.Progress.PartsWritten + 1
 		part, err := w.writePart(ctx, e, sink, owner, rows, number, closePartBy, lease)
@@ -421,39 +419,23 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 	return part, nil
 }
 
-// partBufferSize is the buffer between the encoder and the upload: one
-// write to the sink per 256 KiB rather than one per event.
-const partBufferSize = 256 << 10
-
 // produce encodes events from the first page on into out (through gzip
 // when asked), until the part is full, closeBy has passed or the events
 // run out. It stops with the lease keeper's cause when the lease may no
 // longer be held: before each page and before the part is closed, so that
 // the upload fails instead of storing a part another attempt may write.
 func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time, lease *leaseKeeper) error {
-	buffered := bufio.NewWriterSize(out, partBufferSize)
-	var body io.Writer = buffered
-	var gz *gzip.Writer
-	if e.Compression == "gzip" {
-		gz, _ = gzip.NewWriterLevel(buffered, gzip.BestSpeed)
-		body = gz
+	body, err := newPartBody(out, formatName(e.Format), e.Compression, rows)
+	if err != nil {
+		return err
 	}
 	finish := func() error {
 		if err := lease.held(w.Timing.LeaseTTL); err != nil {
 			return err
 		}
-		if gz != nil {
-			if err := gz.Close(); err != nil {
-				return err
-			}
-		}
-		return buffered.Flush()
+		return body.finish()
 	}
-	header := rows.Header()
-	written := int64(len(header))
-	if _, err := body.Write(header); err != nil {
-		return err
-	}
+	written := int64(len(rows.Header()))
 	var buf []byte
 	pages := 0
 	var next *nextPage
@@ -475,7 +457,7 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 				part.full = true
 				return finish()
 			}
-			if _, err := body.Write(buf); err != nil {
+			if err := body.write(buf, &page[i]); err != nil {
 				return err
 			}
 			written += int64(len(buf))

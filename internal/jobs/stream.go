@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -417,7 +416,7 @@ func (w *StreamWorker) writeParts(ctx context.Context, s audex.Stream, sink sink
 	if maxBytes <= 0 {
 		maxBytes = config.DefaultExports.PartMaxBytes
 	}
-	rows := format.NewRows(formatName(s.Format))
+	rows := partRows(formatName(s.Format))
 	pages, stop := w.batchPages(ctx, s, *b)
 	defer stop()
 	var page []audex.Event
@@ -438,7 +437,7 @@ func (w *StreamWorker) writeParts(ctx context.Context, s audex.Stream, sink sink
 		pr, pw := io.Pipe()
 		produced := make(chan error, 1)
 		go func() {
-			err := writePart(pw, rows, s.Compression == "gzip", maxRecords, maxBytes, &page, &records, next)
+			err := writePart(pw, formatName(s.Format), s.Compression, rows, maxRecords, maxBytes, &page, &records, next)
 			pw.CloseWithError(err)
 			produced <- err
 		}()
@@ -460,28 +459,21 @@ func (w *StreamWorker) writeParts(ctx context.Context, s audex.Stream, sink sink
 // (maxRecords, or maxBytes before compression) or the events run out,
 // calling next for each following page. It leaves in *page the events
 // that did not fit.
-func writePart(out io.Writer, rows format.Rows, gz bool, maxRecords int, maxBytes int64, page *[]audex.Event, records *int64, next func() error) error {
-	buffered := bufio.NewWriterSize(out, partBufferSize)
-	var body io.Writer = buffered
-	var zw *gzip.Writer
-	if gz {
-		zw, _ = gzip.NewWriterLevel(buffered, gzip.BestSpeed)
-		body = zw
-	}
-	header := rows.Header()
-	written := int64(len(header))
-	if _, err := body.Write(header); err != nil {
+func writePart(out io.Writer, formatName, compression string, rows format.Rows, maxRecords int, maxBytes int64, page *[]audex.Event, records *int64, next func() error) error {
+	body, err := newPartBody(out, formatName, compression, rows)
+	if err != nil {
 		return err
 	}
+	written := int64(len(rows.Header()))
 	var buf []byte
 	for len(*page) > 0 {
 		for i := range *page {
 			buf = rows.AppendRow(buf[:0], &(*page)[i])
 			if *records >= int64(maxRecords) || *records > 0 && written+int64(len(buf)) > maxBytes {
 				*page = (*page)[i:]
-				return finishPart(zw, buffered)
+				return body.finish()
 			}
-			if _, err := body.Write(buf); err != nil {
+			if err := body.write(buf, &(*page)[i]); err != nil {
 				return err
 			}
 			written += int64(len(buf))
@@ -491,17 +483,7 @@ func writePart(out io.Writer, rows format.Rows, gz bool, maxRecords int, maxByte
 			return err
 		}
 	}
-	return finishPart(zw, buffered)
-}
-
-// finishPart closes a part's gzip stream, if any, and flushes its buffer.
-func finishPart(zw *gzip.Writer, buffered *bufio.Writer) error {
-	if zw != nil {
-		if err := zw.Close(); err != nil {
-			return err
-		}
-	}
-	return buffered.Flush()
+	return body.finish()
 }
 
 // removeStaleParts deletes the batch's part objects that are not among
