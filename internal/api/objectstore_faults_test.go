@@ -231,6 +231,35 @@ func TestExportToObjectStoreFaults(t *testing.T) {
 			if backend.name != "S3" {
 				return
 			}
+			t.Run("AStreamLagsWhileTheServerIsDownAndCatchesUpExactly", func(t *testing.T) {
+				t.Parallel()
+				cfg, getenv, stop, start := backend.private(t)
+				b := newExportBundle(t, exportOptions{worker: true,
+					extra: map[string]sinks.Config{"flaky": cfg}, getenvs: map[string]func(string) string{"flaky": getenv}})
+				st := b.createStream(t, map[string]any{"destination": map[string]any{"name": "flaky"}, "format": "jsonl",
+					"interval_seconds": 1, "filters": map[string]any{"action": "doc.read"}})
+				var want []string
+				ingestFor := func(d time.Duration) {
+					for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+						want = append(want, b.ingest(t, event("doc.read", "alice"), event("doc.read", "bob")).IDs...)
+					}
+				}
+				ingestFor(2 * time.Second)
+				stop()
+				ingestFor(4 * time.Second)
+				var down audex.Stream
+				b.do(t, "GET", "/v1/audit/streams/"+st.ID, b.key, nil).decode(t, &down)
+				require.NotNil(t, down.Error, "the stream says it lags")
+				require.Equal(t, "delivery_retrying", down.Error.Code)
+				start()
+				ingestFor(time.Second)
+				var got []string
+				require.Eventually(t, func() bool {
+					got = b.streamedIDsFrom(t, st.ID, "flaky")
+					return len(got) >= len(want)
+				}, 90*time.Second, 200*time.Millisecond, "the stream catches up")
+				require.ElementsMatch(t, want, got, "every event once")
+			})
 			t.Run("MissingBucketFailsWithinSecondsNamingIt", func(t *testing.T) {
 				t.Parallel()
 				cfg, _ := sinktest.NewBucket(t, "s3")

@@ -72,7 +72,13 @@ func (b *exportBundle) batches(t *testing.T, id string) []audex.StreamBatch {
 // sha256, and returns the delivered event ids in order.
 func (b *exportBundle) streamedIDs(t *testing.T, id string) []string {
 	t.Helper()
-	sink := b.sinks["local"]
+	return b.streamedIDsFrom(t, id, "local")
+}
+
+// streamedIDsFrom is streamedIDs from the destination named.
+func (b *exportBundle) streamedIDsFrom(t *testing.T, id, destination string) []string {
+	t.Helper()
+	sink := b.sinks[destination]
 	read := func(key string) []byte {
 		r, err := sink.Open(t.Context(), key)
 		require.NoError(t, err)
@@ -258,6 +264,13 @@ func TestStreams(t *testing.T) {
 		require.EqualValues(t, 4, got.EventsDelivered)
 		require.Nil(t, got.Error)
 		require.Less(t, got.LagSeconds, 30.0)
+
+		families := scrape(t, b.testBundle)
+		lag := sample(families, "audex_stream_lag_seconds", map[string]string{"stream": st.ID})
+		require.GreaterOrEqual(t, lag, 0.0, "the active stream's lag is a gauge")
+		require.Less(t, lag, 30.0)
+		require.GreaterOrEqual(t, sample(families, "audex_stream_events_total", map[string]string{"sink": "file"}), 4.0,
+			"the worker runs in this process: its counters are served here")
 	})
 
 	t.Run("AnotherTenantSeesNoneOfIt", func(t *testing.T) {
