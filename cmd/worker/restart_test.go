@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
@@ -121,6 +122,12 @@ func TestDatabaseRestart(t *testing.T) {
 	b.seedMonth(t, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), "m", purged)
 	writeKey := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeWrite)
 	adminKey := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeAdmin)
+	// A stream of the ingest clients' events, every second.
+	s := audex.Stream{ID: audex.NewID("str"), TenantID: b.tenant, Format: "jsonl", Compression: "none",
+		Filters: []byte(`{"actor_id":"u1"}`), Filter: audex.Filter{ActorID: ptr("u1")}, IntervalSeconds: 1,
+		Destination: audex.ExportDestination{Name: "local", Type: "file", Bucket: b.folder}}
+	s.KeyPrefix = s.ID + "/"
+	require.NoError(t, store.CreateStream(t.Context(), b.pool, &s))
 	b.startWorker(t)
 	ingest := startIngest(t, b.api, writeKey, 2)
 	require.Eventually(t, func() bool { return ingest.count(http.StatusCreated) >= 10 }, 30*time.Second, 10*time.Millisecond)
@@ -182,7 +189,22 @@ func TestDatabaseRestart(t *testing.T) {
 		b.tenant).Scan(&march, &april))
 	require.Zero(t, march, "nothing before the cut-off is left")
 	require.Equal(t, 100_000, april, "nothing after it is touched")
+
+	// The stream holds every stored event of the ingest clients, once.
+	rows, err := b.pool.Query(t.Context(), `SELECT id FROM events WHERE tenant_id = $1 AND actor_id = 'u1'`, b.tenant)
+	require.NoError(t, err)
+	live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		st, err := store.GetStreamByID(t.Context(), b.pool, s.ID)
+		require.NoError(t, err)
+		return st.EventsDelivered >= int64(len(live))
+	}, time.Minute, 50*time.Millisecond, "the stream catches up")
+	delivered, _ := b.streamedIDs(t, s)
+	require.ElementsMatch(t, live, delivered, "every stored event once")
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // createPurge starts a purge of the tenant's events before before and
 // returns its id.

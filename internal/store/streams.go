@@ -228,8 +228,10 @@ func StreamBatchEnd(ctx context.Context, db DBTX, s audex.Stream, through time.T
 	var q queryBuilder
 	arrivals(&q, s.TenantID, s.Filter, s.Watermark, through)
 	var next time.Time
-	err := db.QueryRow(ctx, fmt.Sprintf(`SELECT received_at FROM events WHERE %s ORDER BY received_at OFFSET %d LIMIT 1`,
-		strings.Join(q.conds, " AND "), most), q.args...).Scan(&next)
+	err := inArrivalOrder(ctx, db, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, fmt.Sprintf(`SELECT received_at FROM events WHERE %s ORDER BY received_at OFFSET %d LIMIT 1`,
+			strings.Join(q.conds, " AND "), most), q.args...).Scan(&next)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return through, nil
@@ -262,16 +264,36 @@ func ListArrivals(ctx context.Context, db DBTX, tenantID string, f audex.Filter,
 		q.where("received_at >= " + at)
 		q.where(fmt.Sprintf("(received_at, id) > (%s, %s)", at, q.arg(after.ID)))
 	}
-	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT %s FROM events WHERE %s ORDER BY received_at, id LIMIT %s`,
-		selectEventColumns, strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list arrivals: %w", translate(err))
-	}
-	events, err := pgx.CollectRows(rows, scanEvent)
+	var events []audex.Event
+	err := inArrivalOrder(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT %s FROM events WHERE %s ORDER BY received_at, id LIMIT %s`,
+			selectEventColumns, strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
+		if err != nil {
+			return err
+		}
+		events, err = pgx.CollectRows(rows, scanEvent)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list arrivals: %w", translate(err))
 	}
 	return events, nil
+}
+
+// inArrivalOrder runs fn in a transaction whose plans read events in
+// arrival order from the received_at index: with sorting off, a range of
+// arrivals is read down the index (a Merge Append of the partitions, ties
+// sorted incrementally) and stops at the LIMIT. Left to its estimates,
+// the planner, whose statistics predate the newest arrivals, read and
+// sorted the whole rest of a batch for each page: 0.9 s a page of a
+// 550,000-event batch, where the index takes 5 ms.
+func inArrivalOrder(ctx context.Context, db DBTX, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_sort = off`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // arrivals adds to q the conditions of the tenant's events that f matches
