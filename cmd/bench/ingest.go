@@ -370,12 +370,13 @@ func (b *bench) printTargets(res results) {
 		b.printf("- export POST to running under %s ms (p50, idle worker): %s ms, %s\n", ms(exportTargetStart), ms(p50), verdict(p50 < exportTargetStart))
 	}
 	if s := res.streams; s != nil {
-		rate := float64(s.backfillEvents) / s.backfillElapsed.Seconds()
-		rx := rate / s.copyJSON.perSecond()
-		b.printf("- stream backfill (JSONL, local folder) at least %.1f of the row_to_json COPY: %.2f (%s of %s events/s), %s\n",
-			streamTargetRx, rx, thousands(int64(rate)), thousands(int64(s.copyJSON.perSecond())), verdict(rx >= streamTargetRx))
-		b.printf("- worker peak RSS under %s MiB during the backfill of %s events: %s MiB, %s\n",
-			mib(exportTargetRSS), thousands(s.backfillEvents), mib(s.backfillWorker.rssPeak), verdict(s.backfillWorker.rssPeak < exportTargetRSS))
+		for _, r := range s.backfills {
+			rx := r.perSecond() / s.copyJSON.perSecond()
+			b.printf("- stream backfill (%s, local folder) at least %.1f of the row_to_json COPY: %.2f (%s of %s events/s), %s\n",
+				r.format, streamTargetRx, rx, thousands(int64(r.perSecond())), thousands(int64(s.copyJSON.perSecond())), verdict(rx >= streamTargetRx))
+			b.printf("- worker peak RSS under %s MiB during the %s backfill of %s events: %s MiB, %s\n",
+				mib(exportTargetRSS), r.format, thousands(r.events), mib(r.worker.rssPeak), verdict(r.worker.rssPeak < exportTargetRSS))
+		}
 		b.printf("- a stream keeps up with ingest at full rate, lag under two intervals (%s): at most %.1f s, %s\n",
 			2*streamKeepUpInterval, s.maxLag(), verdict(s.maxLag() < (2*streamKeepUpInterval).Seconds()))
 	}

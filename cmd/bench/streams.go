@@ -12,6 +12,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/client"
 	"github.com/audex-dev/audex/internal/store"
@@ -26,11 +28,9 @@ const streamKeepUpInterval = 10 * time.Second
 // streamResult is the streams phase's measurements.
 type streamResult struct {
 	copyJSON rate // COPY (SELECT row_to_json(e) ...) of the big tenant's window
-	// The backfill of the big tenant's events from before its load.
-	backfillEvents  int64
-	backfillElapsed time.Duration
-	backfillBatches int64
-	backfillWorker  procDelta
+	// The backfills of the big tenant's events from before its load, in
+	// JSONL, then Parquet.
+	backfills []backfillRun
 	// Ingest over HTTP at full rate with a stream delivering it.
 	keepUpEvents  int64
 	keepUpElapsed time.Duration
@@ -38,6 +38,17 @@ type streamResult struct {
 	caughtUp      time.Duration
 	keepUpBatches int64
 }
+
+// backfillRun is one backfill of the big tenant.
+type backfillRun struct {
+	format  string
+	events  int64
+	elapsed time.Duration
+	batches int64
+	worker  procDelta
+}
+
+func (r backfillRun) perSecond() float64 { return float64(r.events) / r.elapsed.Seconds() }
 
 func (r streamResult) maxLag() float64 {
 	most := 0.0
@@ -63,30 +74,36 @@ func (b *bench) streams(ctx context.Context, svc *services, key string, win wind
 	if err := b.pool.QueryRow(ctx, `SELECT min(received_at) FROM events WHERE tenant_id = $1`, bigTenant).Scan(&start); err != nil {
 		return res, err
 	}
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1`, bigTenant).Scan(&res.backfillEvents); err != nil {
-		return res, err
-	}
-	b.waitQuiet(ctx)
-	b.logger.Info("streaming", slog.String("what", "backfill"), slog.Int64("events", res.backfillEvents))
 	api := svc.client(key)
-	watch, err := svc.worker.watch()
-	if err != nil {
-		return res, err
-	}
-	began := time.Now()
-	st, err := api.Streams.Create(ctx, client.StreamRequest{Format: "jsonl", Destination: "local", Start: start, Interval: time.Minute})
-	if err != nil {
-		watch.end()
-		return res, err
-	}
-	st, err = waitDelivered(ctx, api, st.ID, res.backfillEvents, 10*time.Minute)
-	res.backfillElapsed, res.backfillWorker = time.Since(began), watch.end()
-	if err != nil {
-		return res, fmt.Errorf("backfill: %w", err)
-	}
-	res.backfillBatches = st.BatchesDelivered
-	if err := b.checkStream(ctx, svc, api, st.ID, bigTenant); err != nil {
-		return res, fmt.Errorf("backfill: %w", err)
+	for _, format := range []string{"jsonl", "parquet"} {
+		r := backfillRun{format: format}
+		// Every event of the tenant, its audit events of the phases before
+		// included (the stream's own come after it is created).
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1`, bigTenant).Scan(&r.events); err != nil {
+			return res, err
+		}
+		b.waitQuiet(ctx)
+		b.logger.Info("streaming", slog.String("what", "backfill"), slog.String("format", format), slog.Int64("events", r.events))
+		watch, err := svc.worker.watch()
+		if err != nil {
+			return res, err
+		}
+		began := time.Now()
+		st, err := api.Streams.Create(ctx, client.StreamRequest{Format: format, Destination: "local", Start: start, Interval: time.Minute})
+		if err != nil {
+			watch.end()
+			return res, err
+		}
+		st, err = waitDelivered(ctx, api, st.ID, r.events, 10*time.Minute)
+		r.elapsed, r.worker = time.Since(began), watch.end()
+		if err != nil {
+			return res, fmt.Errorf("%s backfill: %w", format, err)
+		}
+		r.batches = st.BatchesDelivered
+		if err := b.checkStream(ctx, svc, api, st.ID, bigTenant, format); err != nil {
+			return res, fmt.Errorf("%s backfill: %w", format, err)
+		}
+		res.backfills = append(res.backfills, r)
 	}
 
 	if err := b.streamKeepUp(ctx, svc, &res); err != nil {
@@ -154,7 +171,7 @@ func (b *bench) streamKeepUp(ctx context.Context, svc *services, res *streamResu
 		return err
 	}
 	res.caughtUp, res.keepUpBatches = time.Since(ended), st.BatchesDelivered
-	return b.checkStream(ctx, svc, api, st.ID, streamTenant)
+	return b.checkStream(ctx, svc, api, st.ID, streamTenant, "jsonl")
 }
 
 // waitDelivered polls the stream until it has delivered at least n events.
@@ -175,10 +192,10 @@ func waitDelivered(ctx context.Context, api *client.Client, id string, n int64, 
 }
 
 // checkStream deletes the stream (the routes then show it no more), then
-// reads every part of its batches from the local folder: together they must hold each event the tenant
-// received from the stream's start up to its watermark, once. The parts
-// are deleted after.
-func (b *bench) checkStream(ctx context.Context, svc *services, api *client.Client, id, tenant string) error {
+// reads every part of its batches (of format) from the local folder:
+// together they must hold each event the tenant received from the
+// stream's start up to its watermark, once. The parts are deleted after.
+func (b *bench) checkStream(ctx context.Context, svc *services, api *client.Client, id, tenant, format string) error {
 	if err := api.Streams.Delete(ctx, id); err != nil {
 		return err
 	}
@@ -199,7 +216,7 @@ func (b *bench) checkStream(ctx context.Context, svc *services, api *client.Clie
 	}
 	for _, b := range batches {
 		for _, f := range b.Files {
-			if err := readJSONLines(filepath.Join(svc.localFolder, filepath.FromSlash(f.Key)), func(id string) error {
+			if err := readPartIDs(filepath.Join(svc.localFolder, filepath.FromSlash(f.Key)), format, func(id string) error {
 				if seen[id] {
 					return fmt.Errorf("event %s delivered twice", id)
 				}
@@ -216,8 +233,23 @@ func (b *bench) checkStream(ctx context.Context, svc *services, api *client.Clie
 	return os.RemoveAll(filepath.Join(svc.localFolder, id))
 }
 
-// readJSONLines calls fn with the id of each JSONL line of the file.
-func readJSONLines(path string, fn func(id string) error) error {
+// readPartIDs calls fn with the id of each event of the part (JSONL or
+// Parquet) at path.
+func readPartIDs(path, format string, fn func(id string) error) error {
+	if format == "parquet" {
+		rows, err := parquet.ReadFile[struct {
+			ID string `parquet:"id"`
+		}](path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		for _, r := range rows {
+			if err := fn(r.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -242,13 +274,13 @@ func readJSONLines(path string, fn func(id string) error) error {
 // printStreams writes the streams phase's section.
 func (b *bench) printStreams(res streamResult) {
 	b.printf("\n## Streams\n\n")
-	b.printf("A stream of the big tenant from before its load (a backfill of all %s of its events), JSONL to the local folder, through the api and worker processes, next to COPY of the window's rows; the parts are read back and hold every event once.\n\n",
-		thousands(res.backfillEvents))
-	b.printf("| path | events/s | seconds | batches | ratio to COPY row_to_json | worker RSS before → peak MiB |\n|---|---:|---:|---:|---:|---:|\n")
-	b.printf("| %s | %s | %.1f | | 1.00 | |\n", res.copyJSON.name, thousands(int64(res.copyJSON.perSecond())), res.copyJSON.elapsed.Seconds())
-	rate := float64(res.backfillEvents) / res.backfillElapsed.Seconds()
-	b.printf("| stream backfill, JSONL to the local folder | %s | %.1f | %d | %.2f | %s → %s |\n", thousands(int64(rate)), res.backfillElapsed.Seconds(),
-		res.backfillBatches, rate/res.copyJSON.perSecond(), mib(res.backfillWorker.rssFrom), mib(res.backfillWorker.rssPeak))
+	b.printf("Streams of the big tenant from before its load (a backfill of every one of its events), JSONL then Parquet to the local folder, through the api and worker processes, next to COPY of the window's rows; the parts are read back and hold every event once.\n\n")
+	b.printf("| path | events | events/s | seconds | batches | ratio to COPY row_to_json | worker RSS before → peak MiB |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	b.printf("| %s | %s | %s | %.1f | | 1.00 | |\n", res.copyJSON.name, thousands(res.copyJSON.events), thousands(int64(res.copyJSON.perSecond())), res.copyJSON.elapsed.Seconds())
+	for _, r := range res.backfills {
+		b.printf("| stream backfill, %s to the local folder | %s | %s | %.1f | %d | %.2f | %s → %s |\n", r.format, thousands(r.events), thousands(int64(r.perSecond())),
+			r.elapsed.Seconds(), r.batches, r.perSecond()/res.copyJSON.perSecond(), mib(r.worker.rssFrom), mib(r.worker.rssPeak))
+	}
 	lags := append([]float64(nil), res.lags...)
 	sort.Float64s(lags)
 	p50 := 0.0
