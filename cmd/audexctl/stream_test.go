@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"iter"
 	"os"
 	"path/filepath"
@@ -8,7 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/sinks/sinktest"
 )
 
 func TestStream(t *testing.T) {
@@ -108,4 +115,47 @@ func collect[T any](seq iter.Seq2[T, error]) ([]T, error) {
 		all = append(all, v)
 	}
 	return all, nil
+}
+
+func TestStreamVerifyReadsObjectStores(t *testing.T) {
+	t.Parallel()
+	cfg, _ := sinktest.NewBucket(t, "s3")
+	b := setupWith(t, []config.Destination{{Name: "lake", Type: "s3", Bucket: cfg.Bucket, Region: cfg.Region, Endpoint: cfg.Endpoint,
+		AccessKeyIDEnv: cfg.AccessKeyIDEnv, SecretAccessKeyEnv: cfg.SecretAccessKeyEnv}}, "AUDEX_STREAM_MIN_INTERVAL=1s")
+	for _, name := range []string{cfg.AccessKeyIDEnv, cfg.SecretAccessKeyEnv} {
+		b.env[name] = os.Getenv(name)
+	}
+	b.ingest(t, docs(30))
+	res := b.run(t, "stream", "create", "--start", time.Now().Add(-time.Hour).Format(time.RFC3339), "--interval", "1s",
+		"--action_prefix", "doc.", "--destination", "lake", "--format", "parquet")
+	require.Equal(t, exitOK, res.code, res.stderr)
+	id := strings.TrimSpace(res.stdout)
+	require.Eventually(t, func() bool {
+		st, err := b.client.Streams.Get(t.Context(), id)
+		require.NoError(t, err)
+		return st.EventsDelivered == 30
+	}, 30*time.Second, 100*time.Millisecond)
+
+	res = b.run(t, "stream", "verify", id)
+	require.Equal(t, exitOK, res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stdout, "stream "+id+": 1 batches, 30 records, chain ok\n")
+
+	batches, err := collect(b.client.Streams.Batches(t.Context(), id))
+	require.NoError(t, err)
+	key := batches[0].Files[0].Key
+	require.True(t, strings.HasSuffix(key, ".parquet"), key)
+	admin := sinktest.S3Admin(t)
+	obj, err := admin.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(key)})
+	require.NoError(t, err)
+	data, err := io.ReadAll(obj.Body)
+	require.NoError(t, err)
+	obj.Body.Close()
+	data[len(data)/2] ^= 1
+	_, err = admin.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(cfg.Bucket), Key: aws.String(key), Body: bytes.NewReader(data)})
+	require.NoError(t, err)
+
+	res = b.run(t, "stream", "verify", id)
+	require.Equal(t, exitFailure, res.code)
+	require.Contains(t, res.stdout, key+": sha256 ")
+	require.Contains(t, res.stderr, "the chain breaks at batch 1")
 }
