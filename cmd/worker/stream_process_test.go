@@ -1,11 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,45 +12,24 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/sinks"
+	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
 )
 
-// streamedIDs reads the stream's delivered batches from the folder: each
-// manifest's bytes against the recorded sha256 and linked to the one
-// before, each part's sha256; it returns the delivered ids in order and
+// streamedIDs reads the stream's delivered batches back from the folder
+// (sinktest.ReadStreamChain) and returns the delivered ids in order and
 // the keys of every object the batches name.
 func (b *processBundle) streamedIDs(t *testing.T, s audex.Stream) (ids []string, keys map[string]bool) {
 	t.Helper()
 	batches, err := store.ListStreamBatches(t.Context(), b.pool, s.ID, 0, 100_000)
 	require.NoError(t, err)
-	read := func(key string) []byte {
-		data, err := os.ReadFile(filepath.Join(b.folder, filepath.FromSlash(key)))
-		require.NoError(t, err)
-		return data
-	}
+	sink, err := sinks.New(t.Context(), sinks.Config{Type: "file", Bucket: b.folder}, os.Getenv)
+	require.NoError(t, err)
+	ids, named := sinktest.ReadStreamChain(t, sink, batches)
 	keys = map[string]bool{}
-	var previous *string
-	for i, batch := range batches {
-		require.EqualValues(t, i+1, batch.Seq, "no gap in seq")
-		require.Equal(t, previous, batch.PreviousManifestSHA256, "batch %d links to the one before", batch.Seq)
-		sum := sha256.Sum256(read(*batch.ManifestKey))
-		require.Equal(t, batch.ManifestSHA256, hex.EncodeToString(sum[:]))
-		keys[*batch.ManifestKey] = true
-		for _, f := range batch.Files {
-			part := read(f.Key)
-			sum := sha256.Sum256(part)
-			require.Equal(t, f.SHA256, hex.EncodeToString(sum[:]), "part %s", f.Key)
-			keys[f.Key] = true
-			sc := bufio.NewScanner(bytes.NewReader(part))
-			for sc.Scan() {
-				var e struct {
-					ID string `json:"id"`
-				}
-				require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
-				ids = append(ids, e.ID)
-			}
-		}
-		previous = &batch.ManifestSHA256
+	for _, k := range named {
+		keys[k] = true
 	}
 	return ids, keys
 }

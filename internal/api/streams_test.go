@@ -1,12 +1,6 @@
 package api_test
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -14,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
@@ -78,38 +73,7 @@ func (b *exportBundle) streamedIDs(t *testing.T, id string) []string {
 // streamedIDsFrom is streamedIDs from the destination named.
 func (b *exportBundle) streamedIDsFrom(t *testing.T, id, destination string) []string {
 	t.Helper()
-	sink := b.sinks[destination]
-	read := func(key string) []byte {
-		r, err := sink.Open(t.Context(), key)
-		require.NoError(t, err)
-		defer r.Close()
-		data, err := io.ReadAll(r)
-		require.NoError(t, err)
-		return data
-	}
-	var ids []string
-	var previous *string
-	for i, batch := range b.batches(t, id) {
-		require.EqualValues(t, i+1, batch.Seq)
-		require.Equal(t, previous, batch.PreviousManifestSHA256)
-		manifest := read(*batch.ManifestKey)
-		sum := sha256.Sum256(manifest)
-		require.Equal(t, batch.ManifestSHA256, hex.EncodeToString(sum[:]))
-		for _, f := range batch.Files {
-			part := read(f.Key)
-			sum := sha256.Sum256(part)
-			require.Equal(t, f.SHA256, hex.EncodeToString(sum[:]))
-			sc := bufio.NewScanner(bytes.NewReader(part))
-			for sc.Scan() {
-				var e struct {
-					ID string `json:"id"`
-				}
-				require.NoError(t, json.Unmarshal(sc.Bytes(), &e))
-				ids = append(ids, e.ID)
-			}
-		}
-		previous = &batch.ManifestSHA256
-	}
+	ids, _ := sinktest.ReadStreamChain(t, b.sinks[destination], b.batches(t, id))
 	return ids
 }
 
