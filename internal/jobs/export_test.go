@@ -1,11 +1,7 @@
 package jobs_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"strings"
@@ -21,6 +17,7 @@ import (
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
+	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -92,24 +89,10 @@ func (b *jobsBundle) requireExported(t *testing.T, id string, want []string) []i
 	var ids []string
 	var records []int64
 	for _, f := range manifest.Files {
-		data := b.read(t, f.Key)
-		sum := sha256.Sum256(data)
-		require.Equal(t, f.SHA256, hex.EncodeToString(sum[:]), "part %s", f.Key)
-		require.EqualValues(t, f.SizeBytes, len(data), "part %s", f.Key)
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		var lines int64
-		for sc.Scan() {
-			var line struct {
-				ID string `json:"id"`
-			}
-			require.NoError(t, json.Unmarshal(sc.Bytes(), &line))
-			ids = append(ids, line.ID)
-			lines++
-		}
-		require.NoError(t, sc.Err())
-		require.Equal(t, f.Records, lines, "part %s", f.Key)
+		part := sinktest.ReadJSONLPart(t, b.sink(t), f)
+		ids = append(ids, part...)
 		keys = append(keys, f.Key)
-		records = append(records, lines)
+		records = append(records, int64(len(part)))
 	}
 	require.Equal(t, want, ids, "the parts hold the events once each, in order")
 	require.ElementsMatch(t, append(keys, *e.ManifestKey), b.objects(t, e), "nothing else is stored")
