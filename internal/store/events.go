@@ -149,18 +149,10 @@ func scanEventAnd(row pgx.Row, extra ...any) (audex.Event, error) {
 func GetEvent(ctx context.Context, db DBTX, tenantID, id string) (audex.Event, error) {
 	// The event_ids row says which partition holds the event; the planner
 	// prunes the others at run time.
-	rows, err := db.Query(ctx, `
+	return queryOne(ctx, db, "get event", scanEvent, `
 		SELECT `+selectEventColumns+` FROM events
 		WHERE tenant_id = $1 AND id = $2
 		  AND occurred_at = (SELECT occurred_at FROM event_ids WHERE tenant_id = $1 AND id = $2)`, tenantID, id)
-	if err != nil {
-		return audex.Event{}, fmt.Errorf("get event: %w", translate(err))
-	}
-	e, err := pgx.CollectExactlyOneRow(rows, scanEvent)
-	if err != nil {
-		return audex.Event{}, fmt.Errorf("get event: %w", translate(err))
-	}
-	return e, nil
 }
 
 // ListEvents returns up to limit of the tenant's events that match f, in

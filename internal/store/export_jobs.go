@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,14 +39,10 @@ const joblessExportsWhere = `e.status IN ('queued', 'running')
 // It takes a transaction, not a DBTX: the locks are what keep two callers
 // from inserting two jobs for one export.
 func LockJoblessExports(ctx context.Context, tx pgx.Tx, kind string, grace time.Duration, limit int) ([]JoblessExport, error) {
-	rows, err := tx.Query(ctx, `SELECT e.id, e.tenant_id FROM exports e WHERE `+joblessExportsWhere+`
+	locked, err := queryAll(ctx, tx, "lock jobless exports", pgx.RowToStructByPos[JoblessExport], `SELECT e.id, e.tenant_id FROM exports e WHERE `+joblessExportsWhere+`
 		ORDER BY e.created_at, e.id LIMIT $3 FOR UPDATE OF e SKIP LOCKED`, grace, kind, limit)
 	if err != nil {
-		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
-	}
-	locked, err := pgx.CollectRows(rows, pgx.RowToStructByPos[JoblessExport])
-	if err != nil {
-		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
+		return nil, err
 	}
 	if len(locked) == 0 {
 		return nil, nil
@@ -59,14 +54,7 @@ func LockJoblessExports(ctx context.Context, tx pgx.Tx, kind string, grace time.
 	for i, e := range locked {
 		ids[i] = e.ID
 	}
-	rows, err = tx.Query(ctx, `SELECT e.id, e.tenant_id FROM exports e WHERE e.id = ANY($3) AND `+joblessExportsWhere+`
+	return queryAll(ctx, tx, "lock jobless exports", pgx.RowToStructByPos[JoblessExport],
+		`SELECT e.id, e.tenant_id FROM exports e WHERE e.id = ANY($3) AND `+joblessExportsWhere+`
 		ORDER BY e.created_at, e.id`, grace, kind, ids)
-	if err != nil {
-		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
-	}
-	jobless, err := pgx.CollectRows(rows, pgx.RowToStructByPos[JoblessExport])
-	if err != nil {
-		return nil, fmt.Errorf("lock jobless exports: %w", translate(err))
-	}
-	return jobless, nil
 }

@@ -133,13 +133,9 @@ func GetExportByID(ctx context.Context, db DBTX, id string) (audex.Export, error
 }
 
 func getExport(ctx context.Context, db DBTX, where string, args ...any) (audex.Export, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectExportColumns+` FROM exports WHERE `+where, args...)
+	e, err := queryOne(ctx, db, "get export", scanExport, `SELECT `+selectExportColumns+` FROM exports WHERE `+where, args...)
 	if err != nil {
-		return audex.Export{}, fmt.Errorf("get export: %w", translate(err))
-	}
-	e, err := pgx.CollectExactlyOneRow(rows, scanExport)
-	if err != nil {
-		return audex.Export{}, fmt.Errorf("get export: %w", translate(err))
+		return audex.Export{}, err
 	}
 	exports := []audex.Export{e}
 	if err := fillExportFiles(ctx, db, exports); err != nil {
@@ -160,14 +156,10 @@ func ListExports(ctx context.Context, db DBTX, tenantID, status string, after *a
 	if after != nil {
 		q.where(fmt.Sprintf("(created_at, id) < (%s, %s)", q.arg(after.OccurredAt), q.arg(after.ID)))
 	}
-	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT %s FROM exports WHERE %s ORDER BY created_at DESC, id DESC LIMIT %s`,
+	exports, err := queryAll(ctx, db, "list exports", scanExport, fmt.Sprintf(`SELECT %s FROM exports WHERE %s ORDER BY created_at DESC, id DESC LIMIT %s`,
 		selectExportColumns, strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
 	if err != nil {
-		return nil, fmt.Errorf("list exports: %w", translate(err))
-	}
-	exports, err := pgx.CollectRows(rows, scanExport)
-	if err != nil {
-		return nil, fmt.Errorf("list exports: %w", translate(err))
+		return nil, err
 	}
 	if err := fillExportFiles(ctx, db, exports); err != nil {
 		return nil, err
@@ -344,18 +336,14 @@ func RecordExportPart(ctx context.Context, db DBTX, id, owner string, ttl time.D
 // transaction holds are skipped, so concurrent callers never return the
 // same export.
 func LockStalledExports(ctx context.Context, tx pgx.Tx, grace time.Duration, limit int) ([]string, error) {
-	rows, err := tx.Query(ctx, `
+	ids, err := queryAll(ctx, tx, "lock stalled exports", pgx.RowTo[string], `
 		UPDATE exports SET lease_owner = NULL, lease_until = NULL
 		WHERE id IN (SELECT id FROM exports WHERE status = 'running' AND lease_until < now() - $1::interval
 			ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
 		  AND status = 'running' AND lease_until < now() - $1::interval
 		RETURNING id`, grace, limit)
 	if err != nil {
-		return nil, fmt.Errorf("lock stalled exports: %w", translate(err))
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("lock stalled exports: %w", translate(err))
+		return nil, err
 	}
 	slices.Sort(ids)
 	return ids, nil

@@ -57,15 +57,7 @@ func ListAllAPIKeys(ctx context.Context, db DBTX) ([]audex.APIKey, error) {
 }
 
 func listAPIKeys(ctx context.Context, db DBTX, where string, args ...any) ([]audex.APIKey, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectKeyColumns+` FROM api_keys `+where+` ORDER BY created_at, id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list api keys: %w", translate(err))
-	}
-	keys, err := pgx.CollectRows(rows, scanKey)
-	if err != nil {
-		return nil, fmt.Errorf("list api keys: %w", translate(err))
-	}
-	return keys, nil
+	return queryAll(ctx, db, "list api keys", scanKey, `SELECT `+selectKeyColumns+` FROM api_keys `+where+` ORDER BY created_at, id`, args...)
 }
 
 // RevokeAPIKey revokes the key with the given id or plain-key hash and, the
@@ -101,15 +93,7 @@ func RevokeAPIKey(ctx context.Context, db DBTX, id string, hash []byte) (audex.A
 // APIKeyByHash returns the key whose plain key hashes to hash, revoked or
 // not, or ErrNotFound.
 func APIKeyByHash(ctx context.Context, db DBTX, hash []byte) (audex.APIKey, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectKeyColumns+` FROM api_keys WHERE key_hash = $1`, hash)
-	if err != nil {
-		return audex.APIKey{}, fmt.Errorf("find api key: %w", translate(err))
-	}
-	key, err := pgx.CollectExactlyOneRow(rows, scanKey)
-	if err != nil {
-		return audex.APIKey{}, fmt.Errorf("find api key: %w", translate(err))
-	}
-	return key, nil
+	return queryOne(ctx, db, "find api key", scanKey, `SELECT `+selectKeyColumns+` FROM api_keys WHERE key_hash = $1`, hash)
 }
 
 // TouchAPIKey sets the key's last_used_at to now.

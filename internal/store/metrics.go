@@ -74,7 +74,7 @@ func countByStatus(ctx context.Context, db DBTX, query string, statuses []string
 // default queue. A queue and state with no job count zero. Rows are
 // ordered by queue, then state.
 func CountUnfinishedRiverJobs(ctx context.Context, db DBTX) ([]StateCount, error) {
-	rows, err := db.Query(ctx, `
+	return queryAll(ctx, db, "count river jobs", pgx.RowToStructByPos[StateCount], `
 		WITH counts AS (
 			SELECT queue, state::text AS state, count(*) AS n FROM river_job
 			WHERE state = ANY($1::text[]::river_job_state[]) GROUP BY queue, state
@@ -85,12 +85,4 @@ func CountUnfinishedRiverJobs(ctx context.Context, db DBTX) ([]StateCount, error
 		FROM queues q CROSS JOIN unnest($1::text[]) AS s(state)
 		LEFT JOIN counts c ON c.queue = q.name AND c.state = s.state
 		ORDER BY q.name, s.state`, unfinishedJobStates)
-	if err != nil {
-		return nil, fmt.Errorf("count river jobs: %w", translate(err))
-	}
-	counts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[StateCount])
-	if err != nil {
-		return nil, fmt.Errorf("count river jobs: %w", translate(err))
-	}
-	return counts, nil
 }

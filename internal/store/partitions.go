@@ -80,18 +80,10 @@ func DropExpiredPartitions(ctx context.Context, db DBTX, now time.Time) ([]Dropp
 // detachedPartitions lists monthly event tables that are no longer
 // attached to events: drops that a previous run did not finish.
 func detachedPartitions(ctx context.Context, db DBTX) ([]string, error) {
-	rows, err := db.Query(ctx, `
+	return queryAll(ctx, db, "detached partitions", pgx.RowTo[string], `
 		SELECT c.relname FROM pg_class c
 		WHERE c.relkind = 'r' AND c.relname ~ $1 AND c.relnamespace = current_schema()::regnamespace
 		  AND NOT c.relispartition ORDER BY c.relname`, partitionPattern)
-	if err != nil {
-		return nil, fmt.Errorf("detached partitions: %w", translate(err))
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("detached partitions: %w", translate(err))
-	}
-	return names, nil
 }
 
 // partitionTenants is the start of a query about the tenants with rows in
@@ -115,15 +107,11 @@ type expiringPartition struct {
 // expiredPartitions lists the attached monthly partitions, oldest first,
 // that DropExpiredPartitions may drop at now.
 func expiredPartitions(ctx context.Context, db DBTX, now time.Time) ([]expiringPartition, error) {
-	rows, err := db.Query(ctx, `
+	names, err := queryAll(ctx, db, "list partitions", pgx.RowTo[string], `
 		SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'events'::regclass AND c.relname ~ $1 ORDER BY c.relname`, partitionPattern)
 	if err != nil {
-		return nil, fmt.Errorf("list partitions: %w", translate(err))
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("list partitions: %w", translate(err))
+		return nil, err
 	}
 	var expired []expiringPartition
 	for _, name := range names {

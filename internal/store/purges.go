@@ -110,15 +110,7 @@ func GetPurgeByID(ctx context.Context, db DBTX, id string) (audex.Purge, error) 
 }
 
 func getPurge(ctx context.Context, db DBTX, where string, args ...any) (audex.Purge, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectPurgeColumns+` FROM purges WHERE `+where, args...)
-	if err != nil {
-		return audex.Purge{}, fmt.Errorf("get purge: %w", translate(err))
-	}
-	p, err := pgx.CollectExactlyOneRow(rows, scanPurge)
-	if err != nil {
-		return audex.Purge{}, fmt.Errorf("get purge: %w", translate(err))
-	}
-	return p, nil
+	return queryOne(ctx, db, "get purge", scanPurge, `SELECT `+selectPurgeColumns+` FROM purges WHERE `+where, args...)
 }
 
 // CountEventsBefore returns how many of the tenant's events occurred

@@ -128,3 +128,30 @@ func Ping(ctx context.Context, db DBTX) error {
 	}
 	return nil
 }
+
+// queryAll runs query and collects every row with scan; what names the
+// operation in its errors.
+func queryAll[T any](ctx context.Context, db DBTX, what string, scan pgx.RowToFunc[T], query string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err == nil {
+		var all []T
+		if all, err = pgx.CollectRows(rows, scan); err == nil {
+			return all, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", what, translate(err))
+}
+
+// queryOne is queryAll for a query of exactly one row: none is
+// ErrNotFound.
+func queryOne[T any](ctx context.Context, db DBTX, what string, scan pgx.RowToFunc[T], query string, args ...any) (T, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err == nil {
+		var one T
+		if one, err = pgx.CollectExactlyOneRow(rows, scan); err == nil {
+			return one, nil
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("%s: %w", what, translate(err))
+}

@@ -84,15 +84,7 @@ func GetStreamByID(ctx context.Context, db DBTX, id string) (audex.Stream, error
 }
 
 func getStream(ctx context.Context, db DBTX, where string, args ...any) (audex.Stream, error) {
-	rows, err := db.Query(ctx, `SELECT `+selectStreamColumns+` FROM streams WHERE `+where, args...)
-	if err != nil {
-		return audex.Stream{}, fmt.Errorf("get stream: %w", translate(err))
-	}
-	s, err := pgx.CollectExactlyOneRow(rows, scanStream)
-	if err != nil {
-		return audex.Stream{}, fmt.Errorf("get stream: %w", translate(err))
-	}
-	return s, nil
+	return queryOne(ctx, db, "get stream", scanStream, `SELECT `+selectStreamColumns+` FROM streams WHERE `+where, args...)
 }
 
 // ListStreams returns up to limit of the tenant's streams (not deleted),
@@ -104,16 +96,8 @@ func ListStreams(ctx context.Context, db DBTX, tenantID string, after *audex.Pos
 	if after != nil {
 		q.where(fmt.Sprintf("(created_at, id) < (%s, %s)", q.arg(after.OccurredAt), q.arg(after.ID)))
 	}
-	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT %s FROM streams WHERE %s ORDER BY created_at DESC, id DESC LIMIT %s`,
+	return queryAll(ctx, db, "list streams", scanStream, fmt.Sprintf(`SELECT %s FROM streams WHERE %s ORDER BY created_at DESC, id DESC LIMIT %s`,
 		selectStreamColumns, strings.Join(q.conds, " AND "), q.arg(limit)), q.args...)
-	if err != nil {
-		return nil, fmt.Errorf("list streams: %w", translate(err))
-	}
-	streams, err := pgx.CollectRows(rows, scanStream)
-	if err != nil {
-		return nil, fmt.Errorf("list streams: %w", translate(err))
-	}
-	return streams, nil
 }
 
 // StreamChange is what a PATCH of a stream changes; nil fields stay.
@@ -395,21 +379,13 @@ const schedulerOwner = "scheduler"
 // interval passed since the watermark) and whose retry time has come, and
 // returns their ids: the caller inserts their jobs in db's transaction.
 func ClaimDueStreams(ctx context.Context, db DBTX, ttl time.Duration, limit int) ([]string, error) {
-	rows, err := db.Query(ctx, `UPDATE streams SET lease_owner = $1, lease_until = clock_timestamp() + $2::interval
+	return queryAll(ctx, db, "claim due streams", pgx.RowTo[string], `UPDATE streams SET lease_owner = $1, lease_until = clock_timestamp() + $2::interval
 		WHERE id IN (SELECT id FROM streams WHERE status = 'active'
 			AND (lease_until IS NULL OR lease_until < clock_timestamp())
 			AND (retry_at IS NULL OR retry_at <= clock_timestamp())
 			AND (pending_through IS NOT NULL OR watermark + make_interval(secs => interval_seconds) <= clock_timestamp())
 			ORDER BY watermark LIMIT $3 FOR UPDATE SKIP LOCKED)
 		RETURNING id`, schedulerOwner, ttl.String(), limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim due streams: %w", translate(err))
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("claim due streams: %w", translate(err))
-	}
-	return ids, nil
 }
 
 // AcquireStreamLease makes owner the attempt delivering the active stream
@@ -462,16 +438,8 @@ type StreamLag struct {
 
 // ActiveStreamLags returns the lag of every active stream, by id.
 func ActiveStreamLags(ctx context.Context, db DBTX) ([]StreamLag, error) {
-	rows, err := db.Query(ctx, `SELECT id, greatest(extract(epoch FROM clock_timestamp() - watermark), 0)::float8
+	return queryAll(ctx, db, "stream lags", pgx.RowToStructByPos[StreamLag], `SELECT id, greatest(extract(epoch FROM clock_timestamp() - watermark), 0)::float8
 		FROM streams WHERE status = 'active' ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("stream lags: %w", translate(err))
-	}
-	lags, err := pgx.CollectRows(rows, pgx.RowToStructByPos[StreamLag])
-	if err != nil {
-		return nil, fmt.Errorf("stream lags: %w", translate(err))
-	}
-	return lags, nil
 }
 
 // StreamsBehind reports whether an active stream of the tenant has not yet
