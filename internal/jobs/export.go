@@ -335,10 +335,6 @@ func (k *leaseKeeper) stop() error {
 	return k.lost
 }
 
-// errUploadEnded tells the producer of a part that the upload stopped
-// reading.
-var errUploadEnded = errors.New("upload ended")
-
 // errSnooze ends an attempt whose window is used up.
 var errSnooze = errors.New("attempt window used up")
 
@@ -400,20 +396,11 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 		return part, err
 	}
 	key := partKey(e, number)
-	pr, pw := io.Pipe()
-	produced := make(chan error, 1)
-	go func() {
-		err := w.produce(ctx, e, owner, rows, page, &part, pw, closeBy, lease)
-		pw.CloseWithError(err) // nil closes cleanly
-		produced <- err
-	}()
-	obj, putErr := sink.Put(ctx, key, pr)
-	pr.CloseWithError(errUploadEnded) // unblock the producer if Put stopped reading
-	if err := <-produced; err != nil && !errors.Is(err, errUploadEnded) {
-		return part, err // the producer's own error: cancelled, lease lost, database
-	}
-	if putErr != nil {
-		return part, fmt.Errorf("upload %s: %w", key, putErr)
+	obj, err := uploadPart(ctx, sink, key, func(out io.Writer) error {
+		return w.produce(ctx, e, owner, rows, page, &part, out, closeBy, lease)
+	})
+	if err != nil {
+		return part, err
 	}
 	part.file = audex.ExportFile{Key: key, SizeBytes: obj.Size, Records: part.records, SHA256: obj.SHA256}
 	return part, nil

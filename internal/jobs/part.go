@@ -3,10 +3,14 @@ package jobs
 import (
 	"bufio"
 	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/format"
+	"github.com/audex-dev/audex/internal/sinks"
 )
 
 // partBufferSize is the buffer between the encoder and the upload: one
@@ -74,4 +78,30 @@ func (p *partBody) finish() error {
 		}
 	}
 	return p.buffered.Flush()
+}
+
+// errUploadEnded tells the producer of a part that the upload stopped
+// reading.
+var errUploadEnded = errors.New("upload ended")
+
+// uploadPart uploads to key what produce writes, while it writes (through
+// a pipe: a part is never whole in memory). produce's own error
+// (cancelled, lease lost, database) wins over the upload's.
+func uploadPart(ctx context.Context, sink sinks.Sink, key string, produce func(io.Writer) error) (sinks.Object, error) {
+	pr, pw := io.Pipe()
+	produced := make(chan error, 1)
+	go func() {
+		err := produce(pw)
+		pw.CloseWithError(err) // nil closes cleanly
+		produced <- err
+	}()
+	obj, putErr := sink.Put(ctx, key, pr)
+	pr.CloseWithError(errUploadEnded) // unblock the producer if Put stopped reading
+	if err := <-produced; err != nil && !errors.Is(err, errUploadEnded) {
+		return obj, err
+	}
+	if putErr != nil {
+		return obj, fmt.Errorf("upload %s: %w", key, putErr)
+	}
+	return obj, nil
 }

@@ -434,20 +434,11 @@ func (w *StreamWorker) writeParts(ctx context.Context, s audex.Stream, sink sink
 			key += ".gz"
 		}
 		var records int64
-		pr, pw := io.Pipe()
-		produced := make(chan error, 1)
-		go func() {
-			err := writePart(pw, formatName(s.Format), s.Compression, rows, maxRecords, maxBytes, &page, &records, next)
-			pw.CloseWithError(err)
-			produced <- err
-		}()
-		obj, putErr := sink.Put(ctx, key, pr)
-		pr.CloseWithError(errUploadEnded)
-		if err := <-produced; err != nil && !errors.Is(err, errUploadEnded) {
+		obj, err := uploadPart(ctx, sink, key, func(out io.Writer) error {
+			return writePart(out, formatName(s.Format), s.Compression, rows, maxRecords, maxBytes, &page, &records, next)
+		})
+		if err != nil {
 			return err
-		}
-		if putErr != nil {
-			return fmt.Errorf("upload %s: %w", key, putErr)
 		}
 		b.Files = append(b.Files, audex.ExportFile{Key: key, SizeBytes: obj.Size, Records: records, SHA256: obj.SHA256})
 		b.RecordCount += records
