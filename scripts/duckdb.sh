@@ -17,19 +17,11 @@ cache=${AUDEX_CACHE:-$HOME/.cache/audex}
 dir=$cache/duckdb
 
 say() { echo "duckdb.sh: $*" >&2; }
+# shellcheck source=scripts/npm-pinned.sh
+. scripts/npm-pinned.sh
 
 install_duckdb() {
-  local pkg=$dir/node_modules/@duckdb/node-api/package.json
-  if [ ! -f "$pkg" ] || ! grep -q "\"version\": *\"$DUCKDB_VERSION\"" "$pkg"; then
-    command -v npm >/dev/null || {
-      say "npm is not installed (apt-get install npm)"
-      return 1
-    }
-    say "installing @duckdb/node-api@$DUCKDB_VERSION into $dir (cached for later runs)"
-    mkdir -p "$dir"
-    npm install --prefix "$dir" --no-audit --no-fund --no-progress \
-      --loglevel=error "@duckdb/node-api@$DUCKDB_VERSION" </dev/null >&2
-  fi
+  npm_pinned "$dir" @duckdb/node-api "$DUCKDB_VERSION"
   # Beside its node_modules, so that its import resolves.
   cp scripts/duckdb-read.mjs "$dir/read.mjs"
 }

@@ -36,6 +36,8 @@ state=$root/.data/emulators
 names=(minio gcs azurite)
 
 say() { echo "emulators.sh: $*" >&2; }
+# shellcheck source=scripts/npm-pinned.sh
+. scripts/npm-pinned.sh
 die() {
   say "$*"
   exit 1
@@ -104,15 +106,7 @@ install_go_tool() { # MODULE VERSION BINARY
 
 azurite_bin=$cache/node/node_modules/.bin/azurite-blob
 install_azurite() {
-  local pkg=$cache/node/node_modules/azurite/package.json
-  if [ -x "$azurite_bin" ] && [ -f "$pkg" ] &&
-    grep -q "\"version\": *\"$AZURITE_VERSION\"" "$pkg"; then
-    return 0
-  fi
-  say "installing azurite@$AZURITE_VERSION into $cache/node (cached for later runs)"
-  mkdir -p "$cache/node"
-  npm install --prefix "$cache/node" --no-audit --no-fund --no-progress \
-    --loglevel=error "azurite@$AZURITE_VERSION" </dev/null >&2
+  npm_pinned "$cache/node" azurite "$AZURITE_VERSION"
 }
 
 install_all() {

@@ -22,21 +22,11 @@ redocly_bin=$cache/redocly/node_modules/.bin/redocly
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 
 say() { echo "openapi-tools.sh: $*" >&2; }
+# shellcheck source=scripts/npm-pinned.sh
+. scripts/npm-pinned.sh
 
 install_redocly() {
-  local pkg=$cache/redocly/node_modules/@redocly/cli/package.json
-  if [ -x "$redocly_bin" ] && [ -f "$pkg" ] &&
-    grep -q "\"version\": *\"$REDOCLY_VERSION\"" "$pkg"; then
-    return 0
-  fi
-  command -v npm >/dev/null || {
-    say "npm is not installed (apt-get install npm)"
-    return 1
-  }
-  say "installing @redocly/cli@$REDOCLY_VERSION into $cache/redocly (cached for later runs)"
-  mkdir -p "$cache/redocly"
-  npm install --prefix "$cache/redocly" --no-audit --no-fund --no-progress \
-    --loglevel=error "@redocly/cli@$REDOCLY_VERSION" </dev/null >&2
+  npm_pinned "$cache/redocly" @redocly/cli "$REDOCLY_VERSION"
 }
 
 case ${1:-} in
