@@ -37,6 +37,15 @@ const (
 	exportMaxPoll   = time.Second
 )
 
+// addDeliveryFlags adds the flags that say what an export or a stream
+// writes and where: --format, --compression, --destination, --prefix.
+func addDeliveryFlags(cmd *cobra.Command, format, compression, destination, prefix *string) {
+	cmd.Flags().StringVar(format, "format", "jsonl", "jsonl, csv or parquet")
+	cmd.Flags().StringVar(compression, "compression", "", "none (the server's default) or gzip (not with parquet)")
+	cmd.Flags().StringVar(destination, "destination", "local", "name of a destination the server's operator configured")
+	cmd.Flags().StringVar(prefix, "prefix", "", "sub-prefix under the destination's prefix")
+}
+
 func (c *cli) exportCreateCommand() *cobra.Command {
 	var (
 		req  client.ExportRequest
@@ -54,10 +63,7 @@ manifest when it ends; an export that failed or was cancelled exits 1.`,
 		Args: cobra.NoArgs,
 	}
 	filters := addEventFilters(cmd)
-	cmd.Flags().StringVar(&req.Format, "format", "jsonl", "jsonl, csv or parquet")
-	cmd.Flags().StringVar(&req.Compression, "compression", "", "none (the server's default) or gzip")
-	cmd.Flags().StringVar(&req.Destination, "destination", "local", "name of a destination the server's operator configured")
-	cmd.Flags().StringVar(&req.Prefix, "prefix", "", "sub-prefix under the destination's prefix")
+	addDeliveryFlags(cmd, &req.Format, &req.Compression, &req.Destination, &req.Prefix)
 	cmd.Flags().IntVar(&req.PartMaxRecords, "part_max_records", 0, "most records in a part (default: the server's)")
 	cmd.Flags().Int64Var(&req.PartMaxBytes, "part_max_bytes", 0, "most bytes in a part before compression (default: the server's)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the export to end, showing its progress")

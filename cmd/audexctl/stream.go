@@ -41,10 +41,7 @@ backfill).`,
 		Args: cobra.NoArgs,
 	}
 	filters := addEventFilters(cmd)
-	cmd.Flags().StringVar(&req.Format, "format", "jsonl", "jsonl, csv or parquet")
-	cmd.Flags().StringVar(&req.Compression, "compression", "", "none (the server's default) or gzip (not with parquet)")
-	cmd.Flags().StringVar(&req.Destination, "destination", "local", "name of a destination the server's operator configured")
-	cmd.Flags().StringVar(&req.Prefix, "prefix", "", "sub-prefix under the destination's prefix")
+	addDeliveryFlags(cmd, &req.Format, &req.Compression, &req.Destination, &req.Prefix)
 	cmd.Flags().DurationVar(&interval, "interval", 0, "time between batches, whole seconds (default: the server's, 5m)")
 	cmd.Flags().StringVar(&start, "start", "", "deliver the events received from this past time on (default: now)")
 	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
