@@ -92,7 +92,7 @@ const (
 	ScopeOperator = "operator"
 )
 
-// AllScopes lists every scope in the order documented in API.md.
+// AllScopes lists every scope in the order documented in docs/api.md.
 var AllScopes = []string{ScopeWrite, ScopeRead, ScopeExport, ScopeAdmin, ScopeOperator}
 
 // ValidScope reports whether s is one of AllScopes.

@@ -14,7 +14,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return e.AppendJSON(make([]byte, 0, 512)), nil
 }
 
-// AppendJSON appends the event's canonical encoding (API.md, "One event,
+// AppendJSON appends the event's canonical encoding (docs/api.md, "One event,
 // one encoding"): one compact JSON object in the API's shape, keys in the
 // order of the Event section, absent optional fields as null, times in UTC
 // with Z, metadata as AppendMetadata writes it, strings escaped as

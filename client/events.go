@@ -84,7 +84,7 @@ type IngestResult struct {
 	Duplicates int      `json:"duplicates"`
 }
 
-// Filters select events by the list filters (API.md); zero values do not
+// Filters select events by the list filters (docs/api.md); zero values do not
 // filter.
 type Filters struct {
 	Actions        []string `json:"action,omitempty"`
@@ -167,7 +167,7 @@ func (s *EventsService) List(ctx context.Context, p ListParams) iter.Seq2[Event,
 }
 
 // ListQuery is List with the query parameters of GET /v1/audit/events
-// given as they are (API.md's names or aliases; limit is the page size),
+// given as they are (docs/api.md's names or aliases; limit is the page size),
 // for callers that take them from people, such as a command line: the
 // server validates them, and a bad one is yielded as its invalid_argument
 // Error. q is not modified.

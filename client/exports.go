@@ -18,7 +18,7 @@ type Export = audex.Export
 // size, SHA-256 and record count.
 type ExportFile = audex.ExportFile
 
-// ExportRequest asks for an export job (API.md, "Export jobs").
+// ExportRequest asks for an export job (docs/api.md, "Export jobs").
 type ExportRequest struct {
 	Since, Until time.Time
 	// Format is "jsonl", "csv" or "parquet".

@@ -23,7 +23,7 @@ func (c *cli) eventsCommand() *cobra.Command {
 }
 
 // filterParams are the list filters taken as flags of the same names, in
-// API.md's order; --action is apart since it may be repeated.
+// docs/api.md's order; --action is apart since it may be repeated.
 var filterParams = []struct{ name, usage string }{
 	{"since", "events that occurred at or after this time (RFC 3339, or a date: 2026-04-01)"},
 	{"until", "events that occurred before this time (RFC 3339 or a date)"},
@@ -47,7 +47,7 @@ type eventFilters struct {
 
 func addEventFilters(cmd *cobra.Command) *eventFilters {
 	f := &eventFilters{cmd: cmd, values: map[string]*string{}}
-	cmd.Flags().SortFlags = false // the filters first, in API.md's order
+	cmd.Flags().SortFlags = false // the filters first, in docs/api.md's order
 	cmd.Flags().StringArrayVar(&f.actions, "action", nil, "events of this action (repeat it or separate actions with commas for several)")
 	for _, p := range filterParams {
 		f.values[p.name] = cmd.Flags().String(p.name, "", p.usage)

@@ -19,7 +19,7 @@ import (
 
 // The pure parts of the benchmark: no database, no server.
 
-// Ingest's rules (internal/api/ingest.go, API.md) that the generated
+// Ingest's rules (internal/api/ingest.go, docs/api.md) that the generated
 // events must pass, or the HTTP figures would measure refusals.
 var (
 	eventIDRe = regexp.MustCompile(`^[A-Za-z0-9_.:][A-Za-z0-9_.:-]{0,127}$`)

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Limits keep one tenant's requests from making another's wait (API.md:
+// Limits keep one tenant's requests from making another's wait (docs/api.md:
 // tenants are walls under load too). Zero fields take no limit, except
 // DownloadMinRate (its zero is the default) and SummaryBudget (zero: the
 // pool's statement budget).

@@ -12,7 +12,7 @@ import (
 	"github.com/audex-dev/audex/internal/store"
 )
 
-// Error codes of API.md, each with its one HTTP status.
+// Error codes of docs/api.md, each with its one HTTP status.
 const (
 	CodeInvalidArgument  = "invalid_argument"
 	CodeUnauthenticated  = "unauthenticated"

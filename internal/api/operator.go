@@ -16,7 +16,7 @@ import (
 )
 
 // The operator routes: the OpenAPI document, Prometheus metrics and
-// River's web UI (API.md, "operator routes").
+// River's web UI (docs/api.md, "operator routes").
 
 // openAPIDocument is the OpenAPI 3.1 document of every route. The API tests
 // check each request they make, and its answer, against it.

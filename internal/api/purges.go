@@ -14,7 +14,7 @@ import (
 	"github.com/audex-dev/audex/internal/store"
 )
 
-// Bounds of retain_days (API.md).
+// Bounds of retain_days (docs/api.md).
 const (
 	minRetainDays = 1
 	maxRetainDays = 36500

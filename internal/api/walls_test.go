@@ -19,7 +19,7 @@ import (
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
-// Tenants are walls under load too (API.md): budgets, caps and downloads
+// Tenants are walls under load too (docs/api.md): budgets, caps and downloads
 // that hold nothing of the database while their client is slow.
 
 // requireRetryAfter checks an answer's status, code and Retry-After.

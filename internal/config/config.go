@@ -23,7 +23,7 @@ import (
 	"github.com/audex-dev/audex"
 )
 
-// Defaults of API.md.
+// Defaults of docs/api.md.
 const (
 	DefaultDatabaseURL       = "postgres://postgres@127.0.0.1:5432/audex?sslmode=disable"
 	DefaultListen            = "127.0.0.1:8080"
@@ -59,7 +59,7 @@ type Config struct {
 	// default.
 	RateLimit RateLimit `yaml:"rate_limit"`
 	// Limits keep one tenant from slowing another: statement budgets,
-	// connections and admission (API.md: tenants are walls under load
+	// connections and admission (docs/api.md: tenants are walls under load
 	// too).
 	Limits Limits `yaml:"limits"`
 }

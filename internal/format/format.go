@@ -170,7 +170,7 @@ func (j *jsonArrayEncoder) Close() error {
 	return j.w.Flush()
 }
 
-// CSVColumns are the columns of CSV downloads and export parts (API.md).
+// CSVColumns are the columns of CSV downloads and export parts (docs/api.md).
 var CSVColumns = []string{
 	"id", "occurred_at", "received_at", "action", "actor_id", "actor_type", "actor_name",
 	"target_id", "target_type", "target_name", "resource", "source_ip", "user_agent",

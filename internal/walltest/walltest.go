@@ -1,6 +1,6 @@
 // Package walltest runs a hostile tenant beside a well-behaved one against
 // a running audex and reports what the well-behaved one saw: the check
-// that tenants are walls under load too (API.md), shared by a test and by
+// that tenants are walls under load too (docs/api.md), shared by a test and by
 // `make load`. The hostile tenant sends huge summaries, downloads that it
 // never reads and a flood of exports, all at once, with nothing but its
 // own keys; the other tenant lists, ingests, summarises, reads filters and
