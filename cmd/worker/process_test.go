@@ -67,6 +67,9 @@ type processBundle struct {
 	api    string
 	key    string
 	tenant string
+	// destinations are YAML entries of destinations that writeConfig
+	// lists after the local one.
+	destinations string
 }
 
 func setupProcesses(t *testing.T) *processBundle {
@@ -107,7 +110,7 @@ const shortTimings = `
 `
 
 // writeConfig writes the configuration that workers started later read:
-// the local destination, and the exports section with timings (YAML lines
+// the local destination and b.destinations, and the exports section with timings (YAML lines
 // of the section, or "" for the defaults).
 func (b *processBundle) writeConfig(t *testing.T, timings string) {
 	t.Helper()
@@ -116,10 +119,11 @@ destinations:
   - name: local
     type: file
     bucket: %s
+%s
 exports:
   concurrency: 2
   running_per_tenant: 2
-%s`, b.folder, timings), 0o600))
+%s`, b.folder, b.destinations, timings), 0o600))
 }
 
 // seed stores n events spread over April 2026, actions alternating.

@@ -200,7 +200,7 @@ func TestDatabaseRestart(t *testing.T) {
 		require.NoError(t, err)
 		return st.EventsDelivered >= int64(len(live))
 	}, time.Minute, 50*time.Millisecond, "the stream catches up")
-	delivered, _ := b.streamedIDs(t, s)
+	delivered, _ := b.streamedIDs(t, s, b.folderSink(t))
 	require.ElementsMatch(t, live, delivered, "every stored event once")
 }
 
