@@ -39,8 +39,9 @@ type streamResult struct {
 	keepUpBatches int64
 }
 
-// backfillRun is one backfill of the big tenant.
+// backfillRun is one backfill of a tenant.
 type backfillRun struct {
+	tenant  string
 	format  string
 	events  int64
 	elapsed time.Duration
@@ -59,7 +60,8 @@ func (r streamResult) maxLag() float64 {
 }
 
 // streams measures a stream's backfill of the big tenant (every event,
-// JSONL to the local folder) next to COPY of the window's rows, and a
+// JSONL and Parquet to the local folder) next to COPY of the window's
+// rows, with BENCH_EXPORT_5M one of the 5,000,000-event tenant too, and a
 // stream keeping up with ingest at the benchmark's full HTTP rate; each
 // stream's delivered parts are read back and checked to hold every event
 // once.
@@ -70,38 +72,34 @@ func (b *bench) streams(ctx context.Context, svc *services, key string, win wind
 	if res.copyJSON, err = b.copyOut(ctx, "`COPY (SELECT row_to_json(e) ... ORDER BY occurred_at, id) TO STDOUT`: the baseline", win.copyJSON()); err != nil {
 		return res, err
 	}
-	var start time.Time
-	if err := b.pool.QueryRow(ctx, `SELECT min(received_at) FROM events WHERE tenant_id = $1`, bigTenant).Scan(&start); err != nil {
-		return res, err
-	}
 	api := svc.client(key)
 	for _, format := range []string{"jsonl", "parquet"} {
-		r := backfillRun{format: format}
-		// Every event of the tenant, its audit events of the phases before
-		// included (the stream's own come after it is created).
-		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE tenant_id = $1`, bigTenant).Scan(&r.events); err != nil {
-			return res, err
-		}
-		b.waitQuiet(ctx)
-		b.logger.Info("streaming", slog.String("what", "backfill"), slog.String("format", format), slog.Int64("events", r.events))
-		watch, err := svc.worker.watch()
+		r, err := b.backfill(ctx, svc, api, bigTenant, format)
 		if err != nil {
 			return res, err
 		}
-		began := time.Now()
-		st, err := api.Streams.Create(ctx, client.StreamRequest{Format: format, Destination: "local", Start: start, Interval: time.Minute})
-		if err != nil {
-			watch.end()
+		res.backfills = append(res.backfills, r)
+	}
+	if b.cfg.export5M {
+		// The worker's memory from 1,000,000 to 5,000,000 events: the
+		// exports phase's tenant of 5,000,000, loaded here when that
+		// phase did not run.
+		var loaded bool
+		if err := b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM events WHERE tenant_id = $1)`, exportTenant5M).Scan(&loaded); err != nil {
 			return res, err
 		}
-		st, err = waitDelivered(ctx, api, st.ID, r.events, 10*time.Minute)
-		r.elapsed, r.worker = time.Since(began), watch.end()
-		if err != nil {
-			return res, fmt.Errorf("%s backfill: %w", format, err)
+		if !loaded {
+			if _, _, err := b.loadTenant5M(ctx, time.Now().UTC().Truncate(time.Second)); err != nil {
+				return res, err
+			}
 		}
-		r.batches = st.BatchesDelivered
-		if err := b.checkStream(ctx, svc, api, st.ID, bigTenant, format); err != nil {
-			return res, fmt.Errorf("%s backfill: %w", format, err)
+		key5M, err := b.newKey(ctx, exportTenant5M, audex.ScopeExport)
+		if err != nil {
+			return res, err
+		}
+		r, err := b.backfill(ctx, svc, svc.client(key5M), exportTenant5M, "jsonl")
+		if err != nil {
+			return res, err
 		}
 		res.backfills = append(res.backfills, r)
 	}
@@ -110,6 +108,42 @@ func (b *bench) streams(ctx context.Context, svc *services, key string, win wind
 		return res, fmt.Errorf("keep-up: %w", err)
 	}
 	return res, nil
+}
+
+// backfill streams every event of tenant (from its first on) in format to
+// the local folder through api, following the worker's memory, and checks
+// the delivered parts.
+func (b *bench) backfill(ctx context.Context, svc *services, api *client.Client, tenant, format string) (backfillRun, error) {
+	r := backfillRun{tenant: tenant, format: format}
+	var start time.Time
+	// Every event of the tenant, its audit events of the phases before
+	// included (the stream's own come after it is created).
+	if err := b.pool.QueryRow(ctx, `SELECT min(received_at), count(*) FROM events WHERE tenant_id = $1`, tenant).Scan(&start, &r.events); err != nil {
+		return r, err
+	}
+	b.waitQuiet(ctx)
+	b.logger.Info("streaming", slog.String("what", "backfill"), slog.String("tenant", tenant), slog.String("format", format), slog.Int64("events", r.events))
+	watch, err := svc.worker.watch()
+	if err != nil {
+		return r, err
+	}
+	began := time.Now()
+	st, err := api.Streams.Create(ctx, client.StreamRequest{Format: format, Destination: "local", Start: start, Interval: time.Minute})
+	if err != nil {
+		watch.end()
+		return r, err
+	}
+	// Bounded: at least 10,000 events/s after two minutes.
+	st, err = waitDelivered(ctx, api, st.ID, r.events, 2*time.Minute+time.Duration(r.events/10_000)*time.Second)
+	r.elapsed, r.worker = time.Since(began), watch.end()
+	if err != nil {
+		return r, fmt.Errorf("%s backfill of %s: %w", format, tenant, err)
+	}
+	r.batches = st.BatchesDelivered
+	if err := b.checkStream(ctx, svc, api, st.ID, tenant, format); err != nil {
+		return r, fmt.Errorf("%s backfill of %s: %w", format, tenant, err)
+	}
+	return r, nil
 }
 
 // streamKeepUp sends the ingest phase's events over HTTP, again and again
@@ -274,12 +308,16 @@ func readPartIDs(path, format string, fn func(id string) error) error {
 // printStreams writes the streams phase's section.
 func (b *bench) printStreams(res streamResult) {
 	b.printf("\n## Streams\n\n")
-	b.printf("Streams of the big tenant from before its load (a backfill of every one of its events), JSONL then Parquet to the local folder, through the api and worker processes, next to COPY of the window's rows; the parts are read back and hold every event once.\n\n")
+	b.printf("Streams of a tenant from before its load (a backfill of every one of its events), to the local folder, through the api and worker processes: the big tenant in JSONL then Parquet, next to COPY of its window's rows, and with BENCH_EXPORT_5M=1 the tenant of 5,000,000 events in JSONL; the parts are read back and hold every event once.\n\n")
 	b.printf("| path | events | events/s | seconds | batches | ratio to COPY row_to_json | worker RSS before → peak MiB |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	b.printf("| %s | %s | %s | %.1f | | 1.00 | |\n", res.copyJSON.name, thousands(res.copyJSON.events), thousands(int64(res.copyJSON.perSecond())), res.copyJSON.elapsed.Seconds())
 	for _, r := range res.backfills {
-		b.printf("| stream backfill, %s to the local folder | %s | %s | %.1f | %d | %.2f | %s → %s |\n", r.format, thousands(r.events), thousands(int64(r.perSecond())),
-			r.elapsed.Seconds(), r.batches, r.perSecond()/res.copyJSON.perSecond(), mib(r.worker.rssFrom), mib(r.worker.rssPeak))
+		ratio := "" // COPY is of the big tenant's window
+		if r.tenant == bigTenant {
+			ratio = fmt.Sprintf("%.2f", r.perSecond()/res.copyJSON.perSecond())
+		}
+		b.printf("| stream backfill of %s, %s to the local folder | %s | %s | %.1f | %d | %s | %s → %s |\n", r.tenant, r.format, thousands(r.events), thousands(int64(r.perSecond())),
+			r.elapsed.Seconds(), r.batches, ratio, mib(r.worker.rssFrom), mib(r.worker.rssPeak))
 	}
 	lags := append([]float64(nil), res.lags...)
 	sort.Float64s(lags)
