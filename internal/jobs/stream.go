@@ -259,11 +259,8 @@ func (w *StreamWorker) deliver(ctx context.Context, log *slog.Logger, s audex.St
 // under way has committed (the as_of barrier of exports), or earlier when
 // more than most events wait.
 func (w *StreamWorker) batchEnd(ctx context.Context, s audex.Stream, most int) (time.Time, error) {
-	var now time.Time
-	if err := w.Pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
-		return now, err
-	}
-	if err := store.WaitForIngests(ctx, w.Pool, s.TenantID); err != nil {
+	now, err := store.IngestBarrier(ctx, w.Pool, s.TenantID)
+	if err != nil {
 		return now, err
 	}
 	return store.StreamBatchEnd(ctx, w.Pool, s, now, most)

@@ -98,6 +98,19 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 // every ingest transaction holds shared and WaitForIngests takes alone.
 const ingestLockKey = `hashtextextended('audex_ingest:' || $1, 0)`
 
+// IngestBarrier returns a time before which every event of the tenant is
+// committed, and after which every event still to come is received: the
+// database's clock, read before waiting for the tenant's ingests under
+// way to end (WaitForIngests). Exports' as_of, downloads, stream batches,
+// rollups and seals all stop there.
+func IngestBarrier(ctx context.Context, db DBTX, tenantID string) (time.Time, error) {
+	var at time.Time
+	if err := db.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&at); err != nil {
+		return at, translate(err)
+	}
+	return at, WaitForIngests(ctx, db, tenantID)
+}
+
 // WaitForIngests returns once every ingest transaction of the tenant that
 // was under way when it was called has ended. Ingests that start meanwhile
 // wait for it (briefly: ingest transactions are short) and get a later
@@ -395,11 +408,8 @@ const streamPageSize = 2000
 // read is left out. When fn returns an error or ctx ends, no statement is
 // left running and the error is returned.
 func StreamEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fn func([]audex.Event) error) error {
-	var asOf time.Time
-	if err := db.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&asOf); err != nil {
-		return fmt.Errorf("stream events: %w", translate(err))
-	}
-	if err := WaitForIngests(ctx, db, tenantID); err != nil {
+	asOf, err := IngestBarrier(ctx, db, tenantID)
+	if err != nil {
 		return fmt.Errorf("stream events: %w", err)
 	}
 	if f.ReceivedBefore == nil || asOf.Before(*f.ReceivedBefore) {

@@ -126,12 +126,9 @@ func RollUpSummary(ctx context.Context, db DBTX, tenantID string, maxEvents int)
 	}
 	// Every event received before `to` is committed once the ingests under
 	// way have finished (the same barrier as an export's as_of).
-	var to time.Time
-	if err := db.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&to); err != nil {
+	to, err := IngestBarrier(ctx, db, tenantID)
+	if err != nil {
 		return 0, false, wrapRollup(err)
-	}
-	if err := WaitForIngests(ctx, db, tenantID); err != nil {
-		return 0, false, err
 	}
 	var rolled int64
 	var more bool
@@ -182,21 +179,10 @@ func wrapRollup(err error) error {
 // transaction, until none is left or ctx ends, and returns how many
 // events it rolled up.
 func RollUpAllSummaries(ctx context.Context, db DBTX, maxEvents int) (int64, error) {
-	// The tenants with events (a skip scan of event_ids' primary key) or
-	// with counts.
-	rows, err := db.Query(ctx, `
-		WITH RECURSIVE t AS (
-			SELECT min(tenant_id) AS id FROM event_ids
-			UNION ALL
-			SELECT (SELECT min(tenant_id) FROM event_ids WHERE tenant_id > t.id) FROM t WHERE t.id IS NOT NULL
-		)
-		SELECT id FROM t WHERE id IS NOT NULL UNION SELECT tenant_id FROM summary_marks ORDER BY 1`)
+	// The tenants with events or with counts.
+	tenants, err := queryAll(ctx, db, "roll up summary", pgx.RowTo[string], tenantsWithEvents+` UNION SELECT tenant_id FROM summary_marks ORDER BY 1`)
 	if err != nil {
-		return 0, wrapRollup(err)
-	}
-	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, wrapRollup(err)
+		return 0, err
 	}
 	var total int64
 	for _, t := range tenants {
@@ -218,6 +204,16 @@ func RollUpAllSummaries(ctx context.Context, db DBTX, maxEvents int) (int64, err
 	}
 	return total, nil
 }
+
+// tenantsWithEvents selects every tenant that stored an event (a skip
+// scan of event_ids' primary key).
+const tenantsWithEvents = `
+	WITH RECURSIVE t AS (
+		SELECT min(tenant_id) AS id FROM event_ids
+		UNION ALL
+		SELECT (SELECT min(tenant_id) FROM event_ids WHERE tenant_id > t.id) FROM t WHERE t.id IS NOT NULL
+	)
+	SELECT id FROM t WHERE id IS NOT NULL`
 
 // analyzeAfterEvents is the size of a rollup after which summary_counts is
 // analysed at once rather than when autovacuum gets to it.
