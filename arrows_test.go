@@ -37,6 +37,8 @@ var arrowRules = []arrowRule{
 		"a sink writes bytes to a destination and knows nothing of the database, even in its tests"},
 	{"./internal/webhook/...", "test deps", []string{module + "/internal/store", module + "/internal/storetest", module + "/internal/api", module + "/internal/jobs", "github.com/riverqueue/"},
 		"a webhook client POSTs bytes to an allowed host and knows nothing of the database or the queue"},
+	{"./internal/integrity", "deps", []string{module + "/internal/", "github.com/jackc/", "github.com/riverqueue/", "net/http"},
+		"what the log signs and its verifiers check needs no database, queue or HTTP, so that offline verifiers can use it"},
 	{"./internal/queue", "deps", append([]string{module + "/"}, cloudSDKs...),
 		"job arguments and the insert client need River alone"},
 	{".", "deps", []string{module + "/", "github.com/jackc/", "github.com/riverqueue/"},

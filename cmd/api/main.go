@@ -1,5 +1,6 @@
 // Command api serves audex's HTTP API and administers its database and API
-// keys: `api [serve]`, `api migrate`, `api keys create|list|revoke|check`.
+// keys: `api [serve]`, `api migrate`, `api keys create|list|revoke|check`,
+// `api log-key [rotate]`.
 package main
 
 import (

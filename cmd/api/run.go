@@ -15,13 +15,17 @@ import (
 
 	"github.com/audex-dev/audex/internal/api"
 	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
 
 const usage = `usage:
   api [serve]                 serve the HTTP API (AUDEX_LISTEN, default 127.0.0.1:8080)
-  api migrate                 bring the database (audex's and River's tables) up to date
+  api migrate                 bring the database (audex's and River's tables) up to date,
+                              and create the log signing key file when missing
+  api log-key                 print the integrity log's verifier keys, oldest first
+  api log-key rotate          add a new signing key to the key file (the older keys stay published)
   api keys create --tenant T --scopes s1,s2 [--name N]
                               create a key; prints only the plain key
   api keys list [--tenant T]  list keys (never the key itself)
@@ -47,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, cfg, stdout)
 	case "keys":
 		return keys(ctx, cfg, args, stdout)
+	case "log-key":
+		return logKey(cfg, args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
@@ -71,6 +77,39 @@ func migrate(ctx context.Context, cfg config.Config, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "database is up to date")
+	if cfg.LogKey == "" {
+		created, err := integrity.EnsureKeyFile(cfg.LogKeyFile, cfg.LogName)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(stdout, "created the log signing key file %s (keep it secret; `api log-key` prints its public key)\n", cfg.LogKeyFile)
+		}
+	}
+	return nil
+}
+
+// logKey prints the integrity log's verifier keys, or rotates its
+// signing key.
+func logKey(cfg config.Config, args []string, stdout io.Writer) error {
+	switch {
+	case len(args) == 1 && args[0] == "rotate":
+		if cfg.LogKey != "" {
+			return errors.New("AUDEX_LOG_KEY holds the signing keys: add a new key as its last line instead")
+		}
+		if err := integrity.AddKey(cfg.LogKeyFile, cfg.LogName); err != nil {
+			return err
+		}
+	case len(args) > 0:
+		return fmt.Errorf("log-key takes no arguments or rotate\n%s", usage)
+	}
+	keys, err := integrity.LoadKeys(cfg.LogKey, cfg.LogKeyFile)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys.VerifierKeys() {
+		fmt.Fprintln(stdout, k)
+	}
 	return nil
 }
 
@@ -109,6 +148,10 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 			return err
 		}
 	}
+	logKeys, err := integrity.LoadKeys(cfg.LogKey, cfg.LogKeyFile)
+	if err != nil {
+		return err
+	}
 	riverClient, err := queue.NewInsertClient(pool, logger)
 	if err != nil {
 		return err
@@ -125,6 +168,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		River:             riverClient,
 		Destinations:      cfg.Destinations,
 		StreamMinInterval: cfg.StreamMinInterval,
+		LogVerifierKeys:   logKeys.VerifierKeys(),
 		Exports: api.ExportLimits{PartMaxRecords: cfg.Exports.PartMaxRecords, PartMaxBytes: cfg.Exports.PartMaxBytes,
 			MinPartMaxRecords: cfg.Exports.MinPartMaxRecords, MaxActivePerTenant: cfg.Exports.MaxActivePerTenant},
 		Limits: api.Limits{TenantRequests: limits.TenantRequests, TenantSummaries: limits.TenantSummaries, Requests: limits.Requests, TenantDownloads: limits.TenantDownloads, Downloads: limits.Downloads,

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,12 @@ import (
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
-func envOf(vars map[string]string) func(string) string {
+// envOf is the environment of vars, with a log signing key of the test's
+// own unless vars names one (so that nothing writes ./data/).
+func envOf(t *testing.T, vars map[string]string) func(string) string {
+	if vars["AUDEX_LOG_KEY"] == "" && vars["AUDEX_LOG_KEY_FILE"] == "" {
+		vars["AUDEX_LOG_KEY"] = storetest.LogKey(t)
+	}
 	return func(k string) string { return vars[k] }
 }
 
@@ -27,7 +34,7 @@ func envOf(vars map[string]string) func(string) string {
 func runOut(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), args, envOf(env), &stdout, &stderr)
+	err := run(t.Context(), args, envOf(t, env), &stdout, &stderr)
 	return stdout.String(), err
 }
 
@@ -48,6 +55,41 @@ func TestRun(t *testing.T) {
 		out, err = runOut(t, env, "migrate")
 		require.NoError(t, err, "migrate is idempotent")
 		require.Contains(t, out, "up to date")
+	})
+
+	t.Run("MigrateCreatesTheLogKeyFileAndLogKeyPrintsAndRotatesIt", func(t *testing.T) {
+		t.Parallel()
+		keyFile := filepath.Join(t.TempDir(), "keys", "log.key")
+		env := map[string]string{"DATABASE_URL": storetest.DatabaseURL(t), "AUDEX_LOG_KEY_FILE": keyFile, "AUDEX_LOG_NAME": "audex.example"}
+		out, err := runOut(t, env, "migrate")
+		require.NoError(t, err)
+		require.Contains(t, out, "created the log signing key file "+keyFile)
+		info, err := os.Stat(keyFile)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), info.Mode().Perm(), "readable by its owner only")
+		secret, err := os.ReadFile(keyFile)
+		require.NoError(t, err)
+
+		out, err = runOut(t, env, "migrate")
+		require.NoError(t, err)
+		require.NotContains(t, out, "created the log signing key", "an existing key is kept")
+		first, err := runOut(t, env, "log-key")
+		require.NoError(t, err)
+		require.Regexp(t, `^audex\.example\+[0-9a-f]{8}\+[A-Za-z0-9+/=]+\n$`, first, "one verifier key")
+		require.NotContains(t, first, strings.TrimSpace(string(secret)))
+
+		rotated, err := runOut(t, env, "log-key", "rotate")
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSpace(rotated), "\n")
+		require.Len(t, lines, 2, "the old key stays published")
+		require.Equal(t, strings.TrimSpace(first), lines[0])
+		require.NotEqual(t, lines[0], lines[1])
+
+		_, err = runOut(t, map[string]string{"AUDEX_LOG_KEY": "PRIVATE+KEY+x+nothex+zzz"}, "log-key")
+		require.ErrorContains(t, err, "not a signed-note private key")
+		require.NotContains(t, err.Error(), "nothex", "a key is never quoted")
+		_, err = runOut(t, map[string]string{"AUDEX_LOG_KEY": string(secret)}, "log-key", "rotate")
+		require.ErrorContains(t, err, "AUDEX_LOG_KEY holds the signing keys")
 	})
 
 	t.Run("KeysCreateListRevokeCheck", func(t *testing.T) {
@@ -104,7 +146,7 @@ func TestRun(t *testing.T) {
 		defer cancel()
 		stderr := &logtest.Buffer{}
 		done := make(chan error, 1)
-		go func() { done <- run(ctx, nil, envOf(env), io.Discard, stderr) }()
+		go func() { done <- run(ctx, nil, envOf(t, env), io.Discard, stderr) }()
 		addr := waitForListen(t, stderr)
 
 		body := `{"events":[{"action":"user.login","actor":{"id":"alice"}}]}`
@@ -148,7 +190,7 @@ func TestRun(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		stderr := &logtest.Buffer{}
-		go func() { _ = run(ctx, nil, envOf(env), io.Discard, stderr) }()
+		go func() { _ = run(ctx, nil, envOf(t, env), io.Discard, stderr) }()
 		addr := waitForListen(t, stderr)
 
 		// A client that never finishes its headers (slowloris) is hung
@@ -179,7 +221,7 @@ func TestRun(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		stderr := &logtest.Buffer{}
-		go func() { _ = run(ctx, nil, envOf(env), io.Discard, stderr) }()
+		go func() { _ = run(ctx, nil, envOf(t, env), io.Discard, stderr) }()
 		addr := waitForListen(t, stderr)
 		key := storetest.NewKey(t, storetest.Pool(t), storetest.NewTenant(t), audex.ScopeWrite)
 

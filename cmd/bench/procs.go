@@ -20,6 +20,9 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/client"
+	audexconfig "github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/integrity"
+	"github.com/audex-dev/audex/internal/store"
 )
 
 // process is one of audex's commands (api or worker), built from this
@@ -42,6 +45,11 @@ type services struct {
 	api, worker *process
 	apiURL      string
 	buildTime   time.Duration
+	// The integrity log's first seal of every loaded event, in the
+	// benchmark's process before the worker starts (so that the worker's
+	// does not run in the middle of the first measurements).
+	sealed   int64
+	sealTime time.Duration
 }
 
 // buildCommands builds cmd/api and cmd/worker of this checkout into dir.
@@ -79,17 +87,32 @@ func (b *bench) startServices(ctx context.Context) (*services, error) {
 		return s, err
 	}
 	s.buildTime = time.Since(start)
+	// The integrity log's signing key, as `api migrate` makes it.
+	keyFile := filepath.Join(dir, "log-signing.key")
+	if _, err := integrity.EnsureKeyFile(keyFile, "audex-bench"); err != nil {
+		return s, err
+	}
+	keys, err := integrity.LoadKeys("", keyFile)
+	if err != nil {
+		return s, err
+	}
+	b.logger.Info("sealing", slog.String("what", "every loaded event into the integrity log"))
+	start = time.Now()
+	if s.sealed, err = store.SealAllLogs(ctx, b.pool, audexconfig.DefaultLogName, 500_000, keys.Sign); err != nil {
+		return s, err
+	}
+	s.sealTime = time.Since(start)
 	// Streams may ask for short intervals: the keep-up stream's is 10 s.
-	config := fmt.Sprintf("stream_min_interval: 1s\ndestinations:\n  - name: local\n    type: file\n    bucket: %q\n", s.localFolder)
+	conf := fmt.Sprintf("stream_min_interval: 1s\nlog_key_file: %q\ndestinations:\n  - name: local\n    type: file\n    bucket: %q\n", keyFile, s.localFolder)
 	if b.cfg.s3Endpoint != "" {
 		if s.s3Bucket, err = b.createBucket(ctx); err != nil {
 			return s, err
 		}
-		config += fmt.Sprintf("  - name: minio\n    type: s3\n    bucket: %s\n    endpoint: %q\n    region: %s\n    access_key_id_env: %s\n    secret_access_key_env: %s\n",
+		conf += fmt.Sprintf("  - name: minio\n    type: s3\n    bucket: %s\n    endpoint: %q\n    region: %s\n    access_key_id_env: %s\n    secret_access_key_env: %s\n",
 			s.s3Bucket, b.cfg.s3Endpoint, b.cfg.s3Region, b.cfg.s3AccessKeyIDEnv, b.cfg.s3SecretKeyEnv)
 	}
 	configPath := filepath.Join(dir, "audex.yaml")
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(configPath, []byte(conf), 0o600); err != nil {
 		return s, err
 	}
 	apiEnv := append(serviceEnv(b.cfg.databaseURL, configPath, "bench-api"), "AUDEX_LISTEN=127.0.0.1:0")

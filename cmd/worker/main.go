@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/store"
@@ -73,6 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			}
 		}
 	}
+	logKeys, err := integrity.LoadKeys(cfg.LogKey, cfg.LogKeyFile)
+	if err != nil {
+		return err
+	}
 	client, err := jobs.NewClient(jobs.Config{
 		Pool:              pool,
 		Logger:            logger,
@@ -83,6 +88,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ReaperInterval:    time.Duration(cfg.Exports.ReaperInterval),
 		RetentionInterval: cfg.RetentionInterval,
 		SummaryInterval:   cfg.SummaryInterval,
+		LogKeys:           logKeys,
+		LogName:           cfg.LogName,
+		SealInterval:      cfg.SealInterval,
 
 		ExportsRunningPerTenant: cfg.Exports.RunningPerTenant,
 		PurgeBatchBudget:        time.Duration(cfg.Limits.PurgeBatchTimeout),

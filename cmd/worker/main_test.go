@@ -38,15 +38,18 @@ func TestRun(t *testing.T) {
 		_, err := pool.Exec(t.Context(), "DROP TABLE IF EXISTS "+partition)
 		require.NoError(t, err)
 
-		url := storetest.DatabaseURL(t)
+		url, logKey := storetest.DatabaseURL(t), storetest.LogKey(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		done := make(chan error, 1)
 		var stderr bytes.Buffer
 		go func() {
 			done <- run(ctx, nil, func(k string) string {
-				if k == "DATABASE_URL" {
+				switch k {
+				case "DATABASE_URL":
 					return url
+				case "AUDEX_LOG_KEY":
+					return logKey
 				}
 				return ""
 			}, &stderr)
@@ -67,7 +70,7 @@ func TestRun(t *testing.T) {
 
 	t.Run("ServesMetricsWhenAsked", func(t *testing.T) {
 		t.Parallel()
-		url := storetest.DatabaseURL(t)
+		url, logKey := storetest.DatabaseURL(t), storetest.LogKey(t)
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		done := make(chan error, 1)
@@ -75,6 +78,8 @@ func TestRun(t *testing.T) {
 		go func() {
 			done <- run(ctx, nil, func(k string) string {
 				switch k {
+				case "AUDEX_LOG_KEY":
+					return logKey
 				case "DATABASE_URL":
 					return url
 				case "AUDEX_WORKER_METRICS_LISTEN":

@@ -67,6 +67,8 @@ type processBundle struct {
 	api    string
 	key    string
 	tenant string
+	// logKey signs the integrity log's checkpoints.
+	logKey string
 	// destinations are YAML entries of destinations that writeConfig
 	// lists after the local one.
 	destinations string
@@ -80,7 +82,7 @@ func setupProcesses(t *testing.T) *processBundle {
 // setupProcessesOn is setupProcesses on the migrated database of dbURL.
 func setupProcessesOn(t *testing.T, dbURL string) *processBundle {
 	t.Helper()
-	b := &processBundle{dbURL: dbURL, folder: t.TempDir(), tenant: storetest.NewTenant(t)}
+	b := &processBundle{dbURL: dbURL, folder: t.TempDir(), tenant: storetest.NewTenant(t), logKey: storetest.LogKey(t)}
 	var err error
 	b.pool, err = store.Open(t.Context(), b.dbURL)
 	require.NoError(t, err)
@@ -166,7 +168,7 @@ func (b *processBundle) startWorkerUnder(t *testing.T, wrapper ...string) *worke
 	t.Helper()
 	argv := append(wrapper, workerBinary(t))
 	w := &worker{cmd: exec.Command(argv[0], argv[1:]...), stderr: &logtest.Buffer{}}
-	w.cmd.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL, "AUDEX_CONFIG="+b.config)
+	w.cmd.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL, "AUDEX_CONFIG="+b.config, "AUDEX_LOG_KEY="+b.logKey)
 	w.cmd.Stderr = w.stderr
 	require.NoError(t, w.cmd.Start())
 	t.Cleanup(func() { _ = w.cmd.Process.Kill(); _ = w.cmd.Wait() })

@@ -16,6 +16,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/api"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -232,8 +233,19 @@ func TestAccessMatrix(t *testing.T) {
 	ownPurge := eb.purge(t, "2000-01-01")
 	otherPurge := otherEB.purge(t, "2000-01-01")
 
+	// Both tenants' logs sealed, so that the log's routes have checkpoints.
+	logKeys, err := integrity.ParseKeys(storetest.LogKey(t))
+	require.NoError(t, err)
+	for _, tenant := range []string{b.tenant, other.tenant} {
+		_, _, err := store.SealLog(t.Context(), b.pool, tenant, "audex", 1000, logKeys.Sign)
+		require.NoError(t, err)
+	}
+	size, _, err := store.LatestLogCheckpoint(t.Context(), b.pool, b.tenant)
+	require.NoError(t, err)
+	queries := map[string]string{"GET /v1/audit/log/consistency": fmt.Sprintf("?from=%d&to=%d", size, size)}
+
 	revoked := storetest.NewKey(t, b.pool, b.tenant, "audit:read", "audit:write", "audit:export", "audit:admin")
-	_, err := store.RevokeAPIKey(t.Context(), b.pool, "", audex.HashKey(revoked))
+	_, err = store.RevokeAPIKey(t.Context(), b.pool, "", audex.HashKey(revoked))
 	require.NoError(t, err)
 
 	pathOf := func(pattern, id string) string {
@@ -273,7 +285,7 @@ func TestAccessMatrix(t *testing.T) {
 			case "DELETE /v1/audit/streams/{id}":
 				ownID = eb.createStream(t, streamBody).ID // one to delete
 			}
-			path := pathOf(rt.Pattern, ownID)
+			path := pathOf(rt.Pattern, ownID) + queries[name]
 			body := bodies[name]
 			for _, auth := range []struct {
 				name, header, value string

@@ -42,6 +42,9 @@ type Config struct {
 	// StreamMinInterval is the least interval a stream may ask for
 	// (zero: config.DefaultStreamMinInterval).
 	StreamMinInterval time.Duration
+	// LogVerifierKeys are the integrity log's verifier keys, oldest first,
+	// served by GET /v1/audit/log/public-key.
+	LogVerifierKeys []string
 	// Limits are the per-tenant caps and budgets of requests.
 	Limits Limits
 	// RateLimit limits each API key's requests to this process (zero: no
@@ -77,8 +80,10 @@ type Server struct {
 	exports      ExportLimits
 	// streamMinInterval is the least interval a stream may ask for.
 	streamMinInterval time.Duration
-	limits            Limits
-	admission         *admission
+	// logVerifierKeys are the integrity log's verifier keys.
+	logVerifierKeys []string
+	limits          Limits
+	admission       *admission
 
 	touchMu     sync.Mutex
 	lastTouched map[string]time.Time
@@ -118,6 +123,7 @@ func New(cfg Config) *Server {
 		destinations:      cfg.Destinations,
 		exports:           cfg.Exports,
 		streamMinInterval: cfg.StreamMinInterval,
+		logVerifierKeys:   cfg.LogVerifierKeys,
 		limits:            cfg.Limits,
 		admission:         newAdmission(cfg.Limits),
 		limiters:          newRateLimiters(cfg.RateLimit),
@@ -158,6 +164,10 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Pattern: "/v1/audit/events", Scope: audex.ScopeRead, Query: true, handle: s.handleListEvents},
 		{Method: "GET", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeRead, handle: s.handleGetEvent},
 		{Method: "DELETE", Pattern: "/v1/audit/events/{id}", Scope: audex.ScopeWrite, handle: s.handleDeleteEvent},
+		{Method: "GET", Pattern: "/v1/audit/events/{id}/proof", Scope: audex.ScopeRead, Query: true, handle: s.handleEventProof},
+		{Method: "GET", Pattern: "/v1/audit/log/public-key", handle: s.handleLogPublicKey},
+		{Method: "GET", Pattern: "/v1/audit/log/checkpoint", Scope: audex.ScopeRead, Query: true, handle: s.handleLogCheckpoint},
+		{Method: "GET", Pattern: "/v1/audit/log/consistency", Scope: audex.ScopeRead, Query: true, handle: s.handleLogConsistency},
 		{Method: "GET", Pattern: "/v1/audit/filters", Scope: audex.ScopeRead, handle: s.handleFilters},
 		{Method: "GET", Pattern: "/v1/audit/summary", Scope: audex.ScopeRead, Query: true, Work: workSummary, handle: s.handleSummary},
 		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, Query: true, Work: workSummary, handle: s.handleActorTrail},

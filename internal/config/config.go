@@ -32,6 +32,11 @@ const (
 	// DefaultStreamMinInterval is the least interval_seconds a stream may
 	// ask for.
 	DefaultStreamMinInterval = time.Minute
+	// DefaultSealInterval is how often the integrity log is extended and
+	// a checkpoint signed.
+	DefaultSealInterval = time.Minute
+	DefaultLogName      = "audex"
+	DefaultLogKeyFile   = "./data/log-signing.key"
 )
 
 // Config is the whole operator configuration.
@@ -49,6 +54,17 @@ type Config struct {
 	// StreamMinInterval is the least interval a stream may ask for (1 s to
 	// 24 h).
 	StreamMinInterval time.Duration `yaml:"stream_min_interval"`
+	// SealInterval is how often the integrity log is extended and a
+	// checkpoint signed.
+	SealInterval time.Duration `yaml:"seal_interval"`
+	// LogName names the integrity log: its signing key's name and the
+	// first part of every checkpoint's origin (<log_name>/<tenant>).
+	LogName string `yaml:"log_name"`
+	// LogKeyFile is the file of the log's signing keys, which `api
+	// migrate` creates when missing; LogKey (AUDEX_LOG_KEY), when set,
+	// holds the keys instead.
+	LogKeyFile string `yaml:"log_key_file"`
+	LogKey     string `yaml:"-"`
 	// CursorSecret overrides the cursor-signing secret that `api migrate`
 	// stores in the database. Every replica must use the same one.
 	CursorSecret string        `yaml:"-"`
@@ -292,6 +308,9 @@ func Load(getenv func(string) string) (Config, error) {
 		RetentionInterval: DefaultRetentionInterval,
 		SummaryInterval:   DefaultSummaryInterval,
 		StreamMinInterval: DefaultStreamMinInterval,
+		SealInterval:      DefaultSealInterval,
+		LogName:           DefaultLogName,
+		LogKeyFile:        DefaultLogKeyFile,
 		Destinations:      []Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}},
 		Exports:           DefaultExports,
 		Limits:            DefaultLimits,
@@ -317,7 +336,7 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"AUDEX_RETENTION_INTERVAL", &cfg.RetentionInterval}, {"AUDEX_SUMMARY_INTERVAL", &cfg.SummaryInterval}, {"AUDEX_STREAM_MIN_INTERVAL", &cfg.StreamMinInterval}} {
+	}{{"AUDEX_RETENTION_INTERVAL", &cfg.RetentionInterval}, {"AUDEX_SUMMARY_INTERVAL", &cfg.SummaryInterval}, {"AUDEX_STREAM_MIN_INTERVAL", &cfg.StreamMinInterval}, {"AUDEX_SEAL_INTERVAL", &cfg.SealInterval}} {
 		if v := getenv(d.name); v != "" {
 			if err := parseDuration(d.name, v, d.dst); err != nil {
 				return cfg, err
@@ -345,6 +364,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		cfg.Exports.Concurrency = n
 	}
+	if v := getenv("AUDEX_LOG_NAME"); v != "" {
+		cfg.LogName = v
+	}
+	if v := getenv("AUDEX_LOG_KEY_FILE"); v != "" {
+		cfg.LogKeyFile = v
+	}
+	cfg.LogKey = getenv("AUDEX_LOG_KEY")
 	cfg.CursorSecret = getenv("AUDEX_CURSOR_SECRET")
 	return cfg, cfg.validate()
 }
@@ -369,6 +395,9 @@ func parseYAML(data []byte, cfg *Config) error {
 		RetentionInterval *string        `yaml:"retention_interval"`
 		SummaryInterval   *string        `yaml:"summary_interval"`
 		StreamMinInterval *string        `yaml:"stream_min_interval"`
+		SealInterval      *string        `yaml:"seal_interval"`
+		LogName           *string        `yaml:"log_name"`
+		LogKeyFile        *string        `yaml:"log_key_file"`
 		Destinations      *[]Destination `yaml:"destinations"`
 		Exports           *Exports       `yaml:"exports"`
 		RateLimit         *RateLimit     `yaml:"rate_limit"`
@@ -403,6 +432,13 @@ func parseYAML(data []byte, cfg *Config) error {
 			return err
 		}
 	}
+	if file.SealInterval != nil {
+		if err := parseDuration("seal_interval", *file.SealInterval, &cfg.SealInterval); err != nil {
+			return err
+		}
+	}
+	setIfGiven(&cfg.LogName, deref(file.LogName))
+	setIfGiven(&cfg.LogKeyFile, deref(file.LogKeyFile))
 	if file.Destinations != nil {
 		cfg.Destinations = *file.Destinations
 	}
@@ -425,6 +461,15 @@ func parseYAML(data []byte, cfg *Config) error {
 		setIfGiven(&x.ReaperInterval, f.ReaperInterval)
 	}
 	return nil
+}
+
+// deref is *p, or zero for nil.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // setIfGiven sets *dst to v unless v is zero (not given in the file).
@@ -475,6 +520,20 @@ func (l Limits) validate() error {
 	return nil
 }
 
+// validLogName reports whether name can name a signed-note key and start
+// a checkpoint's origin line.
+func validLogName(name string) bool {
+	if name == "" || len(name) > 100 {
+		return false
+	}
+	for _, r := range name {
+		if r <= ' ' || r == '+' || r == 0x7f || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 func (c Config) validate() error {
 	if c.RetentionInterval < time.Second {
 		return errors.New("retention_interval (AUDEX_RETENTION_INTERVAL) must be at least 1s")
@@ -484,6 +543,12 @@ func (c Config) validate() error {
 	}
 	if c.SummaryInterval < time.Second {
 		return errors.New("summary_interval (AUDEX_SUMMARY_INTERVAL) must be at least 1s")
+	}
+	if c.SealInterval < time.Second {
+		return errors.New("seal_interval (AUDEX_SEAL_INTERVAL) must be at least 1s")
+	}
+	if !validLogName(c.LogName) {
+		return errors.New("log_name (AUDEX_LOG_NAME) must be 1 to 100 printable characters without spaces or +")
 	}
 	if c.StreamMinInterval < time.Second || c.StreamMinInterval > 24*time.Hour || c.StreamMinInterval%time.Second != 0 {
 		return errors.New("stream_min_interval (AUDEX_STREAM_MIN_INTERVAL) must be whole seconds from 1s to 24h")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,6 +46,13 @@ type Config struct {
 	// PurgeBatchBudget is the time budget of each statement of a purge
 	// batch (zero: the pool's).
 	PurgeBatchBudget time.Duration
+	// LogKeys sign the integrity log's checkpoints; nil seals nothing
+	// (cmd/worker always has keys).
+	LogKeys *integrity.Keys
+	// LogName is the integrity log's name (default config.DefaultLogName).
+	LogName string
+	// SealInterval is how often the integrity log is extended.
+	SealInterval time.Duration
 }
 
 // reaperRestartInterval is how often River's leader inserts a reaper job,
@@ -91,6 +99,43 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	if summaryInterval <= 0 {
 		summaryInterval = config.DefaultSummaryInterval
 	}
+	// One job of a periodic kind queued or running at a time: a slow run
+	// is not queued again behind itself.
+	single := &river.InsertOpts{UniqueOpts: river.UniqueOpts{
+		ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable},
+	}}
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
+			return queue.PartitionMaintenanceArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+		// The reaper is a loop of its own (see ExportReaperWorker): this
+		// starts it, or restarts it after its job died.
+		river.NewPeriodicJob(river.PeriodicInterval(max(reaperInterval, reaperRestartInterval)), func() (river.JobArgs, *river.InsertOpts) {
+			return queue.ExportReaperArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(streamSchedulerInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return queue.StreamSchedulerArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(retentionInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return queue.RetentionArgs{}, nil
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(river.PeriodicInterval(summaryInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return queue.SummaryRollupArgs{}, single
+		}, &river.PeriodicJobOpts{RunOnStart: true}),
+	}
+	if cfg.LogKeys != nil {
+		logName, sealInterval := cfg.LogName, cfg.SealInterval
+		if logName == "" {
+			logName = config.DefaultLogName
+		}
+		if sealInterval <= 0 {
+			sealInterval = config.DefaultSealInterval
+		}
+		river.AddWorker(workers, &SealWorker{Pool: cfg.Pool, Logger: cfg.Logger, LogName: logName, Keys: cfg.LogKeys})
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(sealInterval), func() (river.JobArgs, *river.InsertOpts) {
+			return queue.SealArgs{}, single
+		}, &river.PeriodicJobOpts{RunOnStart: true}))
+	}
 	concurrency := cfg.ExportConcurrency
 	if concurrency <= 0 {
 		concurrency = config.DefaultExports.Concurrency
@@ -110,29 +155,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		// ran out.
 		JobTimeout:           timing.attemptTimeout(),
 		RescueStuckJobsAfter: 2 * timing.attemptTimeout(),
-		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
-				return queue.PartitionMaintenanceArgs{}, nil
-			}, &river.PeriodicJobOpts{RunOnStart: true}),
-			// The reaper is a loop of its own (see ExportReaperWorker):
-			// this starts it, or restarts it after its job died.
-			river.NewPeriodicJob(river.PeriodicInterval(max(reaperInterval, reaperRestartInterval)), func() (river.JobArgs, *river.InsertOpts) {
-				return queue.ExportReaperArgs{}, nil
-			}, &river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(streamSchedulerInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return queue.StreamSchedulerArgs{}, nil
-			}, &river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(retentionInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return queue.RetentionArgs{}, nil
-			}, &river.PeriodicJobOpts{RunOnStart: true}),
-			// One rollup queued or running at a time: a slow one is not
-			// queued again behind itself.
-			river.NewPeriodicJob(river.PeriodicInterval(summaryInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return queue.SummaryRollupArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{
-					ByState: []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled, rivertype.JobStateRetryable},
-				}}
-			}, &river.PeriodicJobOpts{RunOnStart: true}),
-		},
+		PeriodicJobs:         periodic,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)

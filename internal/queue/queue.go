@@ -96,6 +96,13 @@ type SummaryRollupArgs struct{}
 // Kind is the job's stable name.
 func (SummaryRollupArgs) Kind() string { return "summary_rollup" }
 
+// SealArgs asks for every tenant's newly received events to be appended
+// to its integrity log and a checkpoint of each grown log to be signed.
+type SealArgs struct{}
+
+// Kind is the job's stable name.
+func (SealArgs) Kind() string { return "seal" }
+
 // PartitionMaintenanceArgs asks for the monthly event partitions around
 // now to exist, so that new months never land in the default partition.
 type PartitionMaintenanceArgs struct{}

@@ -106,7 +106,8 @@ func StartWith(t testing.TB, destinations []config.Destination, env ...string) *
 	if err := os.WriteFile(s.ConfigPath, []byte(file.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "AUDEX_CONFIG="+s.ConfigPath, "AUDEX_LISTEN=127.0.0.1:0"), env...)
+	env = append(append(os.Environ(), "DATABASE_URL="+dbURL, "AUDEX_CONFIG="+s.ConfigPath, "AUDEX_LISTEN=127.0.0.1:0",
+		"AUDEX_LOG_KEY="+storetest.LogKey(t)), env...)
 	start(t, filepath.Join(bin, "api"), env, s.APILog, "api_listening")
 	start(t, filepath.Join(bin, "worker"), env, s.WorkerLog, "worker_started")
 	s.URL = "http://" + s.APILog.ListenAddr("api_listening")

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/migrations"
 )
@@ -168,6 +169,17 @@ func NewKey(t testing.TB, pool *pgxpool.Pool, tenant string, scopes ...string) s
 		t.Fatalf("create key: %v", err)
 	}
 	return plain
+}
+
+// LogKey returns a new signing key of the integrity log (the value of
+// AUDEX_LOG_KEY) for a test's api and worker.
+func LogKey(t testing.TB) string {
+	t.Helper()
+	key, err := integrity.GenerateKey("audex-test")
+	if err != nil {
+		t.Fatalf("generate log key: %v", err)
+	}
+	return key
 }
 
 // IsolatedDatabaseURL creates a migrated database for this test alone,

@@ -1,0 +1,224 @@
+package store_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/integrity"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// memoryTree is a tlog tree kept in memory from its records, the way
+// tlog's own tests keep one: the independent reckoning that the stored
+// log is checked against.
+type memoryTree []tlog.Hash
+
+func (m memoryTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		out[i] = m[x]
+	}
+	return out, nil
+}
+
+// treeOf returns the tree of the events' canonical encodings, in order.
+func treeOf(t *testing.T, events []audex.Event) memoryTree {
+	t.Helper()
+	var m memoryTree
+	for i := range events {
+		hashes, err := tlog.StoredHashes(int64(i), events[i].AppendJSON(nil), m)
+		require.NoError(t, err)
+		m = append(m, hashes...)
+	}
+	return m
+}
+
+// inArrivalOrder returns every event of the tenant in arrival order.
+func inArrivalOrder(t *testing.T, pool *pgxpool.Pool, tenant string) []audex.Event {
+	t.Helper()
+	events, err := store.ListArrivals(t.Context(), pool, tenant, audex.Filter{}, time.Time{}, time.Now().Add(time.Hour), nil, 1_000_000)
+	require.NoError(t, err)
+	return events
+}
+
+type logBundle struct {
+	pool   *pgxpool.Pool
+	tenant string
+	keys   *integrity.Keys
+}
+
+func setupLog(t *testing.T) *logBundle {
+	t.Helper()
+	skey, err := integrity.GenerateKey("audex-test")
+	require.NoError(t, err)
+	keys, err := integrity.ParseKeys(skey)
+	require.NoError(t, err)
+	return &logBundle{pool: storetest.Pool(t), tenant: storetest.NewTenant(t), keys: keys}
+}
+
+// ingest stores n events of the tenant, some occurring long ago.
+func (b *logBundle) ingest(t *testing.T, tenant, prefix string, n int) {
+	t.Helper()
+	batch := make([]audex.Event, n)
+	for i := range batch {
+		at := time.Now().Add(-time.Duration(i%3) * 24 * time.Hour)
+		batch[i] = audex.Event{ID: fmt.Sprintf("%s-%04d", prefix, i), OccurredAt: at, Action: "doc.read",
+			Actor: audex.Actor{ID: "alice"}, Metadata: []byte(`{"n":` + fmt.Sprint(i) + `,"note":"<&>\u2028"}`)}
+	}
+	_, err := store.InsertEvents(t.Context(), b.pool, tenant, batch)
+	require.NoError(t, err)
+}
+
+func (b *logBundle) sealAll(t *testing.T, maxLeaves int) int64 {
+	t.Helper()
+	var total int64
+	for more := true; more; {
+		n, m, err := store.SealLog(t.Context(), b.pool, b.tenant, "audex-test", maxLeaves, b.keys.Sign)
+		require.NoError(t, err)
+		total, more = total+n, m
+	}
+	return total
+}
+
+// latest returns the tenant's latest checkpoint, opened with the keys.
+func (b *logBundle) latest(t *testing.T) integrity.Checkpoint {
+	t.Helper()
+	size, note, err := store.LatestLogCheckpoint(t.Context(), b.pool, b.tenant)
+	require.NoError(t, err)
+	c, err := integrity.OpenCheckpoint([]byte(note), b.keys.VerifierKeys())
+	require.NoError(t, err)
+	require.Equal(t, size, c.Size)
+	require.Equal(t, integrity.Origin("audex-test", b.tenant), c.Origin)
+	return c
+}
+
+func TestSealLog(t *testing.T) {
+	t.Parallel()
+
+	t.Run("TheTreeHoldsEveryEventOnceInArrivalOrder", func(t *testing.T) {
+		t.Parallel()
+		b := setupLog(t)
+		b.ingest(t, b.tenant, "a", 50)
+		b.ingest(t, storetest.NewTenant(t), "other", 20) // another tenant's stay out
+		require.EqualValues(t, 50, b.sealAll(t, 1000))
+		for i := range 6 {
+			b.ingest(t, b.tenant, fmt.Sprintf("b%d", i), 5)
+		}
+		// In chunks of at most 7, cut between ingests (the events of one
+		// received_at go together): a checkpoint after each ingest, one
+		// tree.
+		require.EqualValues(t, 30, b.sealAll(t, 7))
+		require.Zero(t, b.sealAll(t, 1000), "nothing new, nothing sealed")
+
+		events := inArrivalOrder(t, b.pool, b.tenant)
+		require.Len(t, events, 80)
+		want := treeOf(t, events)
+		root, err := tlog.TreeHash(80, want)
+		require.NoError(t, err)
+		c := b.latest(t)
+		require.EqualValues(t, 80, c.Size)
+		require.Equal(t, root, c.Root, "the signed root is the tree of the events' canonical encodings")
+
+		for _, i := range []int{0, 1, 49, 50, 63, 79} {
+			p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, events[i].ID, c.Size)
+			require.NoError(t, err)
+			require.EqualValues(t, i, p.LeafIndex)
+			leaf := tlog.RecordHash(integrity.LeafData(&events[i]))
+			require.Equal(t, leaf, p.LeafHash)
+			require.NoError(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, leaf), "event %d", i)
+		}
+
+		// Every checkpoint is consistent with the latest.
+		for _, from := range []int64{50, 55, 60, 65, 70, 75, 80} {
+			_, note, err := store.LogCheckpointAt(t.Context(), b.pool, b.tenant, from)
+			require.NoError(t, err, "a checkpoint at %d", from)
+			old, err := integrity.OpenCheckpoint([]byte(note), b.keys.VerifierKeys())
+			require.NoError(t, err)
+			proof, err := store.ProveLogConsistency(t.Context(), b.pool, b.tenant, from, c.Size)
+			require.NoError(t, err)
+			require.NoError(t, tlog.CheckTree(proof, c.Size, c.Root, old.Size, old.Root), "from %d", from)
+		}
+	})
+
+	t.Run("AProofOfAChangedEventFails", func(t *testing.T) {
+		t.Parallel()
+		b := setupLog(t)
+		b.ingest(t, b.tenant, "a", 10)
+		b.sealAll(t, 1000)
+		c := b.latest(t)
+		e := inArrivalOrder(t, b.pool, b.tenant)[3]
+		p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, e.ID, c.Size)
+		require.NoError(t, err)
+		e.Action = "doc.deleted"
+		require.Error(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&e))))
+	})
+
+	t.Run("ADeletedEventKeepsItsLeafAndProof", func(t *testing.T) {
+		t.Parallel()
+		b := setupLog(t)
+		b.ingest(t, b.tenant, "a", 10)
+		b.sealAll(t, 1000)
+		c := b.latest(t)
+		e := inArrivalOrder(t, b.pool, b.tenant)[4]
+		require.NoError(t, store.DeleteEvent(t.Context(), b.pool, b.tenant, e.ID, audex.Actor{ID: "ops", Type: new("user")}))
+		p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, e.ID, c.Size)
+		require.NoError(t, err)
+		require.NoError(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&e))))
+		// The deletion's own audit event is the next leaf.
+		b.sealAll(t, 1000)
+		require.EqualValues(t, 11, b.latest(t).Size)
+	})
+
+	t.Run("WhatTheLogDoesNotHold", func(t *testing.T) {
+		t.Parallel()
+		b := setupLog(t)
+		b.ingest(t, b.tenant, "a", 5)
+		_, _, err := store.LatestLogCheckpoint(t.Context(), b.pool, b.tenant)
+		require.ErrorIs(t, err, store.ErrNotFound, "no checkpoint before the first seal")
+		b.sealAll(t, 1000)
+		b.ingest(t, b.tenant, "late", 1)
+		_, err = store.ProveLogInclusion(t.Context(), b.pool, b.tenant, "late-0000", 5)
+		require.ErrorIs(t, err, store.ErrNotSealed)
+		_, err = store.ProveLogInclusion(t.Context(), b.pool, b.tenant, "nope", 5)
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = store.ProveLogInclusion(t.Context(), b.pool, b.tenant, "a-0000", 4)
+		require.ErrorIs(t, err, store.ErrNoCheckpoint)
+		_, err = store.ProveLogConsistency(t.Context(), b.pool, b.tenant, 2, 5)
+		require.ErrorIs(t, err, store.ErrNoCheckpoint)
+		other := storetest.NewTenant(t)
+		_, err = store.ProveLogInclusion(t.Context(), b.pool, other, "a-0000", 5)
+		require.ErrorIs(t, err, store.ErrNoCheckpoint, "another tenant has no log")
+	})
+
+	t.Run("ConcurrentSealsMakeOneTree", func(t *testing.T) {
+		t.Parallel()
+		b := setupLog(t)
+		var wg sync.WaitGroup
+		for r := range 4 {
+			wg.Go(func() {
+				for i := range 5 {
+					b.ingest(t, b.tenant, fmt.Sprintf("r%d-%d", r, i), 20)
+					_, _, err := store.SealLog(t.Context(), b.pool, b.tenant, "audex-test", 1000, b.keys.Sign)
+					require.NoError(t, err)
+				}
+			})
+		}
+		wg.Wait()
+		b.sealAll(t, 1000)
+		events := inArrivalOrder(t, b.pool, b.tenant)
+		require.Len(t, events, 400)
+		root, err := tlog.TreeHash(400, treeOf(t, events))
+		require.NoError(t, err)
+		c := b.latest(t)
+		require.EqualValues(t, 400, c.Size)
+		require.Equal(t, root, c.Root)
+	})
+}
