@@ -43,6 +43,8 @@ type Client struct {
 	// Streams creates, follows, pauses, resumes and deletes export
 	// streams, and lists their batches.
 	Streams *StreamsService
+	// Log fetches the integrity log's keys, checkpoints and proofs.
+	Log *LogService
 }
 
 // Option changes a Client made by New.
@@ -80,6 +82,7 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	c.Exports = &ExportsService{c: c}
 	c.Purges = &PurgesService{c: c}
 	c.Streams = &StreamsService{c: c}
+	c.Log = &LogService{c: c}
 	return c, nil
 }
 

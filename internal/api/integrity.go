@@ -15,22 +15,6 @@ import (
 // The integrity log's routes (docs/api.md, "Integrity log"): the public
 // keys, a tenant's signed checkpoints and its proofs.
 
-// inclusionProof is the body of GET /v1/audit/events/{id}/proof; hashes
-// are base64 (tlog.Hash's JSON form).
-type inclusionProof struct {
-	LeafIndex int64       `json:"leaf_index"`
-	TreeSize  int64       `json:"tree_size"`
-	LeafHash  tlog.Hash   `json:"leaf_hash"`
-	Hashes    []tlog.Hash `json:"hashes"`
-}
-
-// consistencyProof is the body of GET /v1/audit/log/consistency.
-type consistencyProof struct {
-	From   int64       `json:"from"`
-	To     int64       `json:"to"`
-	Hashes []tlog.Hash `json:"hashes"`
-}
-
 func (s *Server) handleLogPublicKey(w http.ResponseWriter, _ *http.Request, _ audex.APIKey) error {
 	if len(s.logVerifierKeys) == 0 {
 		return notFound("log key (this server was started without one)")
@@ -92,7 +76,7 @@ func (s *Server) handleEventProof(w http.ResponseWriter, r *http.Request, key au
 	case err != nil:
 		return err
 	}
-	s.writeJSON(w, http.StatusOK, inclusionProof{LeafIndex: p.LeafIndex, TreeSize: p.TreeSize, LeafHash: p.LeafHash, Hashes: nonNil(p.Hashes)})
+	s.writeJSON(w, http.StatusOK, audex.InclusionProof{LeafIndex: p.LeafIndex, TreeSize: p.TreeSize, LeafHash: p.LeafHash, Hashes: nonNil(p.Hashes)})
 	return nil
 }
 
@@ -122,7 +106,7 @@ func (s *Server) handleLogConsistency(w http.ResponseWriter, r *http.Request, ke
 	if err != nil {
 		return err
 	}
-	s.writeJSON(w, http.StatusOK, consistencyProof{From: from, To: to, Hashes: nonNil(hashes)})
+	s.writeJSON(w, http.StatusOK, audex.ConsistencyProof{From: from, To: to, Hashes: nonNil(hashes)})
 	return nil
 }
 

@@ -61,12 +61,7 @@ func (b *logTestBundle) proveServed(t *testing.T, id string, c integrity.Checkpo
 	t.Helper()
 	body := b.do(t, "GET", "/v1/audit/events/"+id, b.key, nil)
 	require.Equal(t, http.StatusOK, body.status)
-	var p struct {
-		LeafIndex int64       `json:"leaf_index"`
-		TreeSize  int64       `json:"tree_size"`
-		LeafHash  tlog.Hash   `json:"leaf_hash"`
-		Hashes    []tlog.Hash `json:"hashes"`
-	}
+	var p audex.InclusionProof
 	res := b.do(t, "GET", "/v1/audit/events/"+id+"/proof"+query, b.key, nil)
 	require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 	res.decode(t, &p)
@@ -102,10 +97,7 @@ func TestIntegrityLog(t *testing.T) {
 		require.NoError(t, b.proveServed(t, first[1], old, "?size="+itoa(old.Size)), "a proof against an older checkpoint")
 		require.Equal(t, old, b.checkpoint(t, "?size="+itoa(old.Size)))
 
-		var consistency struct {
-			From, To int64
-			Hashes   []tlog.Hash
-		}
+		var consistency audex.ConsistencyProof
 		res = b.do(t, "GET", "/v1/audit/log/consistency?from="+itoa(old.Size)+"&to="+itoa(c.Size), b.key, nil)
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		res.decode(t, &consistency)
@@ -132,10 +124,7 @@ func TestIntegrityLog(t *testing.T) {
 		b.seal(t)
 		c := b.checkpoint(t, "")
 		require.Equal(t, http.StatusNoContent, b.do(t, "DELETE", "/v1/audit/events/"+id, b.key, nil).status)
-		var p struct {
-			LeafIndex int64       `json:"leaf_index"`
-			Hashes    []tlog.Hash `json:"hashes"`
-		}
+		var p audex.InclusionProof
 		res := b.do(t, "GET", "/v1/audit/events/"+id+"/proof", b.key, nil)
 		require.Equal(t, http.StatusOK, res.status, "body: %s", res.body)
 		res.decode(t, &p)
