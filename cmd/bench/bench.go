@@ -168,6 +168,14 @@ func (b *bench) run(ctx context.Context) error {
 		b.printStreams(streams)
 		res.streams = &streams
 	}
+	if b.cfg.runs("log") {
+		log, err := b.integrityLog(ctx, svc, exportKey)
+		if err != nil {
+			return err
+		}
+		b.printLog(log)
+		res.log = &log
+	}
 	if b.cfg.runs("purge") {
 		purge, err := b.purge(ctx, svc)
 		if err != nil {
@@ -190,6 +198,7 @@ type results struct {
 	download   *downloadResult
 	exports    *exportResult
 	streams    *streamResult
+	log        *logResult
 	purge      *purgeResult
 }
 
