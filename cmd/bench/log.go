@@ -18,7 +18,7 @@ type logResult struct {
 	checkpoints []time.Duration // GET /v1/audit/log/checkpoint
 }
 
-// integrityLog measures, through the api process with the export key,
+// integrityLog measures, through the api process with the read key,
 // the latest checkpoint of the big tenant and inclusion proofs of its
 // events (random ones, against that checkpoint), one request at a time;
 // every proof is checked against the checkpoint's root.
