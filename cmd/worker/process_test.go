@@ -25,6 +25,7 @@ import (
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/api"
 	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/queue"
@@ -126,6 +127,16 @@ exports:
   concurrency: 2
   running_per_tenant: 2
 %s`, b.folder, b.destinations, timings), 0o600))
+}
+
+// seal seals every tenant's events into the integrity log with the
+// workers' key, as the worker's seal job does.
+func (b *processBundle) seal(t *testing.T) {
+	t.Helper()
+	keys, err := integrity.ParseKeys(b.logKey)
+	require.NoError(t, err)
+	_, err = store.SealAllLogs(t.Context(), b.pool, config.DefaultLogName, 500_000, keys.Sign)
+	require.NoError(t, err)
 }
 
 // seed stores n events spread over April 2026, actions alternating.

@@ -5,6 +5,7 @@
 package jobs
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"time"
@@ -75,6 +76,10 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	if timing.LeaseTTL <= 0 {
 		timing.LeaseTTL = DefaultExportTiming.LeaseTTL
 	}
+	var sealer *LogSealer
+	if cfg.LogKeys != nil {
+		sealer = &LogSealer{Name: cmp.Or(cfg.LogName, config.DefaultLogName), Keys: cfg.LogKeys}
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &PartitionMaintenanceWorker{Pool: cfg.Pool})
 	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant})
@@ -86,10 +91,10 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	// before the lease runs out; the grace adds a fifth of it before
 	// another attempt is started.
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 5, Interval: reaperInterval})
-	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget})
+	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget, Sealer: sealer})
 	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, OpenWebhook: cfg.OpenWebhook, Window: timing.Window, LeaseTTL: timing.LeaseTTL})
 	river.AddWorker(workers, &StreamSchedulerWorker{Pool: cfg.Pool, LeaseTTL: timing.LeaseTTL})
-	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger})
+	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger, Sealer: sealer})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
 	retentionInterval := cfg.RetentionInterval
 	if retentionInterval <= 0 {
@@ -123,15 +128,12 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 			return queue.SummaryRollupArgs{}, single
 		}, &river.PeriodicJobOpts{RunOnStart: true}),
 	}
-	if cfg.LogKeys != nil {
-		logName, sealInterval := cfg.LogName, cfg.SealInterval
-		if logName == "" {
-			logName = config.DefaultLogName
-		}
+	if sealer != nil {
+		sealInterval := cfg.SealInterval
 		if sealInterval <= 0 {
 			sealInterval = config.DefaultSealInterval
 		}
-		river.AddWorker(workers, &SealWorker{Pool: cfg.Pool, Logger: cfg.Logger, LogName: logName, Keys: cfg.LogKeys})
+		river.AddWorker(workers, &SealWorker{Pool: cfg.Pool, Logger: cfg.Logger, Sealer: sealer})
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(sealInterval), func() (river.JobArgs, *river.InsertOpts) {
 			return queue.SealArgs{}, single
 		}, &river.PeriodicJobOpts{RunOnStart: true}))

@@ -37,6 +37,9 @@ type PurgeWorker struct {
 	// BatchBudget is the time budget of each statement of a batch (zero:
 	// the pool's).
 	BatchBudget time.Duration
+	// Sealer seals the tenant's integrity log before the purge deletes,
+	// so that every deleted event keeps its leaf.
+	Sealer *LogSealer
 }
 
 // Timeout bounds one attempt, below River's rescue time.
@@ -59,6 +62,12 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs])
 		return river.JobSnooze(purgeWaitForExports)
 	case p.Finished():
 		return nil
+	}
+	// Every event the purge may delete (received before it was asked
+	// for) becomes a leaf first: deleting it removes its body, never its
+	// leaf.
+	if err := w.Sealer.SealTenant(ctx, w.Pool, p.TenantID); err != nil {
+		return err
 	}
 	deadline := time.Now().Add(w.Window)
 	var after *audex.Position
@@ -124,6 +133,9 @@ type RetentionWorker struct {
 	river.WorkerDefaults[queue.RetentionArgs]
 	Pool   *pgxpool.Pool
 	Logger *slog.Logger
+	// Sealer seals every tenant's integrity log before partitions are
+	// dropped, so that every dropped event keeps its leaf.
+	Sealer *LogSealer
 }
 
 // Work first drops the monthly partitions that every tenant in them has let
@@ -131,6 +143,9 @@ type RetentionWorker struct {
 // tenant that has a retention purge whose cut-off falls on the same UTC day
 // is skipped (store.CreateRetentionPurges).
 func (w *RetentionWorker) Work(ctx context.Context, _ *river.Job[queue.RetentionArgs]) error {
+	if _, err := w.Sealer.SealAll(ctx, w.Pool); err != nil {
+		return err
+	}
 	dropped, err := store.DropExpiredPartitions(ctx, w.Pool, time.Now())
 	for _, d := range dropped {
 		w.Logger.Info("retention_partition_dropped", slog.String("partition", d.Name), slog.Any("deleted", d.Deleted))

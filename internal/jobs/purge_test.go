@@ -11,8 +11,10 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
@@ -75,6 +77,35 @@ func TestPurgeWorker(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal(metadata, &recorded))
 		require.EqualValues(t, 12, recorded.Deleted, "the audit event gives the count")
+	})
+
+	t.Run("EveryDeletedEventIsALeafFirst", func(t *testing.T) {
+		t.Parallel()
+		b, _, p := setup(t)
+		keys, err := integrity.ParseKeys(storetest.LogKey(t))
+		require.NoError(t, err)
+		before := map[string]audex.Event{}
+		for _, id := range exportOrder(b.events)[:12] {
+			e, err := store.GetEvent(t.Context(), b.pool, b.tenant, id)
+			require.NoError(t, err)
+			before[id] = e
+		}
+		w := newWorker(t, &jobs.PurgeWorker{Pool: b.pool, Logger: b.logger, Window: time.Minute,
+			Sealer: &jobs.LogSealer{Name: "audex", Keys: keys}})
+		res, err := w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, nil)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+		require.Len(t, b.eventIDs(t, b.tenant, "doc.read"), 13)
+
+		size, note, err := store.LatestLogCheckpoint(t.Context(), b.pool, b.tenant)
+		require.NoError(t, err)
+		c, err := integrity.OpenCheckpoint([]byte(note), keys.VerifierKeys())
+		require.NoError(t, err)
+		for id, e := range before {
+			proof, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, id, size)
+			require.NoError(t, err, "deleted event %s", id)
+			require.NoError(t, tlog.CheckRecord(proof.Hashes, c.Size, c.Root, proof.LeafIndex, tlog.RecordHash(integrity.LeafData(&e))), "deleted event %s", id)
+		}
 	})
 
 	t.Run("WaitsForAnExportOfItsRange", func(t *testing.T) {

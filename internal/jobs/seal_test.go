@@ -32,7 +32,7 @@ func TestSealWorker(t *testing.T) {
 	other := storetest.NewTenant(t)
 	b.ingest(t, b.tenant, events("a", 30))
 	b.ingest(t, other, events("o", 12))
-	w, tx := newWorker(t, &jobs.SealWorker{Pool: b.pool, Logger: b.logger, LogName: "audex.test", Keys: keys}), b.tx(t)
+	w, tx := newWorker(t, &jobs.SealWorker{Pool: b.pool, Logger: b.logger, Sealer: &jobs.LogSealer{Name: "audex.test", Keys: keys}}), b.tx(t)
 	work := func(t *testing.T) {
 		t.Helper()
 		res, err := w.Work(t.Context(), t, tx, queue.SealArgs{}, nil)
