@@ -101,6 +101,7 @@ func SealLog(ctx context.Context, db DBTX, tenantID, logName string, maxLeaves i
 			if len(page) < sealPageSize {
 				break
 			}
+			r.keepFrontier(size)
 			last := page[len(page)-1]
 			after = &Arrival{ReceivedAt: last.ReceivedAt, ID: last.ID}
 		}
@@ -163,6 +164,23 @@ type logHashReader struct {
 	db       DBTX
 	tenantID string
 	cache    map[int64]tlog.Hash
+}
+
+// keepFrontier forgets the cached hashes but the roots of the complete
+// subtrees of a tree of size leaves: all that the next leaves and the
+// tree's hash read (a hash forgotten is read from the table again), so
+// that a seal of 500,000 leaves keeps a few dozen hashes, not a million.
+func (r *logHashReader) keepFrontier(size int64) {
+	frontier := make(map[int64]tlog.Hash, 64)
+	for level := 0; size>>level > 0; level++ {
+		if (size>>level)&1 == 1 {
+			index := tlog.StoredHashIndex(level, (size>>level)-1)
+			if h, ok := r.cache[index]; ok {
+				frontier[index] = h
+			}
+		}
+	}
+	r.cache = frontier
 }
 
 // ReadHashes returns the stored hashes at indexes.

@@ -148,6 +148,28 @@ func TestSealLog(t *testing.T) {
 		}
 	})
 
+	t.Run("ASealOfManyPagesMakesTheSameTree", func(t *testing.T) {
+		t.Parallel()
+		b := setupLog(t)
+		b.ingest(t, b.tenant, "a", 1000) // 1,000 leaves from an earlier seal
+		b.sealAll(t, 100_000)
+		for i := range 5 { // then 4,500 in one seal: three pages
+			b.ingest(t, b.tenant, fmt.Sprintf("b%d", i), 900)
+		}
+		require.EqualValues(t, 4500, b.sealAll(t, 100_000))
+		events := inArrivalOrder(t, b.pool, b.tenant)
+		require.Len(t, events, 5500)
+		root, err := tlog.TreeHash(5500, treeOf(t, events))
+		require.NoError(t, err)
+		c := b.latest(t)
+		require.Equal(t, root, c.Root)
+		for _, i := range []int{0, 999, 1000, 3047, 5499} {
+			p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, events[i].ID, c.Size)
+			require.NoError(t, err)
+			require.NoError(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&events[i]))), "event %d", i)
+		}
+	})
+
 	t.Run("AProofOfAChangedEventFails", func(t *testing.T) {
 		t.Parallel()
 		b := setupLog(t)
