@@ -69,6 +69,8 @@ func (s *Server) handleEventProof(w http.ResponseWriter, r *http.Request, key au
 	switch {
 	case errors.Is(err, store.ErrNoCheckpoint):
 		return notFound("checkpoint of size " + strconv.FormatInt(size, 10))
+	case errors.Is(err, store.ErrNotInLog):
+		return &Error{Code: CodeConflict, Message: "event " + id + " was received before the log's last seal and yet is not in the log: it was written behind audex's back"}
 	case errors.Is(err, store.ErrNotSealed):
 		return &Error{Code: CodeConflict, Message: "event " + id + " is not in the checkpoint of size " + strconv.FormatInt(size, 10) + " yet; the next seal adds it"}
 	case errors.Is(err, store.ErrNotFound):

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -114,6 +115,26 @@ func TestIntegrityLog(t *testing.T) {
 		_, err := b.pool.Exec(t.Context(), `UPDATE events SET action = 'doc.write' WHERE tenant_id = $1 AND id = $2`, b.tenant, id)
 		require.NoError(t, err)
 		require.Error(t, b.proveServed(t, id, c, ""), "the served event is not the sealed one")
+
+		// A row written straight into the tables after the seal, with an
+		// earlier received_at: no seal takes it, and the proof route says
+		// so rather than "not sealed yet".
+		require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+			for _, q := range []string{
+				`CREATE TEMP TABLE forged ON COMMIT DROP AS SELECT * FROM events WHERE tenant_id = '` + b.tenant + `' AND id = '` + id + `'`,
+				`UPDATE forged SET id = 'forged-1'`,
+				`INSERT INTO events SELECT * FROM forged`,
+				`INSERT INTO event_ids (tenant_id, id, occurred_at) SELECT tenant_id, id, occurred_at FROM forged`,
+			} {
+				if _, err := tx.Exec(t.Context(), q); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		res := b.do(t, "GET", "/v1/audit/events/forged-1/proof", b.key, nil)
+		require.Equal(t, http.StatusConflict, res.status, "body: %s", res.body)
+		require.Contains(t, res.errorBody(t).Message, "written behind audex's back")
 	})
 
 	t.Run("ADeletedEventKeepsItsProof", func(t *testing.T) {

@@ -269,6 +269,12 @@ type LogInclusion struct {
 // no signed checkpoint has.
 var ErrNoCheckpoint = errors.New("no checkpoint of that size")
 
+// ErrNotInLog is the error of a proof asked for a stored event that was
+// received before the log's last seal and yet is no leaf: a seal takes
+// every event received before its end, so the row was written behind
+// audex's back.
+var ErrNotInLog = errors.New("received before the last seal, yet not in the log")
+
 // ErrNotSealed is the error of a proof asked for an event that the log
 // (or the checkpoint asked for) does not hold yet.
 var ErrNotSealed = errors.New("not in the log yet")
@@ -277,7 +283,8 @@ var ErrNotSealed = errors.New("not in the log yet")
 // in the tree of size leaves, which must be a signed checkpoint's
 // (ErrNoCheckpoint otherwise). An event the tenant never stored is
 // ErrNotFound; one stored but not sealed yet, or sealed after size,
-// ErrNotSealed. A deleted event keeps its leaf and its proof; an id
+// ErrNotSealed; one received before the last seal that has no leaf,
+// ErrNotInLog. A deleted event keeps its leaf and its proof; an id
 // ingested again after its deletion is proved by its newest leaf.
 func ProveLogInclusion(ctx context.Context, db DBTX, tenantID, id string, size int64) (LogInclusion, error) {
 	p := LogInclusion{TreeSize: size}
@@ -288,8 +295,16 @@ func ProveLogInclusion(ctx context.Context, db DBTX, tenantID, id string, size i
 	err := db.QueryRow(ctx, `SELECT leaf_index, hashes FROM log_leaves WHERE tenant_id = $1 AND event_id = $2
 		ORDER BY leaf_index DESC LIMIT 1`, tenantID, id).Scan(&p.LeafIndex, &hashes)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err := GetEvent(ctx, db, tenantID, id); err != nil {
+		e, err := GetEvent(ctx, db, tenantID, id)
+		if err != nil {
 			return p, err
+		}
+		var sealedTo time.Time
+		if err := db.QueryRow(ctx, `SELECT sealed_to FROM log_state WHERE tenant_id = $1`, tenantID).Scan(&sealedTo); err != nil {
+			return p, fmt.Errorf("log inclusion proof: %w", translate(err))
+		}
+		if e.ReceivedAt.Before(sealedTo) {
+			return p, ErrNotInLog
 		}
 		return p, ErrNotSealed
 	}

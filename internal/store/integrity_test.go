@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
@@ -181,6 +182,37 @@ func TestSealLog(t *testing.T) {
 		require.NoError(t, err)
 		e.Action = "doc.deleted"
 		require.Error(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&e))))
+	})
+
+	t.Run("ARowInsertedBehindAudexsBackIsNamed", func(t *testing.T) {
+		t.Parallel()
+		b := setupLog(t)
+		b.ingest(t, b.tenant, "a", 10)
+		b.sealAll(t, 1000)
+		c := b.latest(t)
+		// A copy of a sealed event under a new id, with its received_at,
+		// written straight into the tables.
+		require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+			for _, q := range []string{
+				`CREATE TEMP TABLE forged ON COMMIT DROP AS SELECT * FROM events WHERE tenant_id = '` + b.tenant + `' AND id = 'a-0003'`,
+				`UPDATE forged SET id = 'forged-1'`,
+				`INSERT INTO events SELECT * FROM forged`,
+				`INSERT INTO event_ids (tenant_id, id, occurred_at) SELECT tenant_id, id, occurred_at FROM forged`,
+			} {
+				if _, err := tx.Exec(t.Context(), q); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+		_, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, "forged-1", c.Size)
+		require.ErrorIs(t, err, store.ErrNotInLog)
+		b.sealAll(t, 1000)
+		_, err = store.ProveLogInclusion(t.Context(), b.pool, b.tenant, "forged-1", c.Size)
+		require.ErrorIs(t, err, store.ErrNotInLog, "a later seal does not take it either")
+		b.ingest(t, b.tenant, "late", 1)
+		_, err = store.ProveLogInclusion(t.Context(), b.pool, b.tenant, "late-0000", c.Size)
+		require.ErrorIs(t, err, store.ErrNotSealed, "an event received since the last seal is only not sealed yet")
 	})
 
 	t.Run("ADeletedEventKeepsItsLeafAndProof", func(t *testing.T) {
