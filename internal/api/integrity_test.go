@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -119,19 +118,7 @@ func TestIntegrityLog(t *testing.T) {
 		// A row written straight into the tables after the seal, with an
 		// earlier received_at: no seal takes it, and the proof route says
 		// so rather than "not sealed yet".
-		require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
-			for _, q := range []string{
-				`CREATE TEMP TABLE forged ON COMMIT DROP AS SELECT * FROM events WHERE tenant_id = '` + b.tenant + `' AND id = '` + id + `'`,
-				`UPDATE forged SET id = 'forged-1'`,
-				`INSERT INTO events SELECT * FROM forged`,
-				`INSERT INTO event_ids (tenant_id, id, occurred_at) SELECT tenant_id, id, occurred_at FROM forged`,
-			} {
-				if _, err := tx.Exec(t.Context(), q); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
+		storetest.ForgeEvent(t, b.pool, b.tenant, id, "forged-1")
 		res := b.do(t, "GET", "/v1/audit/events/forged-1/proof", b.key, nil)
 		require.Equal(t, http.StatusConflict, res.status, "body: %s", res.body)
 		require.Contains(t, res.errorBody(t).Message, "written behind audex's back")

@@ -63,17 +63,12 @@ func SealLog(ctx context.Context, db DBTX, tenantID, logName string, maxLeaves i
 		if !to.After(sealedTo) {
 			return nil // a concurrent seal went further
 		}
-		// At most maxLeaves: stop at the received_at of the next one.
-		var next time.Time
-		err := tx.QueryRow(ctx, `SELECT received_at FROM events WHERE tenant_id = $1 AND received_at >= $2 AND received_at < $3
-			ORDER BY received_at OFFSET $4 LIMIT 1`, tenantID, sealedTo, to, maxLeaves).Scan(&next)
-		switch {
-		case err == nil && next.After(sealedTo):
-			to, more = next, true
-		case err != nil && !errors.Is(err, pgx.ErrNoRows):
+		// At most maxLeaves.
+		var err error
+		if to, more, err = arrivalsEnd(ctx, tx, tenantID, audex.Filter{}, sealedTo, to, maxLeaves); err != nil {
 			return err
 		}
-		r := &logHashReader{ctx: ctx, db: tx, tenantID: tenantID, cache: map[int64]tlog.Hash{}}
+		r := newLogHashReader(ctx, tx, tenantID)
 		first := size
 		var after *Arrival
 		for {
@@ -164,6 +159,10 @@ type logHashReader struct {
 	db       DBTX
 	tenantID string
 	cache    map[int64]tlog.Hash
+}
+
+func newLogHashReader(ctx context.Context, db DBTX, tenantID string) *logHashReader {
+	return &logHashReader{ctx: ctx, db: db, tenantID: tenantID, cache: map[int64]tlog.Hash{}}
 }
 
 // keepFrontier forgets the cached hashes but the roots of the complete
@@ -315,7 +314,7 @@ func ProveLogInclusion(ctx context.Context, db DBTX, tenantID, id string, size i
 		return p, ErrNotSealed
 	}
 	copy(p.LeafHash[:], hashes)
-	r := &logHashReader{ctx: ctx, db: db, tenantID: tenantID, cache: map[int64]tlog.Hash{}}
+	r := newLogHashReader(ctx, db, tenantID)
 	if p.Hashes, err = tlog.ProveRecord(size, p.LeafIndex, r); err != nil {
 		return p, fmt.Errorf("log inclusion proof: %w", translate(err))
 	}
@@ -332,7 +331,7 @@ func ProveLogConsistency(ctx context.Context, db DBTX, tenantID string, from, to
 			return nil, err
 		}
 	}
-	r := &logHashReader{ctx: ctx, db: db, tenantID: tenantID, cache: map[int64]tlog.Hash{}}
+	r := newLogHashReader(ctx, db, tenantID)
 	proof, err := tlog.ProveTree(to, from, r)
 	if err != nil {
 		return nil, fmt.Errorf("log consistency proof: %w", translate(err))

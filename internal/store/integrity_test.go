@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
@@ -101,6 +100,15 @@ func (b *logBundle) latest(t *testing.T) integrity.Checkpoint {
 	return c
 }
 
+// checkProof fetches e's inclusion proof against checkpoint c and returns
+// what tlog.CheckRecord says of e's leaf.
+func (b *logBundle) checkProof(t *testing.T, c integrity.Checkpoint, e audex.Event) error {
+	t.Helper()
+	p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, e.ID, c.Size)
+	require.NoError(t, err, "event %s", e.ID)
+	return tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&e)))
+}
+
 func TestSealLog(t *testing.T) {
 	t.Parallel()
 
@@ -165,9 +173,7 @@ func TestSealLog(t *testing.T) {
 		c := b.latest(t)
 		require.Equal(t, root, c.Root)
 		for _, i := range []int{0, 999, 1000, 3047, 5499} {
-			p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, events[i].ID, c.Size)
-			require.NoError(t, err)
-			require.NoError(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&events[i]))), "event %d", i)
+			require.NoError(t, b.checkProof(t, c, events[i]), "event %d", i)
 		}
 	})
 
@@ -178,10 +184,9 @@ func TestSealLog(t *testing.T) {
 		b.sealAll(t, 1000)
 		c := b.latest(t)
 		e := inArrivalOrder(t, b.pool, b.tenant)[3]
-		p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, e.ID, c.Size)
-		require.NoError(t, err)
+		require.NoError(t, b.checkProof(t, c, e))
 		e.Action = "doc.deleted"
-		require.Error(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&e))))
+		require.Error(t, b.checkProof(t, c, e))
 	})
 
 	t.Run("ARowInsertedBehindAudexsBackIsNamed", func(t *testing.T) {
@@ -192,19 +197,7 @@ func TestSealLog(t *testing.T) {
 		c := b.latest(t)
 		// A copy of a sealed event under a new id, with its received_at,
 		// written straight into the tables.
-		require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
-			for _, q := range []string{
-				`CREATE TEMP TABLE forged ON COMMIT DROP AS SELECT * FROM events WHERE tenant_id = '` + b.tenant + `' AND id = 'a-0003'`,
-				`UPDATE forged SET id = 'forged-1'`,
-				`INSERT INTO events SELECT * FROM forged`,
-				`INSERT INTO event_ids (tenant_id, id, occurred_at) SELECT tenant_id, id, occurred_at FROM forged`,
-			} {
-				if _, err := tx.Exec(t.Context(), q); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
+		storetest.ForgeEvent(t, b.pool, b.tenant, "a-0003", "forged-1")
 		_, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, "forged-1", c.Size)
 		require.ErrorIs(t, err, store.ErrNotInLog)
 		b.sealAll(t, 1000)
@@ -223,9 +216,7 @@ func TestSealLog(t *testing.T) {
 		c := b.latest(t)
 		e := inArrivalOrder(t, b.pool, b.tenant)[4]
 		require.NoError(t, store.DeleteEvent(t.Context(), b.pool, b.tenant, e.ID, audex.Actor{ID: "ops", Type: new("user")}))
-		p, err := store.ProveLogInclusion(t.Context(), b.pool, b.tenant, e.ID, c.Size)
-		require.NoError(t, err)
-		require.NoError(t, tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, tlog.RecordHash(integrity.LeafData(&e))))
+		require.NoError(t, b.checkProof(t, c, e))
 		// The deletion's own audit event is the next leaf.
 		b.sealAll(t, 1000)
 		require.EqualValues(t, 11, b.latest(t).Size)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/audex-dev/audex"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -140,14 +141,8 @@ func RollUpSummary(ctx context.Context, db DBTX, tenantID string, maxEvents int)
 		if !to.After(m.rolledTo) {
 			return nil // a concurrent rollup went further
 		}
-		// At most maxEvents: stop at the received_at of the next one.
-		var next time.Time
-		err = tx.QueryRow(ctx, `SELECT received_at FROM events WHERE tenant_id = $1 AND received_at >= $2 AND received_at < $3
-			ORDER BY received_at OFFSET $4 LIMIT 1`, tenantID, m.rolledTo, to, maxEvents).Scan(&next)
-		switch {
-		case err == nil && next.After(m.rolledTo):
-			to, more = next, true
-		case err != nil && !errors.Is(err, pgx.ErrNoRows):
+		// At most maxEvents.
+		if to, more, err = arrivalsEnd(ctx, tx, tenantID, audex.Filter{}, m.rolledTo, to, maxEvents); err != nil {
 			return err
 		}
 		if rolled, err = addToSummary(ctx, tx, tenantID, 1, `received_at >= $2 AND received_at < $3 AND occurred_at >= $4`,

@@ -204,27 +204,42 @@ func PendStreamBatch(ctx context.Context, db DBTX, id string, through time.Time)
 }
 
 // StreamBatchEnd returns the through of a batch of at most most of the
-// stream's events received from after on and before through: through
-// itself when there are no more, else the received_at of the first event
-// past most (the batch then ends before it; a batch holds at least the
-// events of one received_at, all of an ingest's).
+// stream's events received from after on and before through (arrivalsEnd),
+// read down the received_at index.
 func StreamBatchEnd(ctx context.Context, db DBTX, s audex.Stream, through time.Time, most int) (time.Time, error) {
-	var q queryBuilder
-	arrivals(&q, s.TenantID, s.Filter, s.Watermark, through)
-	var next time.Time
+	end := through
 	err := inArrivalOrder(ctx, db, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, fmt.Sprintf(`SELECT received_at FROM events WHERE %s ORDER BY received_at OFFSET %d LIMIT 1`,
-			strings.Join(q.conds, " AND "), most), q.args...).Scan(&next)
+		var err error
+		end, _, err = arrivalsEnd(ctx, tx, s.TenantID, s.Filter, s.Watermark, through, most)
+		return err
 	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stream batch end: %w", translate(err))
+	}
+	return end, nil
+}
+
+// arrivalsEnd returns where a run over at most most of the tenant's events
+// that f matches, received from from on and before through, ends: through
+// itself when there are no more (cut false), else the received_at of the
+// first event past most (cut true; the run ends before it, and holds at
+// least the events of one received_at, all of an ingest's). Streams,
+// rollups and seals cut their work with it.
+func arrivalsEnd(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, through time.Time, most int) (time.Time, bool, error) {
+	var q queryBuilder
+	arrivals(&q, tenantID, f, from, through)
+	var next time.Time
+	err := db.QueryRow(ctx, fmt.Sprintf(`SELECT received_at FROM events WHERE %s ORDER BY received_at OFFSET %s LIMIT 1`,
+		strings.Join(q.conds, " AND "), q.arg(most)), q.args...).Scan(&next)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return through, nil
+		return through, false, nil
 	case err != nil:
-		return time.Time{}, fmt.Errorf("stream batch end: %w", translate(err))
-	case next.After(s.Watermark):
-		return next.UTC(), nil
+		return time.Time{}, false, err
+	case next.After(from):
+		return next.UTC(), true, nil
 	}
-	return through, nil
+	return through, false, nil
 }
 
 // Arrival is an event's place in arrival order.

@@ -182,6 +182,33 @@ func LogKey(t testing.TB) string {
 	return key
 }
 
+// ForgeEvent writes a copy of the tenant's event id under the id forged
+// straight into the events and event_ids tables, as someone with the
+// database but not audex would: for the tests that attack the integrity
+// log.
+func ForgeEvent(t testing.TB, pool *pgxpool.Pool, tenant, id, forged string) {
+	t.Helper()
+	err := pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+		for _, st := range []struct {
+			sql  string
+			args []any
+		}{
+			{`CREATE TEMP TABLE forged ON COMMIT DROP AS SELECT * FROM events WHERE tenant_id = $1 AND id = $2`, []any{tenant, id}},
+			{`UPDATE forged SET id = $1`, []any{forged}},
+			{`INSERT INTO events SELECT * FROM forged`, nil},
+			{`INSERT INTO event_ids (tenant_id, id, occurred_at) SELECT tenant_id, id, occurred_at FROM forged`, nil},
+		} {
+			if _, err := tx.Exec(context.Background(), st.sql, st.args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("forge event: %v", err)
+	}
+}
+
 // IsolatedDatabaseURL creates a migrated database for this test alone,
 // dropped when the test ends: for tests that run River, whose workers
 // would otherwise take other tests' jobs.
