@@ -49,6 +49,9 @@ type Export struct {
 	CreatedAt        time.Time         `json:"created_at"`
 	StartedAt        *time.Time        `json:"started_at"`
 	CompletedAt      *time.Time        `json:"completed_at"`
+	// Log is what the manifest says of the integrity log; only
+	// manifest.json holds it.
+	Log *ManifestLog `json:"log,omitempty"`
 
 	// TenantID owns the export.
 	TenantID string `json:"-"`

@@ -72,4 +72,7 @@ type StreamBatch struct {
 	ManifestSHA256         string       `json:"manifest_sha256,omitempty"`
 	PreviousManifestSHA256 *string      `json:"previous_manifest_sha256"`
 	DeliveredAt            time.Time    `json:"delivered_at"`
+	// Log is what the manifest says of the integrity log; only the
+	// manifest object holds it.
+	Log *ManifestLog `json:"log,omitempty"`
 }

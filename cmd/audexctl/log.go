@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/audex-dev/audex/client"
 	"github.com/audex-dev/audex/internal/integrity"
@@ -175,12 +173,8 @@ func proveEvent(ctx context.Context, cl *client.Client, id string, cp integrity.
 	if err != nil {
 		return 0, apiFailure("get its proof", err).Error()
 	}
-	leaf := tlog.RecordHash(integrity.LeafData(&e))
-	if leaf != p.LeafHash {
-		return p.LeafIndex, "CHANGED: the event served hashes to " + leaf.String() + ", the log's leaf " + fmt.Sprint(p.LeafIndex) + " is " + p.LeafHash.String()
-	}
-	if err := tlog.CheckRecord(p.Hashes, cp.Size, cp.Root, p.LeafIndex, leaf); err != nil {
-		return p.LeafIndex, fmt.Sprintf("NOT IN THE LOG: the proof of leaf %d does not lead to the checkpoint's root (%v)", p.LeafIndex, err)
+	if err := integrity.CheckInclusion(cp, integrity.LeafData(&e), p); err != nil {
+		return p.LeafIndex, err.Error()
 	}
 	return p.LeafIndex, ""
 }
@@ -216,18 +210,15 @@ checkpoint does not verify.`,
 		if err != nil {
 			return err
 		}
-		switch {
-		case old.Origin != cur.Origin:
-			return fmt.Errorf("the checkpoints are of two logs: %s and %s", old.Origin, cur.Origin)
-		case cur.Size < old.Size:
+		if cur.Size < old.Size {
 			return fmt.Errorf("the log SHRANK: the newer checkpoint holds %d leaves, the saved one %d", cur.Size, old.Size)
 		}
 		p, err := cl.Log.Consistency(ctx, old.Size, cur.Size)
 		if err != nil {
 			return apiFailure("get the consistency proof", err)
 		}
-		if err := tlog.CheckTree(p.Hashes, cur.Size, cur.Root, old.Size, old.Root); err != nil {
-			return errors.New("the log was REWRITTEN: the tree of " + fmt.Sprint(old.Size) + " leaves is not a prefix of the tree of " + fmt.Sprint(cur.Size) + " (" + err.Error() + ")")
+		if err := integrity.CheckConsistency(old, cur, p); err != nil {
+			return err
 		}
 		fmt.Fprintf(c.stdout, "%s: the tree of %d leaves is a prefix of the tree of %d: ok\n", cur.Origin, old.Size, cur.Size)
 		return nil

@@ -98,7 +98,7 @@ Flags that are API parameters or fields keep the API's names (--actor_id,
 	}
 	root.PersistentFlags().StringVar(&c.url, "url", "", "server URL, e.g. http://127.0.0.1:8080 (default $AUDEX_URL)")
 	root.PersistentFlags().StringVar(&c.apiKey, "api-key", "", "API key (default $AUDEX_API_KEY)")
-	root.AddCommand(c.eventsCommand(), c.exportCommand(), c.streamCommand(), c.logCommand(), c.purgeCommand(), c.retentionCommand())
+	root.AddCommand(c.eventsCommand(), c.exportCommand(), c.streamCommand(), c.logCommand(), c.verifyCommand(), c.purgeCommand(), c.retentionCommand())
 	return root
 }
 

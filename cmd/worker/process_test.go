@@ -29,6 +29,7 @@ import (
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/queue"
+	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -241,8 +242,9 @@ func (b *processBundle) waitCompleted(t *testing.T, id string, within time.Durat
 }
 
 // requireExact checks that the export's parts hold exactly the events the
-// same selection returns from SQL, in order, and that the folder holds
-// nothing else of it but the manifest.
+// same selection returns from SQL, in order, that the folder holds
+// nothing else of it but the manifest, its signature and its leaves, and
+// that the signed manifest verifies against the integrity log.
 func (b *processBundle) requireExact(t *testing.T, e audex.Export, where string) {
 	t.Helper()
 	rows, err := b.pool.Query(t.Context(), `SELECT id FROM events WHERE tenant_id = $1 AND received_at < $2 AND `+where+` ORDER BY occurred_at, id`, b.tenant, e.AsOf)
@@ -279,7 +281,12 @@ func (b *processBundle) requireExact(t *testing.T, e audex.Export, where string)
 			names = append(names, entry.Name())
 		}
 	}
-	require.Len(t, names, len(e.Files)+1, "the recorded parts and the manifest: %v", names)
+	require.Len(t, names, len(e.Files)+3, "the recorded parts, the manifest, its signature and its leaves: %v", names)
+	keys, err := integrity.ParseKeys(b.logKey)
+	require.NoError(t, err)
+	v := sinktest.CheckSignedManifest(t, b.folderSink(t), *e.ManifestKey, keys.VerifierKeys())
+	require.Empty(t, v.Problems)
+	require.EqualValues(t, len(want), v.Matched, "every record a leaf of the signed log")
 }
 
 // exportUpdates records, through a trigger, every update of an export row

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -132,7 +133,15 @@ func TestDatabaseRestart(t *testing.T) {
 		Destination: audex.ExportDestination{Name: "local", Type: "file", Bucket: b.folder}}
 	s.KeyPrefix = s.ID + "/"
 	require.NoError(t, store.CreateStream(t.Context(), b.pool, &s))
-	b.startWorker(t)
+	wk := b.startWorker(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			var jobs string
+			_ = b.pool.QueryRow(context.Background(), `SELECT string_agg(kind || ' ' || state || ', attempt ' || attempt || ': ' || coalesce(errors::text, ''), E'\n')
+				FROM river_job WHERE kind IN ('purge', 'seal')`).Scan(&jobs)
+			t.Logf("the purge and seal jobs:\n%s\nthe worker's log:\n%s", jobs, wk.stderr.String())
+		}
+	})
 	ingest := startIngest(t, b.api, writeKey, 2)
 	require.Eventually(t, func() bool { return ingest.count(http.StatusCreated) >= 10 }, 30*time.Second, 10*time.Millisecond)
 	// 1,000 parts of 100: the export is still running when the database

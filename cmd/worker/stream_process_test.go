@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
@@ -24,13 +25,17 @@ func (b *processBundle) folderSink(t *testing.T) sinks.Sink {
 }
 
 // streamedIDs reads the stream's delivered batches back from sink
-// (sinktest.ReadStreamChain) and returns the delivered ids in order and
-// the keys of every object the batches name.
+// (sinktest.ReadStreamChain), checks their signed manifests against the
+// integrity log (sinktest.CheckBatchLogs), and returns the delivered ids
+// in order and the keys of every object the batches name.
 func (b *processBundle) streamedIDs(t *testing.T, s audex.Stream, sink sinks.Sink) (ids []string, keys map[string]bool) {
 	t.Helper()
 	batches, err := store.ListStreamBatches(t.Context(), b.pool, s.ID, 0, 100_000)
 	require.NoError(t, err)
 	ids, named := sinktest.ReadStreamChain(t, sink, batches)
+	logKeys, err := integrity.ParseKeys(b.logKey)
+	require.NoError(t, err)
+	sinktest.CheckBatchLogs(t, sink, batches, logKeys.VerifierKeys())
 	keys = map[string]bool{}
 	for _, k := range named {
 		keys[k] = true

@@ -75,19 +75,25 @@ func ParseCheckpoint(text string) (Checkpoint, error) {
 // OpenCheckpoint checks the signed checkpoint msg against the verifier
 // keys and returns what it says: it must carry a signature of one of them.
 func OpenCheckpoint(msg []byte, verifierKeys []string) (Checkpoint, error) {
-	verifiers := make([]note.Verifier, 0, len(verifierKeys))
-	for _, k := range verifierKeys {
-		v, err := note.NewVerifier(k)
-		if err != nil {
-			return Checkpoint{}, fmt.Errorf("verifier key %q: %w", k, err)
-		}
-		verifiers = append(verifiers, v)
-	}
-	n, err := note.Open(msg, note.VerifierList(verifiers...))
+	n, err := openNote(msg, verifierKeys)
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("checkpoint signature: %w", err)
 	}
 	return ParseCheckpoint(n.Text)
+}
+
+// openNote checks that the signed note msg carries a signature of one of
+// the verifier keys.
+func openNote(msg []byte, verifierKeys []string) (*note.Note, error) {
+	verifiers := make([]note.Verifier, 0, len(verifierKeys))
+	for _, k := range verifierKeys {
+		v, err := note.NewVerifier(k)
+		if err != nil {
+			return nil, fmt.Errorf("verifier key %q: %w", k, err)
+		}
+		verifiers = append(verifiers, v)
+	}
+	return note.Open(msg, note.VerifierList(verifiers...))
 }
 
 // Keys are the log's signing keys: the newest signs, and the verifier keys

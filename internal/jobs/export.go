@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -73,6 +72,9 @@ type ExportWorker struct {
 	// RunningPerTenant is how many of one tenant's exports run at once
 	// across all workers (zero: no limit).
 	RunningPerTenant int
+	// Sealer puts the integrity log's checkpoint in each manifest and
+	// signs it (nil: neither).
+	Sealer *LogSealer
 }
 
 // tenantTurnWait is how long an export whose tenant has its exports
@@ -527,6 +529,9 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	count := done.Progress.RecordsExported
 	done.Status, done.CompletedAt, done.ManifestKey, done.RecordCount = audex.ExportCompleted, &completedAt, &manifestKey, &count
 	done.Progress.Percent = 100
+	if done.Log, err = w.Sealer.manifestLog(ctx, w.Pool, sink, e.TenantID, e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf); err != nil {
+		return err
+	}
 	manifest, err := json.MarshalIndent(done, "", "  ")
 	if err != nil {
 		return err
@@ -534,8 +539,8 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	if err := lease.held(w.Timing.LeaseTTL); err != nil {
 		return err
 	}
-	if _, err := sink.Put(ctx, manifestKey, bytes.NewReader(manifest)); err != nil {
-		return fmt.Errorf("upload %s: %w", manifestKey, err)
+	if _, err := w.Sealer.putManifest(ctx, sink, e.TenantID, manifestKey, manifest); err != nil {
+		return err
 	}
 	if err := store.CompleteExport(ctx, w.Pool, e.ID, owner, manifestKey, completedAt); err != nil {
 		if !errors.Is(err, store.ErrLeaseLost) {

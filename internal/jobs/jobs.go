@@ -82,7 +82,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &PartitionMaintenanceWorker{Pool: cfg.Pool})
-	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant})
+	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant, Sealer: sealer})
 	reaperInterval := cfg.ReaperInterval
 	if reaperInterval <= 0 {
 		reaperInterval = time.Duration(config.DefaultExports.ReaperInterval)
@@ -92,7 +92,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	// another attempt is started.
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 5, Interval: reaperInterval})
 	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget, Sealer: sealer})
-	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, OpenWebhook: cfg.OpenWebhook, Window: timing.Window, LeaseTTL: timing.LeaseTTL})
+	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, OpenWebhook: cfg.OpenWebhook, Window: timing.Window, LeaseTTL: timing.LeaseTTL, Sealer: sealer})
 	river.AddWorker(workers, &StreamSchedulerWorker{Pool: cfg.Pool, LeaseTTL: timing.LeaseTTL})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger, Sealer: sealer})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})

@@ -66,7 +66,7 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs])
 	// Every event the purge may delete (received before it was asked
 	// for) becomes a leaf first: deleting it removes its body, never its
 	// leaf.
-	if err := w.Sealer.SealTenant(ctx, w.Pool, p.TenantID); err != nil {
+	if err := w.Sealer.SealTenantBefore(ctx, w.Pool, p.TenantID, p.CreatedAt); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(w.Window)

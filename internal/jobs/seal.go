@@ -39,6 +39,21 @@ func (s *LogSealer) SealTenant(ctx context.Context, db store.DBTX, tenantID stri
 	return nil
 }
 
+// SealTenantBefore seals the tenant's events when some received before t
+// may not be leaves yet (the log's last seal ended before t): what a
+// purge of the events received before t needs, without a seal of its own
+// when the seal job or a stream sealed past t already.
+func (s *LogSealer) SealTenantBefore(ctx context.Context, db store.DBTX, tenantID string, t time.Time) error {
+	if s == nil {
+		return nil
+	}
+	sealedTo, err := store.LogSealedTo(ctx, db, tenantID)
+	if err != nil || !sealedTo.Before(t) {
+		return err
+	}
+	return s.SealTenant(ctx, db, tenantID)
+}
+
 // SealAll seals every tenant's events received so far and returns how
 // many leaves it added.
 func (s *LogSealer) SealAll(ctx context.Context, db store.DBTX) (int64, error) {

@@ -75,6 +75,9 @@ type StreamWorker struct {
 	// exports' defaults).
 	PartMaxRecords int
 	PartMaxBytes   int64
+	// Sealer puts the integrity log's checkpoint in each batch's manifest
+	// and signs it (nil: neither).
+	Sealer *LogSealer
 }
 
 // Timeout bounds a run: its window, then a batch of the most records
@@ -282,6 +285,10 @@ func (o objectWriter) write(ctx context.Context, w *StreamWorker, s audex.Stream
 	if b.RecordCount == 0 {
 		return nil
 	}
+	var err error
+	if b.Log, err = w.Sealer.manifestLog(ctx, w.Pool, o.sink, s.TenantID, base+leavesObject, s.Filter, b.After, b.Through); err != nil {
+		return err
+	}
 	b.DeliveredAt = time.Now().UTC().Truncate(time.Microsecond)
 	manifestKey := base + "manifest.json"
 	b.ManifestKey = &manifestKey
@@ -289,9 +296,9 @@ func (o objectWriter) write(ctx context.Context, w *StreamWorker, s audex.Stream
 	if err != nil {
 		return err
 	}
-	obj, err := o.sink.Put(ctx, manifestKey, bytes.NewReader(manifest))
+	obj, err := w.Sealer.putManifest(ctx, o.sink, s.TenantID, manifestKey, manifest)
 	if err != nil {
-		return fmt.Errorf("upload %s: %w", manifestKey, err)
+		return err
 	}
 	b.ManifestSHA256 = obj.SHA256
 	return nil

@@ -7,10 +7,13 @@ import (
 )
 
 // RecordAuditEvent writes one audit.* event (the record of a change that
-// is not an ingest) in db's transaction. It fills in the id, occurred_at
-// (the transaction's time) and empty metadata.
+// is not an ingest) in db's transaction. It fills in occurred_at
+// (the transaction's time) and, when they are unset, the id and empty
+// metadata.
 func RecordAuditEvent(ctx context.Context, db DBTX, tenantID string, e audex.Event) error {
-	e.ID = audex.NewID("evt")
+	if e.ID == "" {
+		e.ID = audex.NewID("evt")
+	}
 	if err := db.QueryRow(ctx, `SELECT now()`).Scan(&e.OccurredAt); err != nil {
 		return err
 	}

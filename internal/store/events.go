@@ -381,9 +381,19 @@ func DeleteEvent(ctx context.Context, db DBTX, tenantID, id string, actor audex.
 		if err := addValueCounts(ctx, tx, tenantID, counts); err != nil {
 			return err
 		}
-		return RecordAuditEvent(ctx, tx, tenantID, audex.Event{
-			Action: "audit.event_deleted", Actor: actor, Target: audex.NewTarget("event", id),
-		})
+		// Its leaf, when it was sealed (the newest: the id may have been
+		// deleted and ingested before), names this deletion.
+		record := audex.Event{ID: audex.NewID("evt"), Action: "audit.event_deleted", Actor: actor, Target: audex.NewTarget("event", id)}
+		if _, err := tx.Exec(ctx, `UPDATE log_leaves SET deleted_by = $3 WHERE tenant_id = $1 AND event_id = $2 AND deleted_by IS NULL`,
+			tenantID, id, record.ID); err != nil {
+			return err
+		}
+		leaves, err := deletedLeaves(ctx, tx, tenantID, record.ID)
+		if err != nil {
+			return err
+		}
+		record.Metadata = mustJSON(map[string]any{"leaves": leaves})
+		return RecordAuditEvent(ctx, tx, tenantID, record)
 	})
 	if errors.Is(err, ErrProtected) {
 		return err

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	mathbits "math/bits"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/audex-dev/audex"
@@ -36,10 +41,9 @@ type SignCheckpoint func(c integrity.Checkpoint) (string, error)
 // exactly one leaf. Safe to run concurrently (the tenant's log_state row
 // serialises seals) and to retry.
 func SealLog(ctx context.Context, db DBTX, tenantID, logName string, maxLeaves int, sign SignCheckpoint) (int64, bool, error) {
-	var sealedTo time.Time
-	err := db.QueryRow(ctx, `SELECT sealed_to FROM log_state WHERE tenant_id = $1`, tenantID).Scan(&sealedTo)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, wrapSeal(err)
+	sealedTo, err := LogSealedTo(ctx, db, tenantID)
+	if err != nil {
+		return 0, false, err
 	}
 	var pending bool
 	err = db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE tenant_id = $1 AND received_at >= $2)`, tenantID, sealedTo).Scan(&pending)
@@ -123,6 +127,17 @@ func SealLog(ctx context.Context, db DBTX, tenantID, logName string, maxLeaves i
 		return 0, false, wrapSeal(err)
 	}
 	return added, more, nil
+}
+
+// LogSealedTo returns the end of the tenant's last seal: its log holds
+// every event received before it (the zero time before the first seal).
+func LogSealedTo(ctx context.Context, db DBTX, tenantID string) (time.Time, error) {
+	var sealedTo time.Time
+	err := db.QueryRow(ctx, `SELECT sealed_to FROM log_state WHERE tenant_id = $1`, tenantID).Scan(&sealedTo)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return sealedTo, wrapSeal(err)
+	}
+	return sealedTo, nil
 }
 
 func wrapSeal(err error) error {
@@ -348,3 +363,280 @@ func requireCheckpoint(ctx context.Context, db DBTX, tenantID string, size int64
 	}
 	return err
 }
+
+// deletedLeaves returns the [from, to) ranges of the tenant's leaves
+// whose deletion names by (a purge's id, an audit.event_deleted event's
+// id), in leaf order: what the deletion record lists.
+func deletedLeaves(ctx context.Context, db DBTX, tenantID, by string) ([][2]int64, error) {
+	ranges, err := queryAll(ctx, db, "deleted leaves", func(row pgx.CollectableRow) ([2]int64, error) {
+		var r [2]int64
+		err := row.Scan(&r[0], &r[1])
+		return r, err
+	}, `SELECT min(leaf_index), max(leaf_index) + 1 FROM (
+			SELECT leaf_index, leaf_index - row_number() OVER (ORDER BY leaf_index) AS run
+			FROM log_leaves WHERE tenant_id = $1 AND deleted_by = $2) l
+		GROUP BY run ORDER BY 1`, tenantID, by)
+	if ranges == nil {
+		ranges = [][2]int64{}
+	}
+	return ranges, err
+}
+
+// LeafSet is a set of leaf indexes of a tree: one bit per leaf.
+type LeafSet []uint64
+
+func newLeafSet(size int64) LeafSet { return make(LeafSet, (size+63)/64) }
+
+// Has reports whether leaf i is in the set.
+func (s LeafSet) Has(i int64) bool { return i >= 0 && i/64 < int64(len(s)) && s[i/64]&(1<<(i%64)) != 0 }
+
+func (s LeafSet) add(i int64) { s[i/64] |= 1 << (i % 64) }
+
+// bounds returns the first leaf of the set and one past its last; 0, 0
+// when it is empty.
+func (s LeafSet) bounds() (first, end int64) {
+	first = -1
+	for w, bits := range s {
+		if bits == 0 {
+			continue
+		}
+		if first < 0 {
+			first = int64(w)*64 + int64(mathbits.TrailingZeros64(bits))
+		}
+		end = int64(w)*64 + 64 - int64(mathbits.LeadingZeros64(bits))
+	}
+	if first < 0 {
+		return 0, 0
+	}
+	return first, end
+}
+
+// LeavesOf returns the leaves, in the tree of size leaves, of the
+// tenant's stored events that f matches and that were received from from
+// on and before through: those of an export (from its start to its as_of)
+// or of a stream batch.
+func LeavesOf(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, through time.Time, size int64) (LeafSet, error) {
+	var q queryBuilder
+	arrivals(&q, tenantID, f, from, through)
+	set := newLeafSet(size)
+	leafSize := q.arg(size)
+	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT l.leaf_index FROM (SELECT tenant_id, id FROM events WHERE %s) e
+		JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id
+		WHERE l.deleted_by IS NULL AND l.leaf_index < %s`, strings.Join(q.conds, " AND "), leafSize), q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("leaves of events: %w", translate(err))
+	}
+	var leaf int64
+	if _, err := pgx.ForEachRow(rows, []any{&leaf}, func() error { set.add(leaf); return nil }); err != nil {
+		return nil, fmt.Errorf("leaves of events: %w", translate(err))
+	}
+	return set, nil
+}
+
+// manifestLogPage is how many leaves WriteManifestLog reads per statement.
+const manifestLogPage = 10_000
+
+// WriteManifestLog writes to w the hashes of the leaves from the first of
+// records to its last (32 bytes each, in leaf order), in the tenant's
+// tree of size leaves, and returns the rest of what a manifest says of
+// the log (audex.ManifestLog but its Checkpoint and Leaves): that range,
+// the compact ranges around it, the deletion records of the range's
+// leaves whose events audex deleted, with their inclusion proofs, and the
+// leaves whose events are gone with no deletion record. A leaf of the
+// range not in records whose event is stored is one the records' filter
+// left out. records must not be empty, and size must be a signed
+// checkpoint's.
+func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer) (audex.ManifestLog, error) {
+	var m audex.ManifestLog
+	m.FirstLeaf, m.EndLeaf = records.bounds()
+	if m.EndLeaf == 0 {
+		return m, errors.New("manifest log: no record is a leaf")
+	}
+	var err error
+	if m.FirstLeaf, m.EndLeaf, err = widenOverGone(ctx, db, tenantID, m.FirstLeaf, m.EndLeaf, size); err != nil {
+		return m, err
+	}
+	m.Missing = []audex.MissingLeaf{}
+	var deleters []string
+	var deleted int64
+	for begin := m.FirstLeaf; begin < m.EndLeaf; begin += manifestLogPage {
+		rows, err := db.Query(ctx, `SELECT leaf_index, event_id, substr(hashes, 1, 32), deleted_by FROM log_leaves
+			WHERE tenant_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index`,
+			tenantID, begin, min(begin+manifestLogPage, m.EndLeaf))
+		if err != nil {
+			return m, fmt.Errorf("manifest log: %w", translate(err))
+		}
+		var leaf int64
+		var eventID string
+		var hash []byte
+		var deletedBy *string
+		var gone []audex.MissingLeaf // not records, not deleted by audex
+		next := begin
+		_, err = pgx.ForEachRow(rows, []any{&leaf, &eventID, &hash, &deletedBy}, func() error {
+			if leaf != next {
+				return fmt.Errorf("leaf %d of %s is missing from the log's table", next, tenantID)
+			}
+			next++
+			switch {
+			case records.Has(leaf):
+			case deletedBy != nil:
+				deleted++
+				if !slices.Contains(deleters, *deletedBy) {
+					deleters = append(deleters, *deletedBy)
+				}
+			default:
+				gone = append(gone, audex.MissingLeaf{LeafIndex: leaf, EventID: eventID})
+			}
+			_, err := w.Write(hash)
+			return err
+		})
+		if err == nil && next != min(begin+manifestLogPage, m.EndLeaf) {
+			err = fmt.Errorf("leaf %d of %s is missing from the log's table", next, tenantID)
+		}
+		if err != nil {
+			return m, fmt.Errorf("manifest log: %w", translate(err))
+		}
+		if len(gone) > 0 {
+			missing, err := notStored(ctx, db, tenantID, gone)
+			if err != nil {
+				return m, err
+			}
+			m.Missing = append(m.Missing, missing...)
+		}
+	}
+	m.Excluded = m.EndLeaf - m.FirstLeaf - int64(records.count()) - deleted - int64(len(m.Missing))
+	if m.Deletions, err = deletionRecords(ctx, db, tenantID, deleters, size); err != nil {
+		return m, err
+	}
+	r := newLogHashReader(ctx, db, tenantID)
+	if m.Left, err = compactRange(r, 0, m.FirstLeaf); err != nil {
+		return m, fmt.Errorf("manifest log: %w", translate(err))
+	}
+	if m.Right, err = compactRange(r, m.EndLeaf, size); err != nil {
+		return m, fmt.Errorf("manifest log: %w", translate(err))
+	}
+	return m, nil
+}
+
+// widenOverGone widens the leaves [first, end) of a manifest over the
+// leaves next to it whose events are gone without a deletion record, so
+// that a silent deletion at either end of a run of records shows too.
+func widenOverGone(ctx context.Context, db DBTX, tenantID string, first, end, size int64) (int64, int64, error) {
+	const step = 64
+	gone := func(from, to int64, desc bool) ([]int64, error) {
+		order := "ASC"
+		if desc {
+			order = "DESC"
+		}
+		leaves, err := queryAll(ctx, db, "manifest log", pgx.RowTo[int64], `SELECT l.leaf_index FROM log_leaves l
+			WHERE l.tenant_id = $1 AND l.leaf_index >= $2 AND l.leaf_index < $3 AND l.deleted_by IS NULL
+				AND NOT EXISTS (SELECT 1 FROM event_ids i WHERE i.tenant_id = l.tenant_id AND i.id = l.event_id)
+			ORDER BY 1 `+order, tenantID, from, to)
+		return leaves, err
+	}
+	for first > 0 {
+		leaves, err := gone(max(first-step, 0), first, true)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, l := range leaves {
+			if l != first-1 {
+				break
+			}
+			first--
+		}
+		if len(leaves) < step || first != leaves[len(leaves)-1] {
+			break
+		}
+	}
+	for end < size {
+		leaves, err := gone(end, min(end+step, size), false)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, l := range leaves {
+			if l != end {
+				break
+			}
+			end++
+		}
+		if len(leaves) < step || end != leaves[len(leaves)-1]+1 {
+			break
+		}
+	}
+	return first, end, nil
+}
+
+// notStored returns the leaves of gone whose events the tenant no longer
+// stores.
+func notStored(ctx context.Context, db DBTX, tenantID string, gone []audex.MissingLeaf) ([]audex.MissingLeaf, error) {
+	ids := make([]string, len(gone))
+	for i, g := range gone {
+		ids[i] = g.EventID
+	}
+	stored, err := queryAll(ctx, db, "manifest log", pgx.RowTo[string], `SELECT id FROM event_ids WHERE tenant_id = $1 AND id = ANY($2)`, tenantID, ids)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(gone, func(g audex.MissingLeaf) bool { return slices.Contains(stored, g.EventID) }), nil
+}
+
+// deletionRecords returns the deletion records that deleters (the values
+// of log_leaves.deleted_by: purge ids, audit.event_deleted event ids)
+// name, with their inclusion proofs in the tree of size leaves. A
+// deletion whose record is not in that tree yet (a purge still running)
+// has none.
+func deletionRecords(ctx context.Context, db DBTX, tenantID string, deleters []string, size int64) ([]audex.LogDeletion, error) {
+	records := []audex.LogDeletion{}
+	for _, by := range deleters {
+		// A purge's record is its audit.purge_completed; an
+		// audit.event_deleted is its own.
+		var id string
+		err := db.QueryRow(ctx, `SELECT id FROM events WHERE tenant_id = $1 AND target_type = 'purge' AND target_id = $2
+				AND action = 'audit.purge_completed'
+			UNION ALL SELECT id FROM event_ids WHERE tenant_id = $1 AND id = $2`, tenantID, by).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // a purge still running
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deletion record: %w", translate(err))
+		}
+		proof, err := ProveLogInclusion(ctx, db, tenantID, id, size)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotSealed) || errors.Is(err, ErrNotInLog) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		e, err := GetEvent(ctx, db, tenantID, id)
+		if err != nil {
+			return nil, err
+		}
+		records = append(records, audex.LogDeletion{LeafIndex: proof.LeafIndex, Record: integrity.LeafData(&e), Hashes: proof.Hashes})
+	}
+	return records, nil
+}
+
+// compactRange returns the compact range of the leaves from begin to end
+// (compact.RangeNodes' subtrees, left to right): each subtree's root is a
+// stored hash of the tree.
+func compactRange(r *logHashReader, begin, end int64) ([]tlog.Hash, error) {
+	nodes := compact.RangeNodes(uint64(begin), uint64(end), nil)
+	indexes := make([]int64, len(nodes))
+	for i, n := range nodes {
+		indexes[i] = tlog.StoredHashIndex(int(n.Level), int64(n.Index))
+	}
+	return r.ReadHashes(indexes)
+}
+
+// count returns how many leaves the set holds.
+func (s LeafSet) count() int {
+	n := 0
+	for _, bits := range s {
+		n += mathbits.OnesCount64(bits)
+	}
+	return n
+}
+
+// Empty reports whether the set holds no leaf.
+func (s LeafSet) Empty() bool { _, end := s.bounds(); return end == 0 }

@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"testing"
@@ -266,4 +268,88 @@ func TestSealLog(t *testing.T) {
 		require.EqualValues(t, 400, c.Size)
 		require.Equal(t, root, c.Root)
 	})
+}
+
+func TestManifestLog(t *testing.T) {
+	t.Parallel()
+	b := setupLog(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	// e00 to e19, leaves 0 to 19 (one arrival, ordered by id); every fourth
+	// is a doc.write that the records' filter leaves out; e05 occurred long
+	// ago.
+	batch := make([]audex.Event, 20)
+	for i := range batch {
+		at, action := now.Add(-time.Duration(i)*time.Minute), "doc.read"
+		if i == 5 {
+			at = now.Add(-240 * time.Hour)
+		}
+		if i%4 == 0 {
+			action = "doc.write"
+		}
+		batch[i] = audex.Event{ID: fmt.Sprintf("e%02d", i), OccurredAt: at, Action: action, Actor: audex.Actor{ID: "alice"}, Metadata: []byte(`{}`)}
+	}
+	_, err := store.InsertEvents(ctx, b.pool, b.tenant, batch)
+	require.NoError(t, err)
+	b.sealAll(t, 1000)
+
+	// e03 deleted one by one, e05 by a purge, e07 behind audex's back.
+	require.NoError(t, store.DeleteEvent(ctx, b.pool, b.tenant, "e03", audex.Actor{ID: "ops", Type: new("user")}))
+	p := audex.Purge{TenantID: b.tenant, Before: now.Add(-100 * time.Hour)}
+	require.NoError(t, store.CreatePurge(ctx, b.pool, &p))
+	p, _, err = store.StartPurge(ctx, b.pool, p.ID)
+	require.NoError(t, err)
+	n, _, err := store.PurgeBatch(ctx, b.pool, p, nil, 100, 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	_, err = store.CompletePurge(ctx, b.pool, p.ID)
+	require.NoError(t, err)
+	for _, table := range []string{"events", "event_ids"} {
+		_, err := b.pool.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = 'e07'`, b.tenant)
+		require.NoError(t, err)
+	}
+	b.sealAll(t, 1000) // the deletion records become leaves 20 and 21
+	records := audex.Filter{Actions: []string{"doc.read"}}
+	var deletionRecords []audex.Event
+	for _, action := range []string{"audit.event_deleted", "audit.purge_completed"} {
+		e, err := store.ListEvents(ctx, b.pool, b.tenant, audex.Filter{Actions: []string{action}}, audex.OrderDesc, nil, 10)
+		require.NoError(t, err)
+		require.Len(t, e, 1)
+		deletionRecords = append(deletionRecords, e[0])
+	}
+	for i, want := range [][][2]int64{{{3, 4}}, {{5, 6}}} {
+		var meta struct{ Leaves [][2]int64 }
+		require.NoError(t, json.Unmarshal(deletionRecords[i].Metadata, &meta))
+		require.Equal(t, want, meta.Leaves, "%s lists the leaves it deleted", deletionRecords[i].Action)
+	}
+
+	size, note, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
+	require.NoError(t, err)
+	require.EqualValues(t, 22, size)
+	set, err := store.LeavesOf(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), size)
+	require.NoError(t, err)
+	var leaves bytes.Buffer
+	m, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
+	require.NoError(t, err)
+	m.Checkpoint = note
+	require.EqualValues(t, 1, m.FirstLeaf, "e00 is no record")
+	require.EqualValues(t, 20, m.EndLeaf)
+	require.Equal(t, []audex.MissingLeaf{{LeafIndex: 7, EventID: "e07"}}, m.Missing)
+	require.EqualValues(t, 4, m.Excluded, "e04, e08, e12, e16")
+	require.Len(t, m.Deletions, 2)
+
+	// The verifier's reckoning, from the records alone.
+	check, err := integrity.NewLogCheck(m, &leaves, b.keys.VerifierKeys())
+	require.NoError(t, err)
+	stored, err := store.ListArrivals(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), nil, 100)
+	require.NoError(t, err)
+	require.Len(t, stored, 12, "15 doc.read events, less e03, e05 and e07")
+	for i := range stored {
+		check.Record(stored[i].ID, integrity.LeafData(&stored[i]))
+	}
+	v := check.Verdict()
+	require.Equal(t, v.Records, v.Matched)
+	require.EqualValues(t, 4, v.Excluded)
+	require.Len(t, v.Deleted, 2)
+	require.Equal(t, []string{`leaf 7 (event "e07") is MISSING: its event was deleted without a deletion record`}, v.Problems)
 }

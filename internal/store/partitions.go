@@ -239,6 +239,11 @@ func finishDrop(ctx context.Context, db DBTX, name string) (DroppedPartition, er
 		if _, err := tx.Exec(ctx, `DELETE FROM event_ids i USING `+table+` e WHERE i.tenant_id = e.tenant_id AND i.id = e.id`); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `UPDATE log_leaves l SET deleted_by = p.id FROM `+table+` e, purges p
+			WHERE p.partition_name = $1 AND p.status = 'running' AND p.tenant_id = e.tenant_id
+				AND l.tenant_id = e.tenant_id AND l.event_id = e.id AND l.deleted_by IS NULL`, name); err != nil {
+			return err
+		}
 		for _, t := range slices.Sorted(maps.Keys(counts)) {
 			if err := addValueCounts(ctx, tx, t, counts[t]); err != nil {
 				return err
@@ -258,9 +263,13 @@ func finishDrop(ctx context.Context, db DBTX, name string) (DroppedPartition, er
 			if err := settleSummaryAfterPurge(ctx, tx, p.TenantID, p.Before); err != nil {
 				return err
 			}
+			leaves, err := deletedLeaves(ctx, tx, p.TenantID, p.ID)
+			if err != nil {
+				return err
+			}
 			if err := RecordAuditEvent(ctx, tx, p.TenantID, audex.Event{
 				Action: "audit.purge_completed", Actor: audex.SystemActor(), Target: audex.NewTarget("purge", p.ID),
-				Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason, "partition": name}),
+				Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason, "partition": name, "leaves": leaves}),
 			}); err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -57,6 +58,13 @@ func TestDropExpiredPartitions(t *testing.T) {
 	// The summary's daily counts hold every event before the drop.
 	_, err := store.RollUpAllSummaries(ctx, pool, 1000)
 	require.NoError(t, err)
+	// b's events are leaves of its integrity log before the drop.
+	skey, err := integrity.GenerateKey("audex-test")
+	require.NoError(t, err)
+	keys, err := integrity.ParseKeys(skey)
+	require.NoError(t, err)
+	_, _, err = store.SealLog(ctx, pool, "b", "audex-test", 1000, keys.Sign)
+	require.NoError(t, err)
 
 	dropped, err := store.DropExpiredPartitions(ctx, pool, now)
 	require.NoError(t, err)
@@ -78,6 +86,9 @@ func TestDropExpiredPartitions(t *testing.T) {
 	require.Equal(t, 0, count(`SELECT events FROM event_values WHERE tenant_id = 'b' AND kind = 'actor_type' AND value = 'user'`))
 	require.Equal(t, 30, count(`SELECT deleted FROM purges WHERE tenant_id = 'a' AND partition_name = 'events_2025_01' AND status = 'completed'`))
 	require.Equal(t, 1, count(`SELECT count(*) FROM events WHERE tenant_id = 'b' AND action = 'audit.purge_completed'`))
+	// The drop's deletion record lists b's leaves, which name its purge.
+	require.Equal(t, 20, count(`SELECT count(*) FROM log_leaves l JOIN purges p ON p.id = l.deleted_by WHERE l.tenant_id = 'b' AND p.partition_name = 'events_2025_01'`))
+	require.Equal(t, 1, count(`SELECT count(*) FROM events WHERE tenant_id = 'b' AND action = 'audit.purge_completed' AND metadata -> 'leaves' = '[[0, 20]]'`))
 	since, until := jan.AddDate(0, 0, -10), now
 	for _, tenant := range []string{"a", "b"} {
 		f := audex.Filter{Since: &since, Until: &until}

@@ -224,14 +224,20 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Positi
 			q.where(fmt.Sprintf("(occurred_at, id) <= (%s, %s)", q.arg(last.OccurredAt), q.arg(last.ID)))
 			next = &last
 		}
+		purgeID := q.arg(p.ID)
 		rows, err := tx.Query(ctx, fmt.Sprintf(`
 			WITH gone AS (
 				DELETE FROM events WHERE %s
 				RETURNING id, action, actor_type, target_type
 			), ids AS (
 				DELETE FROM event_ids WHERE tenant_id = $1 AND id = ANY(ARRAY(SELECT id FROM gone))
+			), leaves AS (
+				-- A join, not = ANY(ARRAY(...)): a plan that scans the log
+				-- for each of an array's ids would take the batch's budget.
+				UPDATE log_leaves l SET deleted_by = %s FROM gone g
+				WHERE l.tenant_id = $1 AND l.event_id = g.id AND l.deleted_by IS NULL
 			)
-			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, strings.Join(q.conds, " AND ")), q.args...)
+			SELECT action, actor_type, target_type, count(*) FROM gone GROUP BY 1, 2, 3`, strings.Join(q.conds, " AND "), purgeID), q.args...)
 		if err != nil {
 			return err
 		}
@@ -299,9 +305,13 @@ func CompletePurge(ctx context.Context, db DBTX, id string) (audex.Purge, error)
 		if p.Reason == audex.PurgeByRetention && p.Deleted == 0 {
 			return nil
 		}
+		leaves, err := deletedLeaves(ctx, tx, p.TenantID, p.ID)
+		if err != nil {
+			return err
+		}
 		return RecordAuditEvent(ctx, tx, p.TenantID, audex.Event{
 			Action: "audit.purge_completed", Actor: audex.SystemActor(), Target: audex.NewTarget("purge", p.ID),
-			Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason}),
+			Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason, "leaves": leaves}),
 		})
 	})
 	if err != nil {

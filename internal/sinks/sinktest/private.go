@@ -125,7 +125,15 @@ func PrivateMinIO(t *testing.T) (sinks.Config, func(string) string, func(), func
 		AccessKeyIDEnv: "AUDEX_TEST_S3_ACCESS_KEY_ID", SecretAccessKeyEnv: "AUDEX_TEST_S3_SECRET_ACCESS_KEY"}
 	admin := s3.New(s3.Options{BaseEndpoint: aws.String(cfg.Endpoint), UsePathStyle: true, Region: cfg.Region,
 		Credentials: credentials.NewStaticCredentialsProvider(user, password, "")})
-	_, err := admin.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(cfg.Bucket)})
+	// MinIO may answer ready before its object layer is up (503,
+	// XMinioServerNotInitialized): ask again for a while.
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err = admin.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(cfg.Bucket)})
+		if err == nil || !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
+			break
+		}
+	}
 	require.NoError(t, err)
 	return cfg, os.Getenv, stop, start
 }

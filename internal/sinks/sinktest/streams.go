@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/sinks"
 )
 
@@ -32,6 +34,12 @@ func ReadStreamChain(t *testing.T, sink sinks.Sink, batches []audex.StreamBatch)
 		var manifest audex.StreamBatch
 		require.NoError(t, json.Unmarshal(data, &manifest))
 		manifest.ManifestSHA256 = batch.ManifestSHA256
+		if manifest.Log != nil {
+			// What the integrity log says is in the manifest alone (see
+			// CheckBatchLogs), with its leaves and signature beside it.
+			keys = append(keys, manifest.Log.Leaves.Key, *batch.ManifestKey+".sig")
+			manifest.Log = nil
+		}
 		require.Equal(t, batch, manifest, "the manifest holds the batch")
 		var records int64
 		for _, f := range batch.Files {
@@ -46,6 +54,45 @@ func ReadStreamChain(t *testing.T, sink sinks.Sink, batches []audex.StreamBatch)
 		previous = &sum
 	}
 	return ids, keys
+}
+
+// CheckBatchLogs checks the signed manifests of a stream's uncompressed
+// JSONL batches against the integrity log (CheckSignedManifest): no
+// problem, and every record a leaf.
+func CheckBatchLogs(t *testing.T, sink sinks.Sink, batches []audex.StreamBatch, verifierKeys []string) {
+	t.Helper()
+	for _, batch := range batches {
+		v := CheckSignedManifest(t, sink, *batch.ManifestKey, verifierKeys)
+		require.Empty(t, v.Problems, "batch %d", batch.Seq)
+		require.Equal(t, batch.RecordCount, v.Matched, "batch %d: every record a leaf", batch.Seq)
+	}
+}
+
+// CheckSignedManifest checks the manifest at key (an export's or a stream
+// batch's, of uncompressed JSONL parts) as `audexctl verify manifest`
+// does: its signature with the verifier keys, then each record against
+// what it says of the integrity log. It returns the verdict.
+func CheckSignedManifest(t *testing.T, sink sinks.Sink, key string, verifierKeys []string) integrity.Verdict {
+	t.Helper()
+	data := readObject(t, sink, key)
+	_, err := integrity.OpenManifestSignature(readObject(t, sink, key+".sig"), data, verifierKeys)
+	require.NoError(t, err, key)
+	var manifest struct {
+		Files []audex.ExportFile `json:"files"`
+		Log   *audex.ManifestLog `json:"log"`
+	}
+	require.NoError(t, json.Unmarshal(data, &manifest))
+	require.NotNil(t, manifest.Log, "%s says what the log holds", key)
+	check, err := integrity.NewLogCheck(*manifest.Log, bytes.NewReader(readObject(t, sink, manifest.Log.Leaves.Key)), verifierKeys)
+	require.NoError(t, err, key)
+	for _, f := range manifest.Files {
+		sc := bufio.NewScanner(bytes.NewReader(readObject(t, sink, f.Key)))
+		for n := 1; sc.Scan(); n++ {
+			check.Record(fmt.Sprintf("%s line %d", f.Key, n), sc.Bytes())
+		}
+		require.NoError(t, sc.Err())
+	}
+	return check.Verdict()
 }
 
 // ReadJSONLPart reads an uncompressed JSONL part (of an export or a stream
