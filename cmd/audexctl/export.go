@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -244,7 +245,7 @@ copy of a bucket), with the keys relative to it.`,
 		bad := 0
 		var records int64
 		for _, f := range e.Files {
-			problems := verifyPart(ctx, open, f, e.Format)
+			problems := verifyPart(ctx, open, f, e.Format, nil)
 			records += f.Records
 			report(c.stdout, f.Key, problems, fmt.Sprintf("ok (%d records, %d bytes)", f.Records, f.SizeBytes))
 			if len(problems) > 0 {
@@ -320,8 +321,9 @@ func report(w io.Writer, key string, problems []string, ok string) {
 
 // verifyPart checks the part f of an export in format, in one read of its
 // object, and returns what does not match its manifest entry (nothing when
-// all does).
-func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, format string) []string {
+// all does). line, when not nil, is given each JSONL line (without its
+// newline) with its number.
+func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, format string, line func(n int, b []byte)) []string {
 	file, err := open(ctx, f.Key)
 	if err != nil {
 		return []string{fmt.Sprintf("cannot open: %v", err)}
@@ -329,7 +331,7 @@ func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, for
 	defer file.Close()
 	hash := sha256.New()
 	stored := &countingReader{r: io.TeeReader(file, hash)}
-	records, countErr := countRecords(stored, format, strings.HasSuffix(f.Key, ".gz"))
+	records, countErr := countRecords(stored, format, strings.HasSuffix(f.Key, ".gz"), line)
 	// Hash what the record reader did not need, such as a gzip trailer or
 	// the rest of a file whose records could not be read.
 	if _, err := io.Copy(io.Discard, stored); err != nil {
@@ -367,8 +369,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 // countRecords counts the records of a part: lines of JSONL (a last line
-// without its newline included), or CSV rows below the header row.
-func countRecords(r io.Reader, format string, gzipped bool) (int64, error) {
+// without its newline included), given to line when it is not nil, or CSV
+// rows below the header row.
+func countRecords(r io.Reader, format string, gzipped bool, line func(n int, b []byte)) (int64, error) {
 	if gzipped {
 		gz, err := gzip.NewReader(r)
 		if err != nil {
@@ -396,26 +399,30 @@ func countRecords(r io.Reader, format string, gzipped bool) (int64, error) {
 		}
 		return n - 1, nil
 	}
-	var n int64
-	last := byte('\n')
-	chunk := make([]byte, 64<<10)
-	for {
-		k, err := r.Read(chunk)
-		if k > 0 {
-			n += int64(bytes.Count(chunk[:k], []byte{'\n'}))
-			last = chunk[k-1]
+	lines := bufio.NewReaderSize(r, 256<<10)
+	for n := 1; ; n++ {
+		b, err := lines.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A line longer than the buffer: gather it whole.
+			whole := bytes.Clone(b)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				b, err = lines.ReadSlice('\n')
+				whole = append(whole, b...)
+			}
+			b = whole
+		}
+		if len(b) == 0 {
+			n--
+		} else if line != nil {
+			line(n, bytes.TrimSuffix(b, []byte("\n")))
 		}
 		if errors.Is(err, io.EOF) {
-			break
+			return int64(n), nil
 		}
 		if err != nil {
 			return 0, err
 		}
 	}
-	if last != '\n' {
-		n++
-	}
-	return n, nil
 }
 
 // verifyManifest checks that the manifest object at key holds the

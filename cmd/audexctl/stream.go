@@ -346,7 +346,7 @@ func verifyBatch(ctx context.Context, open objectOpener, b client.StreamBatch, p
 		problems = append(problems, "manifest's records or parts differ from the server's")
 	}
 	for _, f := range stored.Files {
-		if p := verifyPart(ctx, open, f, format); len(p) > 0 {
+		if p := verifyPart(ctx, open, f, format, nil); len(p) > 0 {
 			problems = append(problems, f.Key+": "+strings.Join(p, ", "))
 		}
 	}

@@ -3,15 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
@@ -231,8 +230,18 @@ func (c *cli) verifyManifest(ctx context.Context, open objectOpener, key string,
 		return append(problems, err.Error()), nil
 	}
 	for _, f := range m.Files {
-		for _, p := range readPartRecords(ctx, open, f, m.Format, check) {
-			problems = append(problems, f.Key+": "+p)
+		// A batch's parts say their format by name; records are checked
+		// from JSONL parts only.
+		format := m.Format
+		if format == "" {
+			format = strings.TrimPrefix(path.Ext(strings.TrimSuffix(f.Key, ".gz")), ".")
+		}
+		var record func(n int, line []byte)
+		if format == "jsonl" {
+			record = func(n int, line []byte) { check.Record(fmt.Sprintf("%s line %d", f.Key, n), line) }
+		}
+		if p := verifyPart(ctx, open, f, format, record); len(p) > 0 {
+			problems = append(problems, f.Key+": CHANGED: "+strings.Join(p, "; "))
 		}
 	}
 	v := check.Verdict()
@@ -274,69 +283,6 @@ func (c *cli) openLogCheck(ctx context.Context, open objectOpener, m audex.Manif
 	}
 	fmt.Fprintf(c.stdout, "%s: ok (%d leaf hashes)\n", m.Leaves.Key, m.Leaves.Records)
 	return check, nil
-}
-
-// readPartRecords gives check each record of part f, and returns what does
-// not match its manifest entry.
-func readPartRecords(ctx context.Context, open objectOpener, f audex.ExportFile, format string, check *integrity.LogCheck) []string {
-	file, err := open(ctx, f.Key)
-	if err != nil {
-		return []string{fmt.Sprintf("cannot open: %v", err)}
-	}
-	defer file.Close()
-	hash := sha256.New()
-	stored := &countingReader{r: io.TeeReader(file, hash)}
-	ndjson := format == "ndjson" || format == "jsonl" || strings.HasSuffix(strings.TrimSuffix(f.Key, ".gz"), ".jsonl")
-	var problems []string
-	if ndjson {
-		if err := readLines(stored, strings.HasSuffix(f.Key, ".gz"), func(n int, line []byte) {
-			check.Record(fmt.Sprintf("%s line %d", f.Key, n), line)
-		}); err != nil {
-			problems = append(problems, fmt.Sprintf("records unreadable: %v", err))
-		}
-	}
-	if _, err := io.Copy(io.Discard, stored); err != nil {
-		return append(problems, fmt.Sprintf("cannot read: %v", err))
-	}
-	if sum := hex.EncodeToString(hash.Sum(nil)); sum != f.SHA256 || stored.n != f.SizeBytes {
-		problems = append(problems, fmt.Sprintf("CHANGED: sha256 %s (%d bytes), the manifest says %s (%d bytes)", sum, stored.n, f.SHA256, f.SizeBytes))
-	}
-	return problems
-}
-
-// readLines calls fn with each line of r (unzipped when gzipped), without
-// its newline, numbered from 1.
-func readLines(r io.Reader, gzipped bool, fn func(n int, line []byte)) error {
-	if gzipped {
-		gz, err := gzip.NewReader(r)
-		if err != nil {
-			return err
-		}
-		defer gz.Close()
-		r = gz
-	}
-	lines := bufio.NewReaderSize(r, 256<<10)
-	for n := 1; ; n++ {
-		line, err := lines.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line longer than the buffer: gather it whole.
-			whole := bytes.Clone(line)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = lines.ReadSlice('\n')
-				whole = append(whole, line...)
-			}
-			line = whole
-		}
-		if len(line) > 0 {
-			fn(n, bytes.TrimSuffix(line, []byte("\n")))
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // readObject reads the whole object at key.

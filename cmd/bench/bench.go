@@ -169,7 +169,7 @@ func (b *bench) run(ctx context.Context) error {
 		res.streams = &streams
 	}
 	if b.cfg.runs("log") {
-		log, err := b.integrityLog(ctx, svc, readKey)
+		log, err := b.integrityLog(ctx, svc, readKey, exportKey, win)
 		if err != nil {
 			return err
 		}

@@ -398,6 +398,10 @@ func (b *bench) printTargets(res results) {
 	if l := res.log; l != nil {
 		p99 := percentile(l.proofs, 0.99)
 		b.printf("- inclusion proof p99 under %s ms (asked at 10,000,000 events; here a tree of %s): %s ms, %s\n", ms(proofTarget), thousands(l.treeSize), ms(p99), verdict(p99 < proofTarget))
+		b.printf("- sealing keeps up with ingest at full rate, the checkpoint at most two intervals (%s) behind: at most %.1f s, %s\n",
+			2*benchSealInterval, l.maxSealLag(), verdict(l.maxSealLag() <= (2*benchSealInterval).Seconds()))
+		b.printf("- `audexctl verify` of a %s-event export at least at the export's speed: %.1f s to verify, %.1f s to export, %s\n",
+			thousands(l.verifyEvents), l.verifyTime.Seconds(), l.exportTime.Seconds(), verdict(l.verifyTime <= l.exportTime))
 	}
 	if p := res.purge; p != nil {
 		// A purge gives way to ingest (it pauses while other statements

@@ -50,9 +50,12 @@ type services struct {
 	// does not run in the middle of the first measurements).
 	sealed   int64
 	sealTime time.Duration
+	// logKeys are the keys the worker signs with.
+	logKeys *integrity.Keys
 }
 
-// buildCommands builds cmd/api and cmd/worker of this checkout into dir.
+// buildCommands builds cmd/api, cmd/worker and cmd/audexctl of this
+// checkout into dir.
 // It runs `go build` in the working directory, which `make bench` sets to
 // the module's root.
 func (b *bench) buildCommands(ctx context.Context, dir string) error {
@@ -60,12 +63,12 @@ func (b *bench) buildCommands(ctx context.Context, dir string) error {
 		return errors.New("build the api and worker: run bench from the module's root (make bench does)")
 	}
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/api", "./cmd/worker")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/api", "./cmd/worker", "./cmd/audexctl")
 	cmd.Stdout, cmd.Stderr = b.stderr, b.stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build ./cmd/api ./cmd/worker: %w", err)
+		return fmt.Errorf("go build ./cmd/api ./cmd/worker ./cmd/audexctl: %w", err)
 	}
-	b.logger.Info("built", slog.String("commands", "api, worker"), slog.Duration("took", time.Since(start)))
+	b.logger.Info("built", slog.String("commands", "api, worker, audexctl"), slog.Duration("took", time.Since(start)))
 	return nil
 }
 
@@ -96,6 +99,7 @@ func (b *bench) startServices(ctx context.Context) (*services, error) {
 	if err != nil {
 		return s, err
 	}
+	s.logKeys = keys
 	b.logger.Info("sealing", slog.String("what", "every loaded event into the integrity log"))
 	start = time.Now()
 	if s.sealed, err = store.SealAllLogs(ctx, b.pool, audexconfig.DefaultLogName, 500_000, keys.Sign); err != nil {
@@ -103,7 +107,8 @@ func (b *bench) startServices(ctx context.Context) (*services, error) {
 	}
 	s.sealTime = time.Since(start)
 	// Streams may ask for short intervals: the keep-up stream's is 10 s.
-	conf := fmt.Sprintf("stream_min_interval: 1s\nlog_key_file: %q\ndestinations:\n  - name: local\n    type: file\n    bucket: %q\n", keyFile, s.localFolder)
+	// The worker seals every benchSealInterval.
+	conf := fmt.Sprintf("stream_min_interval: 1s\nseal_interval: %s\nlog_key_file: %q\ndestinations:\n  - name: local\n    type: file\n    bucket: %q\n", benchSealInterval, keyFile, s.localFolder)
 	if b.cfg.s3Endpoint != "" {
 		if s.s3Bucket, err = b.createBucket(ctx); err != nil {
 			return s, err

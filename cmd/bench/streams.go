@@ -159,39 +159,12 @@ func (b *bench) streamKeepUp(ctx context.Context, svc *services, res *streamResu
 	if err != nil {
 		return err
 	}
-	events := b.ingestEvents()
-	bodies, err := b.ingestBodies(events)
-	if err != nil {
-		return err
-	}
-	b.waitQuiet(ctx)
 	b.logger.Info("streaming", slog.String("what", "keep-up"), slog.Int("seconds", b.cfg.streamSeconds))
-	ingestCtx, stop := context.WithTimeout(ctx, time.Duration(b.cfg.streamSeconds)*time.Second)
-	defer stop()
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for ingestCtx.Err() == nil {
-			time.Sleep(500 * time.Millisecond)
-			if s, err := api.Streams.Get(ctx, st.ID); err == nil {
-				res.lags = append(res.lags, s.LagSeconds)
-			}
+	if res.keepUpElapsed, err = b.ingestWhile(ctx, key, 500*time.Millisecond, func() {
+		if s, err := api.Streams.Get(ctx, st.ID); err == nil {
+			res.lags = append(res.lags, s.LagSeconds)
 		}
-	}()
-	began := time.Now()
-	_, _, err = runConcurrently(ingestCtx, b.cfg.ingestClients, 1<<30, func(ctx context.Context, i int) error {
-		i %= len(bodies)
-		if err := postEvents(ctx, b.client, b.baseURL, key, bodies[i], min(b.cfg.ingestBatch, len(events)-i*b.cfg.ingestBatch)); err != nil {
-			if ctx.Err() != nil {
-				return nil // the time is up; this batch may or may not be in
-			}
-			return err
-		}
-		return nil
-	})
-	res.keepUpElapsed = time.Since(began)
-	<-sampled
-	if err != nil && ctx.Err() == nil && ingestCtx.Err() == nil {
+	}); err != nil {
 		return err
 	}
 	ended := time.Now()
@@ -206,6 +179,46 @@ func (b *bench) streamKeepUp(ctx context.Context, svc *services, res *streamResu
 	}
 	res.caughtUp, res.keepUpBatches = time.Since(ended), st.BatchesDelivered
 	return b.checkStream(ctx, svc, api, st.ID, streamTenant, "jsonl")
+}
+
+// ingestWhile sends the ingest phase's events with key over HTTP, again
+// and again at full rate (once the database is quiet) for
+// BENCH_STREAM_SECONDS, calling sample every period meanwhile, and
+// returns how long it sent.
+func (b *bench) ingestWhile(ctx context.Context, key string, period time.Duration, sample func()) (time.Duration, error) {
+	events := b.ingestEvents()
+	bodies, err := b.ingestBodies(events)
+	if err != nil {
+		return 0, err
+	}
+	b.waitQuiet(ctx)
+	ingestCtx, stop := context.WithTimeout(ctx, time.Duration(b.cfg.streamSeconds)*time.Second)
+	defer stop()
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for ingestCtx.Err() == nil {
+			time.Sleep(period)
+			sample()
+		}
+	}()
+	began := time.Now()
+	_, _, err = runConcurrently(ingestCtx, b.cfg.ingestClients, 1<<30, func(ctx context.Context, i int) error {
+		i %= len(bodies)
+		if err := postEvents(ctx, b.client, b.baseURL, key, bodies[i], min(b.cfg.ingestBatch, len(events)-i*b.cfg.ingestBatch)); err != nil {
+			if ctx.Err() != nil {
+				return nil // the time is up; this batch may or may not be in
+			}
+			return err
+		}
+		return nil
+	})
+	elapsed := time.Since(began)
+	<-sampled
+	if err != nil && ctx.Err() == nil && ingestCtx.Err() == nil {
+		return elapsed, err
+	}
+	return elapsed, nil
 }
 
 // waitDelivered polls the stream until it has delivered at least n events.

@@ -529,8 +529,12 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	count := done.Progress.RecordsExported
 	done.Status, done.CompletedAt, done.ManifestKey, done.RecordCount = audex.ExportCompleted, &completedAt, &manifestKey, &count
 	done.Progress.Percent = 100
+	logStarted := time.Now()
 	if done.Log, err = w.Sealer.manifestLog(ctx, w.Pool, sink, e.TenantID, e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf); err != nil {
 		return err
+	}
+	if done.Log != nil {
+		log.Info("export_log_written", slog.Int64("leaves", done.Log.EndLeaf-done.Log.FirstLeaf), slog.Duration("took", time.Since(logStarted)))
 	}
 	manifest, err := json.MarshalIndent(done, "", "  ")
 	if err != nil {
