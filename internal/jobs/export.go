@@ -348,6 +348,10 @@ func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Expor
 	// off: else a part too big for one attempt would restart forever.
 	closePartBy := deadline.Add(w.Timing.LeaseTTL / 2)
 	rows := partRows(formatName(e.Format))
+	// What the manifest says of the integrity log depends on the export's
+	// selection alone: it is worked out while the parts are written.
+	manifestLog := w.startManifestLog(ctx, log, e, sink)
+	defer manifestLog.stop()
 	for {
 		number := e.Progress.PartsWritten + 1
 		part, err := w.writePart(ctx, e, sink, owner, rows, number, closePartBy, lease)
@@ -355,7 +359,7 @@ func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Expor
 			return err
 		}
 		if part.records == 0 {
-			return w.complete(ctx, log, e, sink, owner, lease)
+			return w.complete(ctx, log, e, sink, owner, lease, manifestLog)
 		}
 		status, err := store.RecordExportPart(ctx, w.Pool, e.ID, owner, w.Timing.LeaseTTL, number, part.file, part.last)
 		if err != nil {
@@ -370,7 +374,7 @@ func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Expor
 		e.Checkpoint = &part.last
 		log.Info("export_part_written", slog.Int("part", number), slog.Int64("records", part.records))
 		if !part.full {
-			return w.complete(ctx, log, e, sink, owner, lease)
+			return w.complete(ctx, log, e, sink, owner, lease, manifestLog)
 		}
 		if time.Now().After(deadline) {
 			return errSnooze
@@ -516,7 +520,7 @@ func (n *nextPage) discard() {
 }
 
 // complete writes the manifest (last) and marks the export completed.
-func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string, lease *leaseKeeper) error {
+func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, owner string, lease *leaseKeeper, manifestLog *pendingLog) error {
 	done, err := store.GetExportByID(ctx, w.Pool, e.ID)
 	if err != nil {
 		return err
@@ -529,12 +533,8 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	count := done.Progress.RecordsExported
 	done.Status, done.CompletedAt, done.ManifestKey, done.RecordCount = audex.ExportCompleted, &completedAt, &manifestKey, &count
 	done.Progress.Percent = 100
-	logStarted := time.Now()
-	if done.Log, err = w.Sealer.manifestLog(ctx, w.Pool, sink, e.TenantID, e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf); err != nil {
+	if done.Log, err = manifestLog.wait(); err != nil {
 		return err
-	}
-	if done.Log != nil {
-		log.Info("export_log_written", slog.Int64("leaves", done.Log.EndLeaf-done.Log.FirstLeaf), slog.Duration("took", time.Since(logStarted)))
 	}
 	manifest, err := json.MarshalIndent(done, "", "  ")
 	if err != nil {
@@ -564,6 +564,44 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	metrics.ExportsFinished.WithLabelValues(audex.ExportCompleted).Inc()
 	log.Info("export_completed", slog.Int64("records", count), slog.Int("parts", done.Progress.PartsWritten))
 	return nil
+}
+
+// pendingLog is what a manifest will say of the integrity log, being
+// worked out.
+type pendingLog struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+	log    *audex.ManifestLog
+	err    error
+}
+
+// startManifestLog works out what export e's manifest says of the
+// integrity log (LogSealer.manifestLog) in the background.
+func (w *ExportWorker) startManifestLog(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink) *pendingLog {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &pendingLog{done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(p.done)
+		started := time.Now()
+		p.log, p.err = w.Sealer.manifestLog(ctx, w.Pool, sink, e.TenantID, e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf)
+		if p.log != nil {
+			log.Info("export_log_written", slog.Int64("leaves", p.log.EndLeaf-p.log.FirstLeaf), slog.Duration("took", time.Since(started)))
+		}
+	}()
+	return p
+}
+
+// wait returns the manifest's log once it is worked out.
+func (p *pendingLog) wait() (*audex.ManifestLog, error) {
+	<-p.done
+	return p.log, p.err
+}
+
+// stop ends the work (an attempt that ends before the export completes
+// does it again in the next one) and waits for it.
+func (p *pendingLog) stop() {
+	p.cancel()
+	<-p.done
 }
 
 // fail records a permanent failure in operator words, deletes the parts
