@@ -21,8 +21,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/client"
 	"github.com/audex-dev/audex/internal/config"
+	"github.com/audex-dev/audex/internal/format"
 	"github.com/audex-dev/audex/internal/sinks"
 )
 
@@ -321,9 +323,10 @@ func report(w io.Writer, key string, problems []string, ok string) {
 
 // verifyPart checks the part f of an export in format, in one read of its
 // object, and returns what does not match its manifest entry (nothing when
-// all does). line, when not nil, is given each JSONL line (without its
-// newline) with its number.
-func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, format string, line func(n int, b []byte)) []string {
+// all does). record, when not nil, is given each record's canonical
+// encoding with its number: a JSONL line without its newline, a Parquet
+// row's event encoded.
+func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, format string, record func(n int, b []byte)) []string {
 	file, err := open(ctx, f.Key)
 	if err != nil {
 		return []string{fmt.Sprintf("cannot open: %v", err)}
@@ -331,7 +334,13 @@ func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, for
 	defer file.Close()
 	hash := sha256.New()
 	stored := &countingReader{r: io.TeeReader(file, hash)}
-	records, countErr := countRecords(stored, format, strings.HasSuffix(f.Key, ".gz"), line)
+	var records int64
+	var countErr error
+	if format == "parquet" {
+		records, countErr = readParquetRecords(stored, record)
+	} else {
+		records, countErr = countRecords(stored, format, strings.HasSuffix(f.Key, ".gz"), record)
+	}
 	// Hash what the record reader did not need, such as a gzip trailer or
 	// the rest of a file whose records could not be read.
 	if _, err := io.Copy(io.Discard, stored); err != nil {
@@ -345,7 +354,7 @@ func verifyPart(ctx context.Context, open objectOpener, f client.ExportFile, for
 		problems = append(problems, fmt.Sprintf("sha256 %s, manifest says %s", sum, f.SHA256))
 	}
 	switch {
-	case format == "parquet":
+	case format == "parquet" && record == nil:
 		// Parquet's records are counted by readers of Parquet; the size and
 		// SHA-256 cover every byte.
 	case countErr != nil:
@@ -366,6 +375,33 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// readParquetRecords gives record (when not nil) each event of the
+// Parquet part read from r, canonically encoded, and returns how many it
+// holds. Parquet is read from its end: the part goes to a temporary file
+// first. Without record it reads nothing.
+func readParquetRecords(r io.Reader, record func(n int, b []byte)) (int64, error) {
+	if record == nil {
+		return 0, nil
+	}
+	tmp, err := os.CreateTemp("", "audexctl-*.parquet")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	size, err := io.Copy(tmp, r)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var buf []byte
+	return format.ReadParquetPart(tmp, size, func(e *audex.Event) {
+		n++
+		buf = e.AppendJSON(buf[:0])
+		record(n, buf)
+	})
 }
 
 // countRecords counts the records of a part: lines of JSONL (a last line

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,6 +175,22 @@ func TestVerify(t *testing.T) {
 		}
 	})
 
+	t.Run("AParquetExportIsCheckedRecordByRecord", func(t *testing.T) {
+		res := b.run(t, "export", "create", "--since", "2026-04-01", "--until", "2026-04-02", "--format", "parquet", "--part_max_records", "20", "--wait")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		e, err := b.client.Exports.Get(ctx, lines(res.stdout)[0])
+		require.NoError(t, err)
+		res = verify(t, *e.ManifestKey)
+		require.Equal(t, exitFailure, res.code, res.stdout)
+		for _, id := range []string{"e00030", "e00031-forged", "e00040", "e00061"} {
+			require.Regexp(t, `PROBLEM: \S+part-\d+\.parquet row \d+: event "`+id+`" is NOT IN THE LOG`, res.stdout)
+		}
+		m := regexp.MustCompile(`(\d+) records read, (\d+) of them leaves`).FindStringSubmatch(res.stdout)
+		require.NotNil(t, m, res.stdout)
+		read, leaves := atoi(t, m[1]), atoi(t, m[2])
+		require.Equal(t, read-4, leaves, "every other row is its event's leaf")
+	})
+
 	t.Run("ObjectsChangedAtTheDestinationAreNamed", func(t *testing.T) {
 		a, other := manifestOf(t, first), manifestOf(t, export(t))
 		// rewrite changes the lines of a part of the first export.
@@ -259,4 +277,11 @@ func TestVerify(t *testing.T) {
 		require.Contains(t, res.stdout, `(event "e00020") is MISSING`)
 		require.Regexp(t, `deleted by audex: 5 leaves, by evt_\w+ \(audit.purge_completed\)`, res.stdout)
 	})
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err)
+	return n
 }

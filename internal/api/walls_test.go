@@ -130,7 +130,10 @@ func TestDownloadWalls(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(pool.Close)
 		b := setupWith(t, api.Config{Pool: pool, Limits: api.Limits{TenantDownloads: 2, Downloads: 3, DownloadMinRate: 1 << 20}})
-		b.seed(t, 40_000, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+		// About 18 MB of CSV: more than loopback's socket buffers can
+		// take, so that a stalled download cannot end before it is cut
+		// off (with 40,000 events one did, once).
+		b.seed(t, 120_000, time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
 
 		stalled := []*http.Response{stalledDownload(t, b), stalledDownload(t, b)}
 		// Both wait on their clients, and neither holds a connection (the

@@ -133,3 +133,24 @@ func TestJSONFormats(t *testing.T) {
 		require.False(t, ok)
 	})
 }
+
+func TestParquetRoundTrip(t *testing.T) {
+	t.Parallel()
+	events := sampleEvents()
+	events[1].Target = &audex.Target{Type: ptr("doc")} // a target of a type alone
+	var buf bytes.Buffer
+	p := format.NewParquetPart(&buf)
+	for i := range events {
+		require.NoError(t, p.Write(&events[i]))
+	}
+	require.NoError(t, p.Close())
+	var read [][]byte
+	n, err := format.ReadParquetPart(bytes.NewReader(buf.Bytes()), int64(buf.Len()), func(e *audex.Event) {
+		read = append(read, e.AppendJSON(nil))
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, len(events), n)
+	for i := range events {
+		require.Equal(t, string(events[i].AppendJSON(nil)), string(read[i]), "event %d reads back to its canonical encoding", i)
+	}
+}

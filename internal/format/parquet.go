@@ -1,7 +1,9 @@
 package format
 
 import (
+	"errors"
 	"io"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -101,4 +103,48 @@ func (p *ParquetPart) Close() error {
 		return err
 	}
 	return p.w.Close()
+}
+
+// ReadParquetPart calls fn with each event of the Parquet part in r (of
+// size bytes), as it was written (Write's inverse: a target when any of
+// its columns is set), and returns how many it read.
+func ReadParquetPart(r io.ReaderAt, size int64, fn func(e *audex.Event)) (int64, error) {
+	f, err := parquet.OpenFile(r, size)
+	if err != nil {
+		return 0, err
+	}
+	reader := parquet.NewGenericReader[parquetRow](f)
+	defer reader.Close()
+	rows := make([]parquetRow, 256)
+	var count int64
+	for {
+		n, err := reader.Read(rows)
+		for i := range rows[:n] {
+			e := rows[i].event()
+			fn(&e)
+		}
+		count += int64(n)
+		if errors.Is(err, io.EOF) {
+			return count, nil
+		}
+		if err != nil {
+			return count, err
+		}
+	}
+}
+
+// event is the event of row r.
+func (r *parquetRow) event() audex.Event {
+	e := audex.Event{ID: r.ID, OccurredAt: time.UnixMicro(r.OccurredAt).UTC(), ReceivedAt: time.UnixMicro(r.ReceivedAt).UTC(),
+		Action: r.Action, Actor: audex.Actor{ID: r.ActorID, Type: r.ActorType, Name: r.ActorName},
+		Resource: r.Resource, SourceIP: r.SourceIP, UserAgent: r.UserAgent, RequestID: r.RequestID,
+		Method: r.Method, Path: r.Path, Success: r.Success, DurationMS: r.DurationMS, Metadata: []byte(r.Metadata)}
+	if r.TargetID != nil || r.TargetType != nil || r.TargetName != nil {
+		e.Target = &audex.Target{ID: r.TargetID, Type: r.TargetType, Name: r.TargetName}
+	}
+	if r.StatusCode != nil {
+		code := int(*r.StatusCode)
+		e.StatusCode = &code
+	}
+	return e
 }
