@@ -43,7 +43,15 @@ type PurgeWorker struct {
 }
 
 // Timeout bounds one attempt, below River's rescue time.
-func (w *PurgeWorker) Timeout(*river.Job[queue.PurgeArgs]) time.Duration { return 2 * w.Window }
+func (w *PurgeWorker) Timeout(*river.Job[queue.PurgeArgs]) time.Duration {
+	// The last batch an attempt starts within its window may take its
+	// whole budget: a shorter timeout would cut every batch slower than
+	// the window off, and the purge would never move.
+	if w.BatchBudget > 0 {
+		return w.Window + w.BatchBudget
+	}
+	return 2 * w.Window
+}
 
 // Work starts the purge (waiting while an export overlaps its range),
 // deletes batches until none is left or the window is used, and completes
