@@ -162,8 +162,8 @@ func (c *LogCheck) root() (tlog.Hash, error) {
 	if err != nil {
 		return tlog.Hash{}, err
 	}
-	for _, h := range c.leaves {
-		if err := r.Append(bytes.Clone(h[:]), nil); err != nil {
+	for i := range c.leaves {
+		if err := r.Append(c.leaves[i][:], nil); err != nil {
 			return tlog.Hash{}, err
 		}
 	}

@@ -66,6 +66,16 @@ func setupLog(t *testing.T) *logBundle {
 	return &logBundle{pool: storetest.Pool(t), tenant: storetest.NewTenant(t), keys: keys}
 }
 
+// setupSealed is setupLog with 10 events of the tenant (a-0000 to a-0009)
+// sealed, and their checkpoint.
+func setupSealed(t *testing.T) (*logBundle, integrity.Checkpoint) {
+	t.Helper()
+	b := setupLog(t)
+	b.ingest(t, b.tenant, "a", 10)
+	b.sealAll(t, 1000)
+	return b, b.latest(t)
+}
+
 // ingest stores n events of the tenant, some occurring long ago.
 func (b *logBundle) ingest(t *testing.T, tenant, prefix string, n int) {
 	t.Helper()
@@ -181,10 +191,7 @@ func TestSealLog(t *testing.T) {
 
 	t.Run("AProofOfAChangedEventFails", func(t *testing.T) {
 		t.Parallel()
-		b := setupLog(t)
-		b.ingest(t, b.tenant, "a", 10)
-		b.sealAll(t, 1000)
-		c := b.latest(t)
+		b, c := setupSealed(t)
 		e := inArrivalOrder(t, b.pool, b.tenant)[3]
 		require.NoError(t, b.checkProof(t, c, e))
 		e.Action = "doc.deleted"
@@ -193,10 +200,7 @@ func TestSealLog(t *testing.T) {
 
 	t.Run("ARowInsertedBehindAudexsBackIsNamed", func(t *testing.T) {
 		t.Parallel()
-		b := setupLog(t)
-		b.ingest(t, b.tenant, "a", 10)
-		b.sealAll(t, 1000)
-		c := b.latest(t)
+		b, c := setupSealed(t)
 		// A copy of a sealed event under a new id, with its received_at,
 		// written straight into the tables.
 		storetest.ForgeEvent(t, b.pool, b.tenant, "a-0003", "forged-1")
@@ -212,10 +216,7 @@ func TestSealLog(t *testing.T) {
 
 	t.Run("ADeletedEventKeepsItsLeafAndProof", func(t *testing.T) {
 		t.Parallel()
-		b := setupLog(t)
-		b.ingest(t, b.tenant, "a", 10)
-		b.sealAll(t, 1000)
-		c := b.latest(t)
+		b, c := setupSealed(t)
 		e := inArrivalOrder(t, b.pool, b.tenant)[4]
 		require.NoError(t, store.DeleteEvent(t.Context(), b.pool, b.tenant, e.ID, audex.Actor{ID: "ops", Type: new("user")}))
 		require.NoError(t, b.checkProof(t, c, e))
