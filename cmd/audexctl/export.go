@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -405,9 +404,9 @@ func readParquetRecords(r io.Reader, record func(n int, b []byte)) (int64, error
 }
 
 // countRecords counts the records of a part: lines of JSONL (a last line
-// without its newline included), given to line when it is not nil, or CSV
-// rows below the header row.
-func countRecords(r io.Reader, format string, gzipped bool, line func(n int, b []byte)) (int64, error) {
+// without its newline included) or CSV rows below the header row, given
+// to line (a CSV row's event canonically encoded) when it is not nil.
+func countRecords(r io.Reader, partFormat string, gzipped bool, line func(n int, b []byte)) (int64, error) {
 	if gzipped {
 		gz, err := gzip.NewReader(r)
 		if err != nil {
@@ -416,24 +415,15 @@ func countRecords(r io.Reader, format string, gzipped bool, line func(n int, b [
 		defer gz.Close()
 		r = gz
 	}
-	if format == "csv" {
-		rows := csv.NewReader(r)
-		rows.ReuseRecord = true
-		var n int64
-		for {
-			_, err := rows.Read()
-			if errors.Is(err, io.EOF) {
-				break
+	if partFormat == format.CSV {
+		var n int
+		var buf []byte
+		return format.ReadCSVPart(r, func(e *audex.Event) {
+			if n++; line != nil {
+				buf = e.AppendJSON(buf[:0])
+				line(n, buf)
 			}
-			if err != nil {
-				return 0, err
-			}
-			n++
-		}
-		if n == 0 {
-			return 0, errors.New("no header row")
-		}
-		return n - 1, nil
+		})
 	}
 	lines := bufio.NewReaderSize(r, 256<<10)
 	for n := 1; ; n++ {

@@ -162,7 +162,7 @@ func TestExport(t *testing.T) {
 		require.NoError(t, os.WriteFile(path, data[:len(data)-20], 0o600))
 		res := b.run(t, "export", "verify", csvID, "--folder", b.srv.Folder)
 		require.Equal(t, exitFailure, res.code)
-		require.Regexp(t, `part-00001\.csv\.gz: size \d+ bytes, manifest says \d+; sha256 .*; records unreadable: unexpected EOF$`, lines(res.stdout)[0])
+		require.Regexp(t, `part-00001\.csv\.gz: size \d+ bytes, manifest says \d+; sha256 .*; records unreadable: record \d+: unexpected EOF$`, lines(res.stdout)[0])
 		require.Regexp(t, `part-00002\.csv\.gz: ok`, lines(res.stdout)[1])
 	})
 

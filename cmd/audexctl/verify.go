@@ -139,15 +139,14 @@ asked. It checks
   - each part's size and SHA-256;
   - the checkpoint's signature, and that the leaves object with the
     manifest's compact ranges makes the checkpoint's root;
-  - each record: its canonical encoding (an NDJSON line, a Parquet row's
-    event encoded) must be a leaf of the manifest's range, once;
+  - each record: its canonical encoding (an NDJSON line, a CSV or Parquet
+    row's event encoded) must be a leaf of the manifest's range, once;
   - each leaf of the range that is no record: deleted by audex (a signed
     deletion record in the log lists it), left out by the filters, or
     MISSING (deleted behind audex's back).
 Prints a line per object and a verdict; exits 1 when anything does not
-check, naming what and where. Records are read from NDJSON parts (gzipped
-or not) and Parquet parts; CSV parts, whose cells do not keep every
-event's exact encoding, are checked by size and SHA-256 only.
+check, naming what and where. Records are read from NDJSON and CSV parts
+(gzipped or not) and from Parquet parts.
 
 The objects are read as export verify reads them: from the configured
 destination --destination (default "local", with the configuration that
@@ -231,20 +230,16 @@ func (c *cli) verifyManifest(ctx context.Context, open objectOpener, key string,
 		return append(problems, err.Error()), nil
 	}
 	for _, f := range m.Files {
-		// A batch's parts say their format by name; records are checked
-		// from JSONL and Parquet parts (CSV's cells do not keep every
-		// event's exact encoding).
+		// A batch's parts say their format by name.
 		format := m.Format
 		if format == "" {
 			format = strings.TrimPrefix(path.Ext(strings.TrimSuffix(f.Key, ".gz")), ".")
 		}
-		var record func(n int, data []byte)
-		switch format {
-		case "jsonl":
-			record = func(n int, line []byte) { check.Record(fmt.Sprintf("%s line %d", f.Key, n), line) }
-		case "parquet":
-			record = func(n int, data []byte) { check.Record(fmt.Sprintf("%s row %d", f.Key, n), data) }
+		unit := map[string]string{"parquet": "row", "csv": "record"}[format]
+		if unit == "" {
+			unit = "line"
 		}
+		record := func(n int, data []byte) { check.Record(fmt.Sprintf("%s %s %d", f.Key, unit, n), data) }
 		if p := verifyPart(ctx, open, f, format, record); len(p) > 0 {
 			problems = append(problems, f.Key+": CHANGED: "+strings.Join(p, "; "))
 		}

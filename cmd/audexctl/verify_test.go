@@ -175,20 +175,26 @@ func TestVerify(t *testing.T) {
 		}
 	})
 
-	t.Run("AParquetExportIsCheckedRecordByRecord", func(t *testing.T) {
-		res := b.run(t, "export", "create", "--since", "2026-04-01", "--until", "2026-04-02", "--format", "parquet", "--part_max_records", "20", "--wait")
-		require.Equal(t, exitOK, res.code, res.stderr)
-		e, err := b.client.Exports.Get(ctx, lines(res.stdout)[0])
-		require.NoError(t, err)
-		res = verify(t, *e.ManifestKey)
-		require.Equal(t, exitFailure, res.code, res.stdout)
-		for _, id := range []string{"e00030", "e00031-forged", "e00040", "e00061"} {
-			require.Regexp(t, `PROBLEM: \S+part-\d+\.parquet row \d+: event "`+id+`" is NOT IN THE LOG`, res.stdout)
+	t.Run("CSVAndParquetExportsAreCheckedRecordByRecord", func(t *testing.T) {
+		for _, f := range []struct{ args, part string }{
+			{"--format parquet", `part-\d+\.parquet row`},
+			{"--format csv --compression gzip", `part-\d+\.csv\.gz record`},
+		} {
+			args := append([]string{"export", "create", "--since", "2026-04-01", "--until", "2026-04-02", "--part_max_records", "20", "--wait"}, strings.Fields(f.args)...)
+			res := b.run(t, args...)
+			require.Equal(t, exitOK, res.code, res.stderr)
+			e, err := b.client.Exports.Get(ctx, lines(res.stdout)[0])
+			require.NoError(t, err)
+			res = verify(t, *e.ManifestKey)
+			require.Equal(t, exitFailure, res.code, res.stdout)
+			for _, id := range []string{"e00030", "e00031-forged", "e00040", "e00061"} {
+				require.Regexp(t, `PROBLEM: \S+`+f.part+` \d+: event "`+id+`" is NOT IN THE LOG`, res.stdout)
+			}
+			m := regexp.MustCompile(`(\d+) records read, (\d+) of them leaves`).FindStringSubmatch(res.stdout)
+			require.NotNil(t, m, res.stdout)
+			read, leaves := atoi(t, m[1]), atoi(t, m[2])
+			require.Equal(t, read-4, leaves, "every other %s is its event's leaf", f.part)
 		}
-		m := regexp.MustCompile(`(\d+) records read, (\d+) of them leaves`).FindStringSubmatch(res.stdout)
-		require.NotNil(t, m, res.stdout)
-		read, leaves := atoi(t, m[1]), atoi(t, m[2])
-		require.Equal(t, read-4, leaves, "every other row is its event's leaf")
 	})
 
 	t.Run("ObjectsChangedAtTheDestinationAreNamed", func(t *testing.T) {

@@ -134,6 +134,43 @@ func TestJSONFormats(t *testing.T) {
 	})
 }
 
+func TestCSVRoundTrip(t *testing.T) {
+	t.Parallel()
+	events := sampleEvents()
+	// Texts CSV could confuse: empty ones (not absent), ones that start
+	// with the neutralising ' already, RFC 4180's specials, PostgreSQL's
+	// end of data.
+	events[1].Target = &audex.Target{ID: ptr(""), Type: ptr("'=x"), Name: ptr("''")}
+	events[1].Actor.Type, events[1].Actor.Name = ptr("'"), ptr(" lead")
+	events[1].Resource, events[1].RequestID, events[1].Method = ptr(`\.`), ptr("a\r\nb"), ptr("")
+	events[1].Metadata = json.RawMessage(`{"s": "x,\"y\""}`)
+	events = append(events, audex.Event{ID: "e3", OccurredAt: events[0].OccurredAt, ReceivedAt: events[0].ReceivedAt,
+		Action: "doc.read", Actor: audex.Actor{ID: "'-1"}, Target: &audex.Target{Name: ptr("n")}})
+	doc := encode(t, format.CSV, events)
+	require.Contains(t, doc, `,"",`, "an empty text is a quoted empty field")
+	var read []string
+	n, err := format.ReadCSVPart(strings.NewReader(doc), func(e *audex.Event) {
+		read = append(read, string(e.AppendJSON(nil)))
+	})
+	require.NoError(t, err)
+	require.EqualValues(t, len(events), n)
+	for i := range events {
+		require.Equal(t, string(events[i].AppendJSON(nil)), read[i], "event %d reads back to its canonical encoding", i)
+	}
+
+	for name, bad := range map[string]string{
+		"no header":        "id,occurred_at\n",
+		"short row":        strings.Join(format.CSVColumns, ",") + "\ne1,2026-04-23T19:02:11Z\n",
+		"open quote":       strings.Join(format.CSVColumns, ",") + "\n\"e1\n",
+		"bad time":         strings.Join(format.CSVColumns, ",") + "\ne1,yesterday" + strings.Repeat(",", len(format.CSVColumns)-2) + "\n",
+		"stray quote":      strings.Join(format.CSVColumns, ",") + "\ne\"1" + strings.Repeat(",", len(format.CSVColumns)-1) + "\n",
+		"text after quote": strings.Join(format.CSVColumns, ",") + "\n\"e1\"x" + strings.Repeat(",", len(format.CSVColumns)-1) + "\n",
+	} {
+		_, err := format.ReadCSVPart(strings.NewReader(bad), func(*audex.Event) {})
+		require.Error(t, err, name)
+	}
+}
+
 func TestParquetRoundTrip(t *testing.T) {
 	t.Parallel()
 	events := sampleEvents()

@@ -12,12 +12,12 @@ import (
 	"github.com/audex-dev/audex/internal/format"
 )
 
-// FuzzCSVRow holds a CSV row, whatever its text, to two promises: it reads
-// back (RFC 4180) as one record of every column holding the neutralised
-// values, and no text cell starts with a character that makes a
-// spreadsheet run it as a formula.
+// FuzzCSVRow holds a CSV row, whatever its text, to three promises: it
+// reads back (RFC 4180) as one record of every column holding the
+// neutralised values, no text cell starts with a character that makes a
+// spreadsheet run it as a formula, and ReadCSVPart gives the event back.
 func FuzzCSVRow(f *testing.F) {
-	for _, s := range []string{"plain", "=cmd|' /C calc'!A0", "+1", "-1", "@SUM(1)", "\tx", "\rline", "a,\"b\"\nc", "\r\n", "", "ünï"} {
+	for _, s := range []string{"plain", "=cmd|' /C calc'!A0", "+1", "-1", "@SUM(1)", "\tx", "\rline", "a,\"b\"\nc", "\r\n", "", "ünï", "'", "'=1", "''+", "\\.", " x"} {
 		f.Add(s, "doc.read", s)
 	}
 	at := time.Date(2026, 4, 23, 19, 2, 11, 512000000, time.UTC)
@@ -45,6 +45,11 @@ func FuzzCSVRow(f *testing.F) {
 			if cell != "" && strings.IndexByte("=+-@\t\r", cell[0]) >= 0 {
 				t.Fatalf("%s: cell %q would run as a formula", name, cell)
 			}
+		}
+		var back []byte
+		if _, err := format.ReadCSVPart(bytes.NewReader(data), func(r *audex.Event) { back = r.AppendJSON(nil) }); err != nil ||
+			!bytes.Equal(back, e.AppendJSON(nil)) {
+			t.Fatalf("row %q reads back as %s (%v), want %s", data, back, err, e.AppendJSON(nil))
 		}
 	})
 }
