@@ -124,7 +124,7 @@ func (b *bench) run(ctx context.Context) error {
 	if svc.s3Bucket != "" {
 		b.printf(" and an S3 one (a fresh bucket on MinIO)")
 	}
-	b.printf("; the api listens on %s. Before them, `VACUUM (ANALYZE) events, event_ids` (%.1f s) gathers the statistics that autovacuum would after the ingest rounds, so that plans see those rows and no autovacuum starts in the middle of a measurement, and the integrity log's first seal of every event so far runs in the benchmark's process (`store.SealAllLogs`, 500,000 leaves a transaction, as the worker's seal job: %s leaves in %.1f s, %s leaves/s), so that the worker's does not run in the middle of one.\n",
+	b.printf("; the api listens on %s. Before them, `VACUUM (ANALYZE) events, event_ids` (%.1f s) gathers the statistics that autovacuum would after the ingest rounds, so that plans see those rows and no autovacuum starts in the middle of a measurement, and the integrity log's first seal of every event so far runs in the benchmark's process (`store.SealAllLogs`, 500,000 leaves a transaction, as the worker's seal job, then `ANALYZE log_leaves`, as autovacuum would after so many new rows: %s leaves in %.1f s, %s leaves/s), so that the worker's does not run in the middle of one.\n",
 		strings.TrimPrefix(svc.apiURL, "http://"), vacuumed.Seconds(), thousands(svc.sealed), svc.sealTime.Seconds(), thousands(int64(float64(svc.sealed)/max(svc.sealTime.Seconds(), 0.001))))
 	// Its audit event occurs after the loaded month, which the downloads
 	// and exports read.
