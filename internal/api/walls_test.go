@@ -151,6 +151,9 @@ func TestDownloadWalls(t *testing.T) {
 			return true
 		}
 		require.Eventually(t, quiet, 20*time.Second, 10*time.Millisecond, "a stalled download holds a database connection")
+		// Both are now blocked in a write whose deadline (the least window,
+		// 10 s, for pages this small) was set before this moment.
+		bothBlocked := time.Now()
 
 		res := b.do(t, "POST", "/v1/audit/export", b.key, map[string]any{"format": "csv", "since": "2026-01-01", "until": "2026-06-01"})
 		requireRetryAfter(t, res, http.StatusTooManyRequests, api.CodeRateLimited)
@@ -168,6 +171,10 @@ func TestDownloadWalls(t *testing.T) {
 			res := b.do(t, "POST", "/v1/audit/export", b.key, map[string]any{"format": "csv", "since": "2026-04-30", "until": "2026-05-01"})
 			return res.status == http.StatusOK
 		}, 30*time.Second, 200*time.Millisecond)
+		// One cut-off frees the slot the loop above waits for; the other
+		// comes up to a window later (on a loaded machine their writes
+		// block at different times). Reading before it would let it go on.
+		time.Sleep(time.Until(bothBlocked.Add(12 * time.Second)))
 		for _, s := range stalled {
 			_, err := io.Copy(io.Discard, s.Body)
 			require.Error(t, err, "a stalled download is cut off, not ended as if complete")
