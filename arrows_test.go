@@ -43,6 +43,8 @@ var arrowRules = []arrowRule{
 		"job arguments and the insert client need River alone"},
 	{".", "deps", []string{module + "/", "github.com/jackc/", "github.com/riverqueue/"},
 		"the domain package is the centre: it imports no other package of audex, nor the database"},
+	{"./internal/console", "deps", []string{module + "/", "github.com/"},
+		"the console's files are served by the API and call its routes; they need nothing else"},
 	{"./client", "deps", []string{module + "/internal/"},
 		"the SDK is public and must build outside the module"},
 }

@@ -20,6 +20,12 @@ const touchInterval = time.Minute
 // authFailureBurst) gets 429 with a retry-after instead, before its key
 // is looked up, until its budget refills.
 func (s *Server) authenticate(r *http.Request, scope string) (audex.APIKey, error) {
+	return s.authenticateWith(r, func() (audex.APIKey, error) { return s.lookupKey(r, scope) })
+}
+
+// authenticateWith is authenticate with the key found by lookup, under
+// the same failure budget.
+func (s *Server) authenticateWith(r *http.Request, lookup func() (audex.APIKey, error)) (audex.APIKey, error) {
 	failures := s.limiters.authFailures
 	// An address that failed lately has its failure's token taken before
 	// the lookup, and given back unless it fails, so that concurrent
@@ -32,7 +38,7 @@ func (s *Server) authenticate(r *http.Request, scope string) (audex.APIKey, erro
 		return audex.APIKey{}, &Error{Code: CodeRateLimited, RetryAfter: wait,
 			Message: "too many failed authentications from this address; retry after the time in Retry-After"}
 	}
-	key, err := s.lookupKey(r, scope)
+	key, err := lookup()
 	switch apiErr := (*Error)(nil); {
 	case !errors.As(err, &apiErr) || apiErr.Code != CodeUnauthenticated:
 		giveBack(res, now)
@@ -42,12 +48,29 @@ func (s *Server) authenticate(r *http.Request, scope string) (audex.APIKey, erro
 	return key, err
 }
 
-// lookupKey is authenticate without the failure budget.
+// lookupKey is authenticate without the failure budget. A request with
+// no key but the console's session cookie is the session's key (not on
+// operator routes).
 func (s *Server) lookupKey(r *http.Request, scope string) (audex.APIKey, error) {
+	if scope != audex.ScopeOperator && !hasKeyHeader(r) {
+		if token, ok := consoleToken(r); ok {
+			session, err := s.consoleSession(r, token, true)
+			if err != nil {
+				return audex.APIKey{}, err
+			}
+			return s.checkKey(r, session.Key, scope)
+		}
+	}
 	plain, apiErr := bearerKey(r, scope == audex.ScopeOperator)
 	if apiErr != nil {
 		return audex.APIKey{}, apiErr
 	}
+	return s.keyOf(r, plain, scope)
+}
+
+// keyOf returns the stored key whose plain text is plain, if it is not
+// revoked and carries scope (none: any).
+func (s *Server) keyOf(r *http.Request, plain, scope string) (audex.APIKey, error) {
 	key, err := store.APIKeyByHash(r.Context(), s.pool, audex.HashKey(plain))
 	if errors.Is(err, store.ErrNotFound) {
 		return audex.APIKey{}, &Error{Code: CodeUnauthenticated, Message: "unknown API key"}
@@ -55,10 +78,16 @@ func (s *Server) lookupKey(r *http.Request, scope string) (audex.APIKey, error) 
 	if err != nil {
 		return audex.APIKey{}, err
 	}
+	return s.checkKey(r, key, scope)
+}
+
+// checkKey refuses a revoked key and one without scope (none: any), and
+// records that the key was used.
+func (s *Server) checkKey(r *http.Request, key audex.APIKey, scope string) (audex.APIKey, error) {
 	if key.RevokedAt != nil {
 		return audex.APIKey{}, &Error{Code: CodeUnauthenticated, Message: "API key has been revoked"}
 	}
-	if !key.HasScope(scope) {
+	if scope != "" && !key.HasScope(scope) {
 		return audex.APIKey{}, &Error{Code: CodePermissionDenied, Message: "API key lacks the scope " + scope}
 	}
 	s.touch(r.Context(), key)

@@ -16,30 +16,13 @@ import (
 	"github.com/audex-dev/audex/internal/testenv"
 )
 
-// browserWithKey starts headless Chromium for the test (closed when it
-// ends, a minute at most) and returns its context. Every request the
-// browser makes carries key as a Bearer key, to any site, as an operator's
-// Basic password does once typed.
+// browserWithKey is browser, with every request the browser makes
+// carrying key as a Bearer key, to any site, as an operator's Basic
+// password does once typed.
 func browserWithKey(t *testing.T, chromium, key string) context.Context {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelBrowser)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancelTimeout)
-	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
-	require.NoError(t, err)
-	_, err = chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+	ctx := browser(t, chromium)
+	_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
 		Headers: network.Headers{"Authorization": "Bearer " + key},
 	})
 	require.NoError(t, err)

@@ -1,0 +1,254 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/storetest"
+	"github.com/audex-dev/audex/internal/testenv"
+)
+
+// consoleEvents is how many events the console's browser test pages
+// through.
+const consoleEvents = 2500
+
+// TestConsoleInABrowser works the console in headless Chromium as a reader
+// would: sign in, filter, page to the end, open an event, follow its
+// actor's trail, sign out; and tries the tenant wall and the scopes
+// through the page. With AUDEX_SCREENSHOT_DIR set it saves a screenshot of
+// each view there (docs/console-*.png).
+func TestConsoleInABrowser(t *testing.T) {
+	t.Parallel()
+	chromium := testenv.Require(t, "AUDEX_TEST_CHROMIUM", "run the tests with `make test`, which installs Chromium")
+	b := setup(t)
+	actors := []string{"alice", "bob", "carol", "dave", "erin"}
+	for batch := 0; batch < consoleEvents/500; batch++ {
+		events := make([]map[string]any, 500)
+		for i := range events {
+			n := batch*500 + i
+			e := event([]string{"doc.read", "doc.write", "user.login"}[n%3], actors[n%len(actors)])
+			e["id"] = fmt.Sprintf("evt-%05d", n)
+			e["occurred_at"] = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n) * time.Minute).Format(time.RFC3339)
+			e["target"] = map[string]any{"id": fmt.Sprintf("doc-%d", n%7), "type": "document"}
+			e["success"] = n%10 != 0
+			e["source_ip"] = fmt.Sprintf("10.0.%d.%d", n%4, n%200)
+			events[i] = e
+		}
+		b.ingest(t, events...)
+	}
+	reader := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeRead)
+	ctx := browser(t, chromium)
+	shot := screenshotter(t, ctx)
+
+	// ids returns the ids of the events table's rows.
+	ids := func(t *testing.T) []string {
+		t.Helper()
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#events tbody tr")].map(r => r.dataset.id)`))
+		require.NoError(t, err)
+		return got
+	}
+	// pageToTheEnd presses "Load more" until the table holds every event.
+	pageToTheEnd := func(t *testing.T) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			done, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+				if (document.getElementById("events-status").dataset.done === "true") return true;
+				const more = document.getElementById("more");
+				if (!more.hidden && !more.disabled) more.click();
+				return false;
+			})()`))
+			require.NoError(t, err)
+			return done
+		}, time.Minute, 20*time.Millisecond, "the events view reaches the end")
+	}
+	// waitListed waits for the events view's first page.
+	waitListed := func(t *testing.T) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#events-status[data-done]`))))
+	}
+	signIn := func(t *testing.T, ctx context.Context, key string) {
+		t.Helper()
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/"),
+			chromedp.WaitVisible(chromedp.ID("sign-in")),
+			chromedp.SendKeys(chromedp.ID("key"), key),
+			chromedp.Click(chromedp.CSS(`#sign-in button[type="submit"]`)),
+		))
+	}
+	apiIDs := func(t *testing.T, query string) []string {
+		t.Helper()
+		var out []string
+		for _, e := range b.listAllWithAudit(t, query) {
+			out = append(out, e.ID)
+		}
+		return out
+	}
+
+	t.Run("SignIn", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/"),
+			chromedp.WaitVisible(chromedp.ID("sign-in")),
+		))
+		shot("console-sign-in.png")
+		signIn(t, ctx, reader)
+		waitListed(t)
+		require.Equal(t, apiIDs(t, "limit=100")[:100], ids(t), "the first page, newest first")
+		// The key is nowhere the page's scripts can read, nor in its URL.
+		held, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie + "|" + JSON.stringify(localStorage) + "|" + JSON.stringify(sessionStorage) + "|" + location.href`))
+		require.NoError(t, err)
+		require.NotContains(t, held, reader)
+		require.NotContains(t, held, "audex_console", "the session cookie is HttpOnly")
+	})
+
+	t.Run("FilterPageToTheEndAndMatchTheAPI", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.SetValue(chromedp.ID("f-action"), "doc.write"),
+			chromedp.SetValue(chromedp.ID("f-success"), "true"),
+			chromedp.Click(chromedp.CSS(`#filters button[type="submit"]`)),
+		))
+		waitListed(t)
+		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+		require.NoError(t, err)
+		q, err := url.ParseQuery(strings.TrimPrefix(loc, "?"))
+		require.NoError(t, err)
+		require.Equal(t, url.Values{"action": {"doc.write"}, "success": {"true"}}, q, "the filters live in the page's URL")
+		pageToTheEnd(t)
+		require.Equal(t, apiIDs(t, "action=doc.write&success=true&limit=1000"), ids(t))
+
+		// A shared URL opens the same view.
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/console/events?actor_id=bob&since=2026-11-02")))
+		waitListed(t)
+		pageToTheEnd(t)
+		require.Equal(t, apiIDs(t, "actor_id=bob&since=2026-11-02&limit=1000"), ids(t))
+
+		// Every event, through the cursors, to the end.
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/console/events")))
+		waitListed(t)
+		shot("console-events.png")
+		pageToTheEnd(t)
+		all := apiIDs(t, "limit=1000")
+		require.GreaterOrEqual(t, len(all), consoleEvents)
+		require.Equal(t, all, ids(t), "every id, in the API's order")
+	})
+
+	t.Run("OpenAnEventAndFollowItsActorsTrail", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/events?action=user.login"),
+			chromedp.WaitVisible(chromedp.CSS(`#events-status[data-done]`)),
+			chromedp.Click(chromedp.CSS(`#events tbody tr:first-child a`)),
+			chromedp.WaitVisible(chromedp.ID("event")),
+		))
+		shot("console-event.png")
+		id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#event dd[data-field="id"]').textContent`))
+		require.NoError(t, err)
+		want := apiIDs(t, "action=user.login&limit=1")[0]
+		require.Equal(t, want, id)
+		var e audex.Event
+		b.do(t, "GET", "/v1/audit/events/"+id, b.key, nil).decode(t, &e)
+		shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("event-json").textContent`))
+		require.NoError(t, err)
+		require.Contains(t, shown, `"id": "`+id+`"`, "the event's JSON")
+
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.ID("actor-trail"))))
+		waitListed(t)
+		pageToTheEnd(t)
+		require.Equal(t, apiIDs(t, "actor_id="+e.Actor.ID+"&limit=1000"), ids(t), "the actor's trail")
+	})
+
+	t.Run("TheTenantWallAndTheScopesHoldInThePage", func(t *testing.T) {
+		other := setup(t)
+		other.ingest(t, map[string]any{"id": "evt-other-tenant", "action": "doc.read", "actor": map[string]any{"id": "zed"}})
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/events/evt-other-tenant"),
+			chromedp.WaitVisible(`//p[contains(., "No event evt-other-tenant in this tenant")]`),
+		))
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+"/console/events?actor_id=zed")))
+		waitListed(t)
+		require.Empty(t, ids(t), "another tenant's actor has no events here")
+
+		// A key that may only write: the page signs in and says it may not
+		// read.
+		writer := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeWrite)
+		tab := browser(t, chromium)
+		signIn(t, tab, writer)
+		require.NoError(t, chromedp.Do(tab, chromedp.WaitVisible(`//p[@id="events-status" and contains(., "may not read events")]`)))
+	})
+
+	t.Run("SignOutEndsTheSession", func(t *testing.T) {
+		cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+		require.NoError(t, err)
+		var session *network.Cookie
+		for _, c := range cookies.Cookies {
+			if c.Name == "audex_console" {
+				session = c
+			}
+		}
+		require.NotNil(t, session, "the browser holds the session's cookie")
+		require.True(t, session.HTTPOnly)
+		require.Equal(t, network.CookieSameSiteStrict, session.SameSite)
+		csrf, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch("/console/session").then(r => r.json()).then(s => s.csrf_token)`, chromedp.EvalAwaitPromise))
+		require.NoError(t, err)
+
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("sign-out")),
+			chromedp.WaitVisible(chromedp.ID("sign-in")),
+		))
+		res := b.consoleRequest(t, "GET", "/v1/audit/events", &http.Cookie{Name: session.Name, Value: session.Value}, csrf, "")
+		require.Equal(t, http.StatusUnauthorized, res.status, "the old session is refused on the server")
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/events"),
+			chromedp.WaitVisible(chromedp.ID("sign-in")),
+		))
+	})
+}
+
+// browser starts headless Chromium for the test (closed when it ends, two
+// minutes at most) and returns its context.
+func browser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancelTimeout)
+	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
+	require.NoError(t, err)
+	return ctx
+}
+
+// screenshotter returns a function that saves a screenshot of the
+// browser's window as name in AUDEX_SCREENSHOT_DIR, when it is set.
+func screenshotter(t *testing.T, ctx context.Context) func(name string) {
+	dir := os.Getenv("AUDEX_SCREENSHOT_DIR")
+	return func(name string) {
+		t.Helper()
+		if dir == "" {
+			return
+		}
+		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()) // the 1280x800 window
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), png, 0o644))
+	}
+}

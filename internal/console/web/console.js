@@ -1,0 +1,335 @@
+// The audex console: one page that signs in with an API key once, then
+// reads the API's own routes with its session (the HttpOnly cookie the
+// server set, and the CSRF token it answered, in X-CSRF-Token). The view
+// is in the path (/console/events, /console/events/{id}) and the events
+// view's filters are the list route's own parameters, in the page's URL.
+
+const main = document.getElementById('main');
+const header = document.getElementById('top');
+let session = null;
+
+// The list route's filters, in the order the form shows them, with their
+// labels and the values route field that fills a picker.
+const FILTERS = [
+  ['since', 'Since'], ['until', 'Until'],
+  ['action', 'Action', 'action'], ['action_prefix', 'Action prefix'],
+  ['actor_id', 'Actor'], ['actor_type', 'Actor type', 'actor_type'],
+  ['target_id', 'Target'], ['target_type', 'Target type', 'target_type'],
+  ['resource_prefix', 'Resource prefix'], ['success', 'Result'],
+  ['source_ip', 'Source IP or CIDR'], ['request_id', 'Request id'],
+];
+
+// Quick choices of the time range: how far back since goes.
+const RANGES = [['Last hour', 3600e3], ['24 hours', 86400e3], ['7 days', 7 * 86400e3], ['30 days', 30 * 86400e3], ['Any time', 0]];
+
+const PAGE = 100;
+
+// APIError is an answer in the API's error shape.
+class APIError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+  }
+}
+
+// api calls a route of the API with the console's session.
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (session) headers['X-CSRF-Token'] = session.csrf_token;
+  const init = { method, headers, credentials: 'same-origin' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const err = new APIError(res.status, data);
+    if (res.status === 401 && session) {
+      session = null;
+      showSignIn('Your session has ended: sign in again.');
+    }
+    throw err;
+  }
+  return data;
+}
+
+// h builds an element: attributes (on* are listeners) and children.
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+// link is an anchor that the page routes itself.
+function link(href, text, attrs = {}) {
+  return h('a', { href, 'data-nav': true, ...attrs }, text);
+}
+
+function navigate(url, replace) {
+  if (replace) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
+  route();
+}
+
+document.addEventListener('click', (ev) => {
+  const a = ev.target.closest('a[data-nav]');
+  if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  ev.preventDefault();
+  navigate(a.getAttribute('href'));
+});
+window.addEventListener('popstate', route);
+
+document.getElementById('sign-out').addEventListener('click', async () => {
+  try {
+    await api('DELETE', '/console/session');
+  } catch (e) {
+    // The session is gone either way.
+  }
+  session = null;
+  history.pushState(null, '', '/console/');
+  showSignIn('Signed out.');
+});
+
+function showHeader() {
+  header.hidden = false;
+  const who = document.getElementById('who');
+  who.textContent = `${session.tenant_id} · ${session.key_name || session.key_id}`;
+  who.title = `Scopes: ${session.scopes.join(', ')}`;
+}
+
+function showSignIn(message) {
+  header.hidden = true;
+  const input = h('input', { type: 'password', id: 'key', name: 'key', autocomplete: 'off', required: true, 'aria-describedby': 'key-help' });
+  const error = h('p', { class: 'error', role: 'alert', id: 'sign-in-message' }, message || '');
+  // Without its script the form would post the key as a form, which the
+  // session route refuses: the key never ends up in a URL.
+  const form = h('form', { id: 'sign-in', class: 'card', method: 'post', action: '/console/session' },
+    h('h1', {}, 'Sign in to audex'),
+    h('label', { for: 'key' }, 'API key'), input,
+    h('p', { id: 'key-help', class: 'muted' }, 'The console keeps a session on the server; the key is not stored in this browser.'),
+    h('button', { type: 'submit' }, 'Sign in'), error);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.textContent = '';
+    try {
+      session = await api('POST', '/console/session', { key: input.value });
+      input.value = '';
+      showHeader();
+      route();
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+function route() {
+  if (!session) {
+    showSignIn();
+    return;
+  }
+  const rest = location.pathname.replace(/^\/console\/?/, '');
+  const [view, ...more] = rest.split('/');
+  for (const a of header.querySelectorAll('nav a')) {
+    if (a.dataset.view === (view || 'events')) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  if (view === 'events' && more.length > 0 && more.join('/') !== '') {
+    showEvent(decodeURIComponent(more.join('/')));
+  } else {
+    showEvents();
+  }
+}
+
+// ---- Events -------------------------------------------------------------
+
+let filterValues = null; // GET /v1/audit/filters' values, once a session
+
+async function pickerValues() {
+  if (!filterValues) {
+    try {
+      filterValues = (await api('GET', '/v1/audit/filters')).values;
+    } catch (e) {
+      filterValues = {};
+    }
+  }
+  return filterValues;
+}
+
+function when(t) {
+  return t.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
+}
+
+function party(p) {
+  if (!p) return '';
+  const name = p.name ? ` (${p.name})` : '';
+  return `${p.id ?? ''}${name}`;
+}
+
+function result(e) {
+  if (e.success === true) return h('span', { class: 'ok' }, 'success');
+  if (e.success === false) return h('span', { class: 'failed' }, 'failure');
+  return '';
+}
+
+function eventRow(e) {
+  const href = `/console/events/${encodeURIComponent(e.id)}`;
+  return h('tr', { 'data-id': e.id },
+    h('td', {}, link(href, when(e.occurred_at), { 'aria-label': `Event ${e.id}` })),
+    h('td', {}, e.action),
+    h('td', {}, party(e.actor)),
+    h('td', {}, party(e.target)),
+    h('td', {}, e.source_ip ?? ''),
+    h('td', {}, result(e)));
+}
+
+async function showEvents() {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const params = new URLSearchParams(location.search);
+  const values = await pickerValues();
+  const field = ([name, label, picker]) => {
+    const id = `f-${name}`;
+    let input;
+    if (name === 'success') {
+      input = h('select', { id, name },
+        h('option', { value: '' }, 'Any'), h('option', { value: 'true' }, 'Success'), h('option', { value: 'false' }, 'Failure'));
+    } else if (picker && name !== 'action') {
+      input = h('select', { id, name }, h('option', { value: '' }, 'Any'),
+        (values[picker] || []).map((v) => h('option', { value: v }, v)));
+    } else {
+      input = h('input', { id, name, type: 'text', list: picker ? `${id}-values` : null, placeholder: name === 'since' || name === 'until' ? '2026-04-01 or RFC 3339' : null });
+    }
+    input.value = params.get(name) ?? '';
+    if (input.tagName === 'SELECT' && input.value !== (params.get(name) ?? '')) {
+      input.append(h('option', { value: params.get(name) }, params.get(name)));
+      input.value = params.get(name);
+    }
+    const list = picker && name === 'action' ? h('datalist', { id: `${id}-values` }, (values[picker] || []).map((v) => h('option', { value: v }))) : null;
+    return h('div', { class: 'field' }, h('label', { for: id }, label), input, list);
+  };
+  const form = h('form', { id: 'filters', class: 'filters', role: 'search' }, FILTERS.map(field),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply'), link('/console/events', 'Clear')));
+  const ranges = h('div', { class: 'ranges', role: 'group', 'aria-label': 'Time range' },
+    RANGES.map(([label, ms]) => h('button', {
+      type: 'button',
+      onclick: () => {
+        form.elements.since.value = ms ? new Date(Date.now() - ms).toISOString() : '';
+        form.elements.until.value = '';
+        form.requestSubmit();
+      },
+    }, label)));
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const next = new URLSearchParams();
+    for (const [name] of FILTERS) {
+      const v = form.elements[name].value.trim();
+      if (v !== '') next.set(name, v);
+    }
+    const q = next.toString();
+    navigate(`/console/events${q ? `?${q}` : ''}`);
+  });
+
+  const body = h('tbody');
+  const table = h('table', { id: 'events' },
+    h('caption', { class: 'visually-hidden' }, 'Events, newest first'),
+    h('thead', {}, h('tr', {}, ['Occurred', 'Action', 'Actor', 'Target', 'Source IP', 'Result'].map((c) => h('th', { scope: 'col' }, c)))),
+    body);
+  const status = h('p', { id: 'events-status', role: 'status', class: 'muted' }, 'Loading…');
+  const more = h('button', { type: 'button', id: 'more', hidden: true }, 'Load more');
+  main.replaceChildren(h('h1', {}, 'Events'), ranges, form, status, h('div', { class: 'scroll' }, table), more);
+
+  let cursor = null;
+  let shown = 0;
+  let loading = false;
+  const load = async () => {
+    if (loading) return;
+    loading = true;
+    more.disabled = true;
+    const q = new URLSearchParams(params);
+    q.set('limit', String(PAGE));
+    if (cursor) q.set('cursor', cursor);
+    try {
+      const page = await api('GET', `/v1/audit/events?${q}`);
+      body.append(...page.events.map(eventRow));
+      shown += page.events.length;
+      cursor = page.has_more ? page.next_cursor : null;
+      more.hidden = !cursor;
+      status.textContent = `${shown.toLocaleString('en')} event${shown === 1 ? '' : 's'}${cursor ? '' : ', all shown'}`;
+      status.dataset.done = cursor ? 'false' : 'true';
+    } catch (e) {
+      status.textContent = e.status === 403 ? 'This key may not read events (it lacks audit:read).' : e.message;
+      status.classList.add('error');
+      more.hidden = true;
+    } finally {
+      loading = false;
+      more.disabled = false;
+    }
+  };
+  more.addEventListener('click', load);
+  // Following the cursor as the reader scrolls to the end of the table.
+  const seen = new IntersectionObserver((entries) => {
+    if (entries.some((en) => en.isIntersecting) && cursor && main.contains(more)) load();
+  });
+  seen.observe(more);
+  await load();
+}
+
+// ---- One event ------------------------------------------------------------
+
+async function showEvent(id) {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  let e;
+  try {
+    e = await api('GET', `/v1/audit/events/${encodeURIComponent(id)}`);
+  } catch (err) {
+    main.replaceChildren(h('h1', {}, 'Event'),
+      h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No event ${id} in this tenant.` : err.message),
+      link('/console/events', 'All events'));
+    return;
+  }
+  const rows = [
+    ['id', e.id], ['occurred_at', e.occurred_at], ['received_at', e.received_at], ['action', e.action],
+    ['actor', party(e.actor) + (e.actor.type ? ` [${e.actor.type}]` : '')],
+    ['target', e.target ? party(e.target) + (e.target.type ? ` [${e.target.type}]` : '') : ''],
+    ['resource', e.resource], ['source_ip', e.source_ip], ['user_agent', e.user_agent], ['request_id', e.request_id],
+    ['method', e.method], ['path', e.path], ['status_code', e.status_code], ['success', e.success], ['duration_ms', e.duration_ms],
+  ].filter(([, v]) => v !== null && v !== undefined && v !== '');
+  const trails = h('p', { class: 'trails' },
+    link(`/console/events?actor_id=${encodeURIComponent(e.actor.id)}`, `Trail of actor ${e.actor.id}`, { id: 'actor-trail' }),
+    e.target?.id ? link(`/console/events?target_id=${encodeURIComponent(e.target.id)}`, `Trail of target ${e.target.id}`, { id: 'target-trail' }) : null);
+  main.replaceChildren(
+    h('h1', {}, `Event ${e.id}`),
+    h('dl', { id: 'event', class: 'event' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, String(v))])),
+    trails,
+    h('h2', {}, 'JSON'),
+    h('pre', { id: 'event-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
+    link('/console/events', 'All events'));
+  main.focus();
+}
+
+// ---- Start ----------------------------------------------------------------
+
+(async () => {
+  try {
+    session = await api('GET', '/console/session');
+    showHeader();
+  } catch (e) {
+    session = null;
+  }
+  if (location.pathname === '/console/' || location.pathname === '/console') {
+    history.replaceState(null, '', '/console/events' + location.search);
+  }
+  route();
+})();

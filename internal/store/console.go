@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
+)
+
+// ConsoleSession is a console session: the API key it stands for and the
+// token that its requests must carry in a header.
+type ConsoleSession struct {
+	Key       audex.APIKey
+	CSRFToken string
+	ExpiresAt time.Time
+}
+
+// CreateConsoleSession stores a session of key keyID until expiresAt,
+// found by tokenHash (the SHA-256 of the cookie's token), and deletes the
+// sessions that have expired.
+func CreateConsoleSession(ctx context.Context, db DBTX, tokenHash []byte, keyID, csrfToken string, expiresAt time.Time) error {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE expires_at <= now()`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO console_sessions (token_hash, key_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)`,
+			tokenHash, keyID, csrfToken, expiresAt)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create console session: %w", translate(err))
+	}
+	return nil
+}
+
+// ConsoleSessionByHash returns the unexpired session of tokenHash with its
+// key (revoked or not: the caller decides), or ErrNotFound.
+func ConsoleSessionByHash(ctx context.Context, db DBTX, tokenHash []byte) (ConsoleSession, error) {
+	return queryOne(ctx, db, "find console session", func(row pgx.CollectableRow) (ConsoleSession, error) {
+		var s ConsoleSession
+		k := &s.Key
+		err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Scopes, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt, &s.CSRFToken, &s.ExpiresAt)
+		k.CreatedAt, s.ExpiresAt = k.CreatedAt.UTC(), s.ExpiresAt.UTC()
+		return s, err
+	}, `SELECT k.id, k.tenant_id, k.name, k.scopes, k.created_at, k.last_used_at, k.revoked_at, s.csrf_token, s.expires_at
+		FROM console_sessions s JOIN api_keys k ON k.id = s.key_id
+		WHERE s.token_hash = $1 AND s.expires_at > now()`, tokenHash)
+}
+
+// DeleteConsoleSession ends the session of tokenHash; it is not an error
+// when there is none.
+func DeleteConsoleSession(ctx context.Context, db DBTX, tokenHash []byte) error {
+	if _, err := db.Exec(ctx, `DELETE FROM console_sessions WHERE token_hash = $1`, tokenHash); err != nil {
+		return fmt.Errorf("delete console session: %w", translate(err))
+	}
+	return nil
+}
