@@ -66,6 +66,11 @@ if [ "$mode" = load ]; then
 fi
 recreate
 
+# The console phase opens the console in headless Chromium.
+case ",${BENCH_PHASES:-console}," in
+*,console,*) BENCH_CHROMIUM=$(scripts/chromium.sh) && export BENCH_CHROMIUM ;;
+esac
+
 if [ "${BENCH_S3:-1}" != 0 ]; then
   if scripts/emulators.sh status; then
     say "reusing the running emulators"

@@ -144,6 +144,14 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if b.cfg.runs("console") {
+		c, err := b.console(ctx, svc, readKey)
+		if err != nil {
+			return err
+		}
+		b.printConsole(c)
+		res.console = &c
+	}
 	if b.cfg.runs("download") {
 		download, err := b.download(ctx, svc, exportKey, win)
 		if err != nil {
@@ -195,6 +203,7 @@ type results struct {
 	freshLists []listResult // before VACUUM (ANALYZE)
 	ingest     ingestResult
 	summary    *summaryResult
+	console    *consoleResult
 	download   *downloadResult
 	exports    *exportResult
 	streams    *streamResult

@@ -395,6 +395,11 @@ func (b *bench) printTargets(res results) {
 		b.printf("- a stream keeps up with ingest at full rate, lag under two intervals (%s): at most %.1f s, %s\n",
 			2*streamKeepUpInterval, s.maxLag(), verdict(s.maxLag() < (2*streamKeepUpInterval).Seconds()))
 	}
+	if c := res.console; c != nil {
+		for _, line := range b.consoleTargets(*c) {
+			b.printf("- %s\n", line)
+		}
+	}
 	if l := res.log; l != nil {
 		p99 := percentile(l.proofs, 0.99)
 		b.printf("- inclusion proof p99 under %s ms (asked at 10,000,000 events; here a tree of %s): %s ms, %s\n", ms(proofTarget), thousands(l.treeSize), ms(p99), verdict(p99 < proofTarget))

@@ -64,8 +64,9 @@ type config struct {
 	exportJobs       int  // small exports timed from POST to running
 	export5M         bool // also load a 5,000,000-event tenant and export it once
 	purgeEvents      int
-	purgeIngestRate  int // events/s offered by the ingest clients around the purge; 0: as fast as they go
-	streamSeconds    int // how long the streams phase ingests beside a stream (BENCH_STREAM_SECONDS)
+	purgeIngestRate  int    // events/s offered by the ingest clients around the purge; 0: as fast as they go
+	streamSeconds    int    // how long the streams phase ingests beside a stream (BENCH_STREAM_SECONDS)
+	chromium         string // headless Chromium for the console phase (BENCH_CHROMIUM)
 	s3Endpoint       string
 	s3Region         string
 	s3AccessKeyIDEnv string // names of the variables that hold MinIO's keys (the worker reads them)
@@ -76,7 +77,7 @@ type config struct {
 }
 
 // laterPhases are the phases that run after list and ingest, in order.
-var laterPhases = []string{"summary", "download", "exports", "streams", "log", "purge"}
+var laterPhases = []string{"summary", "console", "download", "exports", "streams", "log", "purge"}
 
 // runs reports whether the phase named is to run.
 func (c config) runs(phase string) bool {
@@ -117,6 +118,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	// The S3 rows run against the server that scripts/emulators.sh
 	// started (bench.sh starts it); without it they are skipped.
 	cfg.s3Endpoint, cfg.s3Region = getenv("AUDEX_TEST_S3_ENDPOINT"), getenv("AUDEX_TEST_S3_REGION")
+	cfg.chromium = getenv("BENCH_CHROMIUM")
 	cfg.s3AccessKeyIDEnv, cfg.s3SecretKeyEnv = "AUDEX_TEST_S3_ACCESS_KEY_ID", "AUDEX_TEST_S3_SECRET_ACCESS_KEY"
 	cfg.s3AccessKeyID, cfg.s3SecretKey = getenv(cfg.s3AccessKeyIDEnv), getenv(cfg.s3SecretKeyEnv)
 	cfg.phases = laterPhases
