@@ -32,7 +32,8 @@ const consoleEvents = 2500
 func TestConsoleInABrowser(t *testing.T) {
 	t.Parallel()
 	chromium := testenv.Require(t, "AUDEX_TEST_CHROMIUM", "run the tests with `make test`, which installs Chromium")
-	b := setup(t)
+	eb := setupExports(t, true)
+	b := eb.testBundle
 	actors := []string{"alice", "bob", "carol", "dave", "erin"}
 	for batch := 0; batch < consoleEvents/500; batch++ {
 		events := make([]map[string]any, 500)
@@ -48,7 +49,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		b.ingest(t, events...)
 	}
-	reader := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeRead)
+	reader := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeRead, audex.ScopeExport)
 	ctx := browser(t, chromium)
 	shot := screenshotter(t, ctx)
 
@@ -167,6 +168,62 @@ func TestConsoleInABrowser(t *testing.T) {
 		require.Equal(t, apiIDs(t, "actor_id="+e.Actor.ID+"&limit=1000"), ids(t), "the actor's trail")
 	})
 
+	t.Run("CreateAnExportAndSeeItComplete", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/exports"),
+			chromedp.WaitVisible(chromedp.ID("new-export")),
+			chromedp.SetValue(chromedp.ID("x-since"), "2026-11-01"),
+			chromedp.SetValue(chromedp.ID("x-until"), "2026-11-03"),
+			chromedp.SetValue(chromedp.ID("x-format"), "csv"),
+			chromedp.SetValue(chromedp.ID("x-action"), "doc.read, user.login"),
+			chromedp.Click(chromedp.CSS(`#new-export button[type="submit"]`)),
+			chromedp.WaitVisible(`//strong[@id="export-status" and text()="completed"]`),
+		))
+		shot("console-export.png")
+		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`))
+		require.NoError(t, err)
+		id := strings.TrimPrefix(loc, "/console/exports/")
+		e := eb.waitExport(t, id)
+		require.Equal(t, audex.ExportCompleted, e.Status)
+		want := b.listAll(t, "action=doc.read,user.login&since=2026-11-01&until=2026-11-03&limit=1000")
+		require.EqualValues(t, len(want), *e.RecordCount, "the export the page created holds the filtered events")
+		require.Equal(t, "csv", e.Format)
+		shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("export-records").textContent`))
+		require.NoError(t, err)
+		require.Contains(t, strings.ReplaceAll(shown, ",", ""), fmt.Sprintf("%d records", len(want)))
+		manifest, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('dd[data-field="manifest"]').textContent`))
+		require.NoError(t, err)
+		require.Equal(t, *e.ManifestKey, manifest)
+
+		// The list of exports holds it, and leads to it.
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/exports"),
+			chromedp.WaitVisible(chromedp.CSS(`#exports tr[data-id="`+id+`"]`)),
+		))
+
+		// An ingest that has not committed holds the next export at its
+		// start, running, until the page cancels it.
+		tx, err := b.pool.Begin(t.Context())
+		require.NoError(t, err)
+		defer tx.Rollback(context.WithoutCancel(t.Context()))
+		_, err = tx.Exec(t.Context(), `SELECT pg_advisory_xact_lock_shared(hashtextextended('audex_ingest:' || $1, 0))`, b.tenant)
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/exports"),
+			chromedp.WaitVisible(chromedp.ID("new-export")),
+			chromedp.Click(chromedp.CSS(`#new-export button[type="submit"]`)),
+			chromedp.WaitVisible(`//strong[@id="export-status" and text()="running"]`),
+			chromedp.Click(chromedp.ID("cancel-export")),
+			chromedp.WaitVisible(`//strong[@id="export-status" and text()="cancelled"]`),
+		))
+		loc, err = chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`))
+		require.NoError(t, err)
+		var cancelled audex.Export
+		b.do(t, "GET", "/v1/audit/exports/"+strings.TrimPrefix(loc, "/console/exports/"), b.key, nil).decode(t, &cancelled)
+		require.Equal(t, audex.ExportCancelled, cancelled.Status)
+		require.NoError(t, tx.Rollback(t.Context()))
+	})
+
 	t.Run("TheTenantWallAndTheScopesHoldInThePage", func(t *testing.T) {
 		other := setup(t)
 		other.ingest(t, map[string]any{"id": "evt-other-tenant", "action": "doc.read", "actor": map[string]any{"id": "zed"}})
@@ -184,6 +241,25 @@ func TestConsoleInABrowser(t *testing.T) {
 		tab := browser(t, chromium)
 		signIn(t, tab, writer)
 		require.NoError(t, chromedp.Do(tab, chromedp.WaitVisible(`//p[@id="events-status" and contains(., "may not read events")]`)))
+		hidden, err := chromedp.Run(tab, chromedp.Evaluate[bool](`document.querySelector('nav a[data-view="exports"]').hidden`))
+		require.NoError(t, err)
+		require.True(t, hidden, "no Exports link without audit:export")
+		require.NoError(t, chromedp.Do(tab,
+			chromedp.Navigate(b.url+"/console/exports"),
+			chromedp.WaitVisible(`//p[@id="exports-error" and contains(., "may not export")]`),
+		))
+		// Another tenant's export is not found through the page.
+		otherExport := storetest.NewKey(t, b.pool, storetest.NewTenant(t), audex.ScopeExport)
+		res := b.do(t, "POST", "/v1/audit/exports", otherExport, map[string]any{"since": "2026-01-01", "until": "2026-02-01", "format": "jsonl", "destination": map[string]any{"name": "local"}})
+		require.Equal(t, http.StatusAccepted, res.status, "%s", res.body)
+		var created struct {
+			ExportID string `json:"export_id"`
+		}
+		res.decode(t, &created)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/exports/"+created.ExportID),
+			chromedp.WaitVisible(`//p[contains(., "No export `+created.ExportID+` in this tenant")]`),
+		))
 	})
 
 	t.Run("SignOutEndsTheSession", func(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/audex-dev/audex"
-	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/store"
 )
@@ -36,13 +35,6 @@ type exportRequest struct {
 	Destination    json.RawMessage `json:"destination"`
 	PartMaxRecords *jsonInt        `json:"part_max_records"`
 	PartMaxBytes   *jsonInt        `json:"part_max_bytes"`
-}
-
-type destinationRef struct {
-	Name   *string `json:"name"`
-	Type   *string `json:"type"`
-	Bucket *string `json:"bucket"`
-	Prefix *string `json:"prefix"`
 }
 
 type exportCreated struct {
@@ -120,47 +112,6 @@ func (s *Server) parseExport(req exportRequest, tenantID string) (audex.Export, 
 	e.Destination = audex.ExportDestination{Name: dest.Name, Type: dest.Type, Bucket: dest.Bucket, Prefix: joinKey(dest.Prefix, prefix)}
 	e.KeyPrefix = joinKey(e.Destination.Prefix, e.ID) + "/"
 	return e, nil
-}
-
-// resolveDestination finds the configured destination a request names
-// (by name, or by type and bucket) that the tenant may use, and checks
-// the request's sub-prefix.
-func (s *Server) resolveDestination(raw json.RawMessage, tenantID string) (config.Destination, string, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return config.Destination{}, "", invalid("destination", `destination is required, e.g. {"name": "local"}`)
-	}
-	var ref destinationRef
-	if err := decodeStrict("destination", raw, &ref); err != nil {
-		return config.Destination{}, "", err
-	}
-	prefix := ""
-	if ref.Prefix != nil {
-		prefix = *ref.Prefix
-		if err := checkPrefix(prefix); err != nil {
-			return config.Destination{}, "", err
-		}
-	}
-	for _, d := range s.destinations {
-		var match bool
-		switch {
-		case ref.Name != nil:
-			match = d.Name == *ref.Name && (ref.Type == nil || *ref.Type == d.Type) && (ref.Bucket == nil || *ref.Bucket == d.Bucket)
-		case ref.Type != nil && ref.Bucket != nil:
-			match = d.Type == *ref.Type && d.Bucket == *ref.Bucket
-		default:
-			return config.Destination{}, "", invalid("destination", "destination needs a name, or a type and a bucket")
-		}
-		if match && allowsTenant(d, tenantID) {
-			return d, prefix, nil
-		}
-	}
-	// One answer for "not configured" and "not allowed", so that a tenant
-	// learns nothing of other tenants' destinations.
-	return config.Destination{}, "", invalid("destination", "no such destination is configured for this tenant")
-}
-
-func allowsTenant(d config.Destination, tenantID string) bool {
-	return len(d.Tenants) == 0 || slices.Contains(d.Tenants, "*") || slices.Contains(d.Tenants, tenantID)
 }
 
 // checkPrefix accepts a relative object-key prefix of plain path segments:

@@ -338,12 +338,13 @@ func TestExportJobs(t *testing.T) {
 
 	t.Run("APartTooBigForOneAttemptClosesEarly", func(t *testing.T) {
 		t.Parallel()
-		// Attempts of 1 ms and leases of 200 ms: a part of all 30,000
+		// Attempts of 1 ms and leases of 200 ms: a part of all 80,000
 		// events cannot be written within one attempt's timeout, so each
-		// attempt must close its part half a lease past its window.
+		// attempt must close its part half a lease past its window. (An
+		// idle machine wrote 30,000 within those 100 ms.)
 		b := newExportBundle(t, exportOptions{worker: true, timing: jobs.ExportTiming{Window: time.Millisecond, LeaseTTL: 200 * time.Millisecond}})
 		end := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-		b.seed(t, 30_000, end)
+		b.seed(t, 80_000, end)
 		want := ids(b.listAll(t, "order=asc&limit=1000&since=2026-04-01&until=2026-05-01"))
 		id := b.createExport(t, map[string]any{
 			"since": "2026-04-01", "until": "2026-05-01", "format": "jsonl",
@@ -633,4 +634,21 @@ func exportMetrics() (records, bytes, completed float64) {
 	return testutil.ToFloat64(metrics.ExportedRecords.WithLabelValues("file")),
 		testutil.ToFloat64(metrics.ExportedBytes.WithLabelValues("file")),
 		testutil.ToFloat64(metrics.ExportsFinished.WithLabelValues(audex.ExportCompleted))
+}
+
+func TestListDestinations(t *testing.T) {
+	t.Parallel()
+	eb := setupExports(t, false)
+	b := eb.testBundle
+	res := b.do(t, "GET", "/v1/audit/destinations", b.key, nil)
+	require.Equal(t, http.StatusOK, res.status, "%s", res.body)
+	require.JSONEq(t, `{"destinations": [
+		{"name": "local", "type": "file", "exports": true, "streams": true},
+		{"name": "missing", "type": "file", "exports": true, "streams": true},
+		{"name": "hook", "type": "webhook", "exports": false, "streams": true}]}`, string(res.body),
+		"the tenant's destinations in the configuration's order; not another tenant's (private)")
+	require.NotContains(t, string(res.body), eb.folders["local"], "no bucket is listed")
+
+	reader := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeRead)
+	require.Equal(t, http.StatusForbidden, b.do(t, "GET", "/v1/audit/destinations", reader, nil).status)
 }

@@ -178,6 +178,7 @@ func (s *Server) Routes() []Route {
 		{Method: "GET", Pattern: "/v1/audit/actors/{actor_id}", Scope: audex.ScopeRead, Query: true, Work: workSummary, handle: s.handleActorTrail},
 		{Method: "GET", Pattern: "/v1/audit/targets/{target_id}", Scope: audex.ScopeRead, Query: true, Work: workSummary, handle: s.handleTargetTrail},
 		{Method: "POST", Pattern: "/v1/audit/export", Scope: audex.ScopeExport, Work: workDownload, handle: s.handleDownload},
+		{Method: "GET", Pattern: "/v1/audit/destinations", Scope: audex.ScopeExport, handle: s.handleListDestinations},
 		{Method: "POST", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, handle: s.handleCreateExport},
 		{Method: "GET", Pattern: "/v1/audit/exports", Scope: audex.ScopeExport, Query: true, handle: s.handleListExports},
 		{Method: "GET", Pattern: "/v1/audit/exports/{id}", Scope: audex.ScopeExport, handle: s.handleGetExport},

@@ -101,8 +101,13 @@ document.getElementById('sign-out').addEventListener('click', async () => {
   showSignIn('Signed out.');
 });
 
+function can(scope) {
+  return session.scopes.includes(scope);
+}
+
 function showHeader() {
   header.hidden = false;
+  header.querySelector('nav a[data-view="exports"]').hidden = !can('audit:export');
   const who = document.getElementById('who');
   who.textContent = `${session.tenant_id} · ${session.key_name || session.key_id}`;
   who.title = `Scopes: ${session.scopes.join(', ')}`;
@@ -136,6 +141,7 @@ function showSignIn(message) {
 }
 
 function route() {
+  stopPolling();
   if (!session) {
     showSignIn();
     return;
@@ -146,8 +152,13 @@ function route() {
     if (a.dataset.view === (view || 'events')) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  if (view === 'events' && more.length > 0 && more.join('/') !== '') {
-    showEvent(decodeURIComponent(more.join('/')));
+  const id = more.join('/');
+  if (view === 'events' && id !== '') {
+    showEvent(decodeURIComponent(id));
+  } else if (view === 'exports' && id !== '') {
+    showExport(decodeURIComponent(id));
+  } else if (view === 'exports') {
+    showExports();
   } else {
     showEvents();
   }
@@ -319,6 +330,139 @@ async function showEvent(id) {
     h('pre', { id: 'event-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
     link('/console/events', 'All events'));
   main.focus();
+}
+
+// ---- Exports ------------------------------------------------------------
+
+// The list filters an export job takes (its filters object), with labels.
+const EXPORT_FILTERS = [['action', 'Action'], ['action_prefix', 'Action prefix'], ['actor_id', 'Actor'],
+  ['target_id', 'Target'], ['resource_prefix', 'Resource prefix'], ['source_ip', 'Source IP or CIDR']];
+
+let pollTimer = null; // the export view's progress poll
+
+function stopPolling() {
+  clearTimeout(pollTimer);
+  pollTimer = null;
+}
+
+function exportRow(e) {
+  return h('tr', { 'data-id': e.export_id },
+    h('td', {}, link(`/console/exports/${encodeURIComponent(e.export_id)}`, e.export_id)),
+    h('td', { class: `status-${e.status}` }, e.status),
+    h('td', {}, `${when(e.since)} – ${when(e.until)}`),
+    h('td', {}, e.format + (e.compression === 'gzip' ? ' + gzip' : '')),
+    h('td', {}, e.destination.name),
+    h('td', {}, (e.record_count ?? e.progress.records_exported).toLocaleString('en')),
+    h('td', {}, when(e.created_at)));
+}
+
+async function showExports() {
+  stopPolling();
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  let destinations = [];
+  let page;
+  try {
+    [destinations, page] = await Promise.all([
+      api('GET', '/v1/audit/destinations').then((d) => d.destinations.filter((x) => x.exports)),
+      api('GET', '/v1/audit/exports?limit=50'),
+    ]);
+  } catch (e) {
+    main.replaceChildren(h('h1', {}, 'Exports'), h('p', { class: 'error', role: 'alert', id: 'exports-error' },
+      e.status === 403 ? 'This key may not export (it lacks audit:export).' : e.message));
+    return;
+  }
+  const day = 86400e3;
+  const field = (name, label, input) => h('div', { class: 'field' }, h('label', { for: `x-${name}` }, label), input);
+  const form = h('form', { id: 'new-export', class: 'filters' },
+    field('since', 'Since', h('input', { id: 'x-since', name: 'since', required: true, value: new Date(Date.now() - day).toISOString() })),
+    field('until', 'Until', h('input', { id: 'x-until', name: 'until', required: true, value: new Date().toISOString() })),
+    field('destination', 'Destination', h('select', { id: 'x-destination', name: 'destination' },
+      destinations.map((d) => h('option', { value: d.name }, `${d.name} (${d.type})`)))),
+    field('format', 'Format', h('select', { id: 'x-format', name: 'format' },
+      ['jsonl', 'csv', 'parquet'].map((f) => h('option', { value: f }, f)))),
+    field('compression', 'Compression', h('select', { id: 'x-compression', name: 'compression' },
+      ['none', 'gzip'].map((c) => h('option', { value: c }, c)))),
+    EXPORT_FILTERS.map(([name, label]) => field(name, label, h('input', { id: `x-${name}`, name, type: 'text' }))),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Create export')));
+  const error = h('p', { class: 'error', role: 'alert', id: 'new-export-error' });
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    error.textContent = '';
+    const el = form.elements;
+    const filters = {};
+    for (const [name] of EXPORT_FILTERS) {
+      const v = el[name].value.trim();
+      if (v !== '') filters[name] = name === 'action' ? v.split(',').map((a) => a.trim()) : v;
+    }
+    try {
+      const created = await api('POST', '/v1/audit/exports', {
+        since: el.since.value.trim(), until: el.until.value.trim(), format: el.format.value,
+        compression: el.compression.value, destination: { name: el.destination.value },
+        ...(Object.keys(filters).length ? { filters } : {}),
+      });
+      navigate(`/console/exports/${encodeURIComponent(created.export_id)}`);
+    } catch (e) {
+      error.textContent = e.message;
+    }
+  });
+  const table = h('table', { id: 'exports' },
+    h('caption', { class: 'visually-hidden' }, 'Export jobs, newest first'),
+    h('thead', {}, h('tr', {}, ['Export', 'Status', 'Range', 'Format', 'Destination', 'Records', 'Created'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, page.exports.map(exportRow)));
+  main.replaceChildren(h('h1', {}, 'Exports'), h('h2', {}, 'New export'), form, error,
+    h('h2', {}, 'Recent exports'), page.exports.length ? h('div', { class: 'scroll' }, table) : h('p', { class: 'muted' }, 'No exports yet.'));
+}
+
+async function showExport(id) {
+  stopPolling();
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const render = async () => {
+    let e;
+    try {
+      e = await api('GET', `/v1/audit/exports/${encodeURIComponent(id)}`);
+    } catch (err) {
+      main.replaceChildren(h('h1', {}, 'Export'),
+        h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No export ${id} in this tenant.` : err.message),
+        link('/console/exports', 'All exports'));
+      return;
+    }
+    if (location.pathname !== `/console/exports/${encodeURIComponent(id)}`) return; // the reader moved on
+    const live = e.status === 'queued' || e.status === 'running';
+    const percent = e.progress.percent ?? 0;
+    const cancel = live ? h('button', {
+      type: 'button', id: 'cancel-export',
+      onclick: async () => {
+        try {
+          await api('POST', `/v1/audit/exports/${encodeURIComponent(id)}/cancel`);
+        } catch (err) {
+          // The status below says what became of it.
+        }
+        render();
+      },
+    }, 'Cancel export') : null;
+    const files = e.files.length ? h('table', { id: 'export-files' },
+      h('thead', {}, h('tr', {}, ['Part', 'Records', 'Bytes', 'SHA-256'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, e.files.map((f) => h('tr', {}, h('td', {}, f.key), h('td', {}, f.records.toLocaleString('en')),
+        h('td', {}, f.size_bytes.toLocaleString('en')), h('td', { class: 'hash' }, f.sha256))))) : null;
+    main.replaceChildren(...[
+      h('h1', {}, `Export ${e.export_id}`),
+      h('p', {}, 'Status: ', h('strong', { id: 'export-status', class: `status-${e.status}` }, e.status),
+        e.error ? h('span', { class: 'error' }, ` (${e.error.message ?? e.error.code ?? ''})`) : null),
+      h('progress', { id: 'export-progress', max: '100', value: String(percent), 'aria-label': 'Progress' }),
+      h('p', { id: 'export-records' }, `${e.progress.records_exported.toLocaleString('en')} records in ${e.progress.parts_written} part${e.progress.parts_written === 1 ? '' : 's'} (${percent}%)`),
+      cancel,
+      h('dl', { class: 'event' },
+        [['range', `${e.since} – ${e.until}`], ['format', e.format + (e.compression === 'gzip' ? ' + gzip' : '')],
+          ['destination', `${e.destination.name} (${e.destination.type})`], ['filters', JSON.stringify(e.filters ?? {})],
+          ['as_of', e.as_of], ['manifest', e.manifest_key ?? '']]
+          .filter(([, v]) => v).map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])),
+      files,
+      h('h2', {}, 'Status (JSON)'),
+      h('pre', { id: 'export-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
+      link('/console/exports', 'All exports')].filter((x) => x));
+    if (live) pollTimer = setTimeout(render, 1000);
+  };
+  await render();
 }
 
 // ---- Start ----------------------------------------------------------------
