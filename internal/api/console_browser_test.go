@@ -247,6 +247,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		require.NoError(t, chromedp.Do(tab,
 			chromedp.Navigate(b.url+"/console/exports"),
 			chromedp.WaitVisible(`//p[@id="exports-error" and contains(., "may not export")]`),
+			chromedp.Navigate(b.url+"/console/admin"),
+			chromedp.WaitVisible(`//p[@id="admin-error" and contains(., "may not administer")]`),
 		))
 		// Another tenant's export is not found through the page.
 		otherExport := storetest.NewKey(t, b.pool, storetest.NewTenant(t), audex.ScopeExport)
@@ -260,6 +262,71 @@ func TestConsoleInABrowser(t *testing.T) {
 			chromedp.Navigate(b.url+"/console/exports/"+created.ExportID),
 			chromedp.WaitVisible(`//p[contains(., "No export `+created.ExportID+` in this tenant")]`),
 		))
+	})
+
+	t.Run("AdminSetsRetentionAndPurgesAfterADryRun", func(t *testing.T) {
+		admin := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeAdmin, audex.ScopeRead)
+		tab := browser(t, chromium)
+		adminShot := screenshotter(t, tab)
+		signIn(t, tab, admin)
+		require.NoError(t, chromedp.Do(tab,
+			chromedp.WaitVisible(chromedp.CSS(`#events-status[data-done]`)),
+			chromedp.Navigate(b.url+"/console/admin"),
+			chromedp.WaitVisible(`//p[@id="retention-status" and contains(., "kept forever")]`),
+			chromedp.Click(chromedp.ID("retain-forever")), // the default: unchecked, the days can be set
+			chromedp.SetValue(chromedp.ID("retain-days"), "400"),
+			chromedp.Click(chromedp.CSS(`#retention button[type="submit"]`)),
+			chromedp.WaitVisible(`//p[@id="retention-status" and contains(., "kept 400 days")]`),
+		))
+		var policy struct {
+			RetainDays *int `json:"retain_days"`
+		}
+		b.do(t, "GET", "/v1/audit/retention", b.key, nil).decode(t, &policy)
+		require.NotNil(t, policy.RetainDays)
+		require.Equal(t, 400, *policy.RetainDays)
+
+		// Events each minute from 2026-11-01T00:00Z: 360 before 06:00.
+		const before = "2026-11-01T06:00:00Z"
+		var dry struct {
+			Deleted int64 `json:"deleted"`
+		}
+		b.do(t, "POST", "/v1/audit/purge", b.key, map[string]any{"before": before, "dry_run": true}).decode(t, &dry)
+		require.EqualValues(t, 360, dry.Deleted)
+		require.NoError(t, chromedp.Do(tab,
+			chromedp.SendKeys(chromedp.ID("purge-before"), before),
+			chromedp.Click(chromedp.CSS(`#purge button[type="submit"]`)),
+			chromedp.WaitVisible(chromedp.ID("purge-confirm")),
+		))
+		adminShot("console-admin.png")
+		counted, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("purge-status").dataset.deleted`))
+		require.NoError(t, err)
+		require.Equal(t, "360", counted, "the dry run's count")
+		require.NoError(t, chromedp.Do(tab,
+			chromedp.Click(chromedp.ID("purge-confirm")),
+			chromedp.WaitVisible(`//strong[@id="purge-state" and text()="completed"]`),
+		))
+		deleted, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.querySelector('dd[data-field="deleted"]').textContent`))
+		require.NoError(t, err)
+		require.Equal(t, "360", deleted)
+		require.Empty(t, b.listAll(t, "until="+before+"&limit=1000"), "the events before it are gone")
+		loc, err := chromedp.Run(tab, chromedp.Evaluate[string](`location.pathname`))
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(tab,
+			chromedp.Navigate(b.url+"/console/admin"),
+			chromedp.WaitVisible(`//ul[@id="purge-receipts"]//a[text()="`+strings.TrimPrefix(loc, "/console/purges/")+`"]`),
+		))
+	})
+
+	t.Run("EveryViewFitsAPhonesWidth", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)))
+		defer func() { require.NoError(t, chromedp.Do(ctx, chromedp.EmulateReset())) }()
+		for _, view := range []string{"/console/events", "/console/events/evt-01000", "/console/exports"} {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+view), chromedp.WaitVisible(chromedp.CSS("main h1"))))
+			width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+			require.NoError(t, err)
+			require.LessOrEqual(t, width, 390, "%s scrolls sideways on a phone (wide tables scroll in their own box)", view)
+		}
+		shot("console-phone.png")
 	})
 
 	t.Run("SignOutEndsTheSession", func(t *testing.T) {

@@ -108,6 +108,7 @@ function can(scope) {
 function showHeader() {
   header.hidden = false;
   header.querySelector('nav a[data-view="exports"]').hidden = !can('audit:export');
+  header.querySelector('nav a[data-view="admin"]').hidden = !can('audit:admin');
   const who = document.getElementById('who');
   who.textContent = `${session.tenant_id} · ${session.key_name || session.key_id}`;
   who.title = `Scopes: ${session.scopes.join(', ')}`;
@@ -159,6 +160,10 @@ function route() {
     showExport(decodeURIComponent(id));
   } else if (view === 'exports') {
     showExports();
+  } else if (view === 'admin') {
+    showAdmin();
+  } else if (view === 'purges' && id !== '') {
+    showPurge(decodeURIComponent(id));
   } else {
     showEvents();
   }
@@ -461,6 +466,113 @@ async function showExport(id) {
       h('pre', { id: 'export-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
       link('/console/exports', 'All exports')].filter((x) => x));
     if (live) pollTimer = setTimeout(render, 1000);
+  };
+  await render();
+}
+
+// ---- Admin ----------------------------------------------------------------
+
+async function showAdmin() {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  let policy;
+  let receipts;
+  try {
+    [policy, receipts] = await Promise.all([
+      api('GET', '/v1/audit/retention'),
+      api('GET', '/v1/audit/events?action=audit.purge_created&limit=20').catch(() => null),
+    ]);
+  } catch (e) {
+    main.replaceChildren(h('h1', {}, 'Admin'), h('p', { class: 'error', role: 'alert', id: 'admin-error' },
+      e.status === 403 ? 'This key may not administer the tenant (it lacks audit:admin).' : e.message));
+    return;
+  }
+
+  // Retention: a number of days, or keep forever.
+  const days = h('input', { id: 'retain-days', name: 'retain_days', type: 'number', min: '1', max: '36500', value: policy.retain_days ?? '' });
+  const forever = h('input', { id: 'retain-forever', type: 'checkbox' });
+  forever.checked = policy.retain_days === null;
+  days.disabled = forever.checked;
+  forever.addEventListener('change', () => { days.disabled = forever.checked; });
+  const retentionStatus = h('p', { id: 'retention-status', role: 'status', class: 'muted' },
+    policy.retain_days === null ? 'Events are kept forever.' : `Events are kept ${policy.retain_days} days.`);
+  const retention = h('form', { id: 'retention', class: 'filters' },
+    h('div', { class: 'field' }, h('label', { for: 'retain-days' }, 'Keep events (days)'), days),
+    h('div', { class: 'field check' }, forever, h('label', { for: 'retain-forever' }, 'Keep forever')),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Save policy')));
+  retention.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const body = { retain_days: forever.checked ? null : Number(days.value) };
+      const saved = await api('PUT', '/v1/audit/retention', body);
+      retentionStatus.textContent = saved.retain_days === null ? 'Saved: events are kept forever.' : `Saved: events are kept ${saved.retain_days} days.`;
+      retentionStatus.classList.remove('error');
+    } catch (e) {
+      retentionStatus.textContent = e.message;
+      retentionStatus.classList.add('error');
+    }
+  });
+
+  // Purge: a dry run first, then the purge of what it counted.
+  const before = h('input', { id: 'purge-before', name: 'before', required: true, placeholder: '2026-01-01 or RFC 3339' });
+  const purgeStatus = h('p', { id: 'purge-status', role: 'status' });
+  const confirm = h('button', { type: 'button', id: 'purge-confirm', hidden: true });
+  const purge = h('form', { id: 'purge', class: 'filters' },
+    h('div', { class: 'field' }, h('label', { for: 'purge-before' }, 'Delete events that occurred before'), before),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Dry run')));
+  before.addEventListener('input', () => { confirm.hidden = true; purgeStatus.textContent = ''; });
+  purge.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    confirm.hidden = true;
+    try {
+      const dry = await api('POST', '/v1/audit/purge', { before: before.value.trim(), dry_run: true });
+      purgeStatus.textContent = `A purge would delete ${dry.deleted.toLocaleString('en')} events.`;
+      purgeStatus.dataset.deleted = String(dry.deleted);
+      confirm.textContent = `Delete ${dry.deleted.toLocaleString('en')} events before ${before.value.trim()}`;
+      confirm.hidden = false;
+    } catch (e) {
+      purgeStatus.textContent = e.message;
+    }
+  });
+  confirm.addEventListener('click', async () => {
+    try {
+      const created = await api('POST', '/v1/audit/purge', { before: before.value.trim() });
+      navigate(`/console/purges/${encodeURIComponent(created.purge_id)}`);
+    } catch (e) {
+      purgeStatus.textContent = e.message;
+    }
+  });
+
+  const receiptList = receipts && receipts.events.length
+    ? h('ul', { id: 'purge-receipts' }, receipts.events.map((e) => h('li', {},
+      link(`/console/purges/${encodeURIComponent(e.target.id)}`, e.target.id), ` requested ${when(e.occurred_at)}`)))
+    : h('p', { class: 'muted' }, receipts ? 'No purges yet.' : 'Purge receipts need audit:read.');
+  main.replaceChildren(h('h1', {}, 'Admin'),
+    h('h2', {}, 'Retention'), retentionStatus, retention,
+    h('h2', {}, 'Purge'), purge, purgeStatus, confirm,
+    h('h2', {}, 'Purges'), receiptList);
+}
+
+async function showPurge(id) {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const render = async () => {
+    let p;
+    try {
+      p = await api('GET', `/v1/audit/purges/${encodeURIComponent(id)}`);
+    } catch (err) {
+      main.replaceChildren(h('h1', {}, 'Purge'),
+        h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No purge ${id} in this tenant.` : err.message),
+        link('/console/admin', 'Admin'));
+      return;
+    }
+    if (location.pathname !== `/console/purges/${encodeURIComponent(id)}`) return;
+    main.replaceChildren(h('h1', {}, `Purge ${p.purge_id}`),
+      h('p', {}, 'Status: ', h('strong', { id: 'purge-state', class: `status-${p.status}` }, p.status)),
+      h('dl', { class: 'event' },
+        [['reason', p.reason], ['before', p.before], ['deleted', String(p.deleted)], ['created_at', p.created_at],
+          ['started_at', p.started_at], ['completed_at', p.completed_at], ['error', p.error]]
+          .filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])),
+      link('/console/admin', 'Admin'));
+    if (p.status === 'queued' || p.status === 'running') pollTimer = setTimeout(render, 1000);
   };
   await render();
 }
