@@ -224,6 +224,34 @@ func TestConsoleInABrowser(t *testing.T) {
 		require.NoError(t, tx.Rollback(t.Context()))
 	})
 
+	t.Run("AStreamsStatusAndBatches", func(t *testing.T) {
+		st := eb.createStream(t, map[string]any{"destination": map[string]any{"name": "local"}, "format": "jsonl",
+			"interval_seconds": 1, "start": time.Now().Add(-time.Hour).Format(time.RFC3339Nano),
+			"filters": map[string]any{"action": "doc.write"}})
+		want := len(b.listAll(t, "action=doc.write&limit=1000"))
+		require.Eventually(t, func() bool { return eb.getStream(t, st.ID).EventsDelivered >= int64(want) }, 30*time.Second, 100*time.Millisecond)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/streams"),
+			chromedp.WaitVisible(chromedp.CSS(`#streams tr[data-id="`+st.ID+`"] a`)),
+			chromedp.Click(chromedp.CSS(`#streams tr[data-id="`+st.ID+`"] a`)),
+			chromedp.WaitVisible(chromedp.ID("stream-batches")),
+		))
+		shot("console-stream.png")
+		batches := eb.batches(t, st.ID)
+		shown, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#stream-batches tbody tr").length`))
+		require.NoError(t, err)
+		require.Equal(t, len(batches), shown, "every batch")
+		delivered, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('dd[data-field="events_delivered"]').textContent`))
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint(want), delivered)
+
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Click(chromedp.ID("stream-toggle")),
+			chromedp.WaitVisible(`//strong[@id="stream-status" and text()="paused"]`),
+		))
+		require.Equal(t, audex.StreamPaused, eb.getStream(t, st.ID).Status, "paused through the page")
+	})
+
 	t.Run("TheTenantWallAndTheScopesHoldInThePage", func(t *testing.T) {
 		other := setup(t)
 		other.ingest(t, map[string]any{"id": "evt-other-tenant", "action": "doc.read", "actor": map[string]any{"id": "zed"}})
@@ -320,7 +348,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	t.Run("EveryViewFitsAPhonesWidth", func(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)))
 		defer func() { require.NoError(t, chromedp.Do(ctx, chromedp.EmulateReset())) }()
-		for _, view := range []string{"/console/events", "/console/events/evt-01000", "/console/exports"} {
+		for _, view := range []string{"/console/events", "/console/events/evt-01000", "/console/streams", "/console/exports"} {
 			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+view), chromedp.WaitVisible(chromedp.CSS("main h1"))))
 			width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 			require.NoError(t, err)

@@ -108,6 +108,7 @@ function can(scope) {
 function showHeader() {
   header.hidden = false;
   header.querySelector('nav a[data-view="exports"]').hidden = !can('audit:export');
+  header.querySelector('nav a[data-view="streams"]').hidden = !can('audit:export');
   header.querySelector('nav a[data-view="admin"]').hidden = !can('audit:admin');
   const who = document.getElementById('who');
   who.textContent = `${session.tenant_id} · ${session.key_name || session.key_id}`;
@@ -160,6 +161,10 @@ function route() {
     showExport(decodeURIComponent(id));
   } else if (view === 'exports') {
     showExports();
+  } else if (view === 'streams' && id !== '') {
+    showStream(decodeURIComponent(id));
+  } else if (view === 'streams') {
+    showStreams();
   } else if (view === 'admin') {
     showAdmin();
   } else if (view === 'purges' && id !== '') {
@@ -466,6 +471,89 @@ async function showExport(id) {
       h('pre', { id: 'export-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
       link('/console/exports', 'All exports')].filter((x) => x));
     if (live) pollTimer = setTimeout(render, 1000);
+  };
+  await render();
+}
+
+// ---- Streams --------------------------------------------------------------
+
+function streamRow(st) {
+  return h('tr', { 'data-id': st.stream_id },
+    h('td', {}, link(`/console/streams/${encodeURIComponent(st.stream_id)}`, st.stream_id)),
+    h('td', { class: `status-${st.status}` }, st.status),
+    h('td', {}, st.destination.name),
+    h('td', {}, st.format + (st.compression === 'gzip' ? ' + gzip' : '')),
+    h('td', {}, `${Math.round(st.lag_seconds)} s`),
+    h('td', {}, st.batches_delivered.toLocaleString('en')),
+    h('td', {}, st.events_delivered.toLocaleString('en')));
+}
+
+async function showStreams() {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  let page;
+  try {
+    page = await api('GET', '/v1/audit/streams?limit=100');
+  } catch (e) {
+    main.replaceChildren(h('h1', {}, 'Streams'), h('p', { class: 'error', role: 'alert', id: 'streams-error' },
+      e.status === 403 ? 'This key may not read streams (it lacks audit:export).' : e.message));
+    return;
+  }
+  const table = h('table', { id: 'streams' },
+    h('caption', { class: 'visually-hidden' }, 'Streams'),
+    h('thead', {}, h('tr', {}, ['Stream', 'Status', 'Destination', 'Format', 'Lag', 'Batches', 'Events'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, page.streams.map(streamRow)));
+  main.replaceChildren(h('h1', {}, 'Streams'),
+    page.streams.length ? h('div', { class: 'scroll' }, table) : h('p', { class: 'muted' }, 'No streams. Streams are created through the API or audexctl.'));
+}
+
+async function showStream(id) {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const path = `/v1/audit/streams/${encodeURIComponent(id)}`;
+  const render = async () => {
+    let st;
+    let batches;
+    try {
+      [st, batches] = await Promise.all([api('GET', path), api('GET', `${path}/batches?limit=100`)]);
+    } catch (err) {
+      main.replaceChildren(h('h1', {}, 'Stream'),
+        h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No stream ${id} in this tenant.` : err.message),
+        link('/console/streams', 'All streams'));
+      return;
+    }
+    if (location.pathname !== `/console/streams/${encodeURIComponent(id)}`) return;
+    const toggle = st.status === 'active' ? 'paused' : 'active';
+    const button = h('button', {
+      type: 'button', id: 'stream-toggle',
+      onclick: async () => {
+        try {
+          await api('PATCH', path, { status: toggle });
+        } catch (err) {
+          // The status below says what became of it.
+        }
+        stopPolling();
+        render();
+      },
+    }, toggle === 'paused' ? 'Pause' : 'Resume');
+    const rows = batches.batches.map((bt) => h('tr', { 'data-seq': String(bt.seq) },
+      h('td', {}, String(bt.seq)), h('td', {}, when(bt.through)), h('td', {}, bt.record_count.toLocaleString('en')),
+      h('td', {}, String(bt.files.length)), h('td', {}, bt.manifest_key)));
+    main.replaceChildren(...[
+      h('h1', {}, `Stream ${st.stream_id}`),
+      h('p', {}, 'Status: ', h('strong', { id: 'stream-status', class: `status-${st.status}` }, st.status),
+        st.error ? h('span', { class: 'error' }, ` (${st.error.message ?? st.error.code ?? ''})`) : null),
+      button,
+      h('dl', { class: 'event' },
+        [['destination', `${st.destination.name} (${st.destination.type})`], ['format', st.format + (st.compression === 'gzip' ? ' + gzip' : '')],
+          ['filters', JSON.stringify(st.filters ?? {})], ['interval', `${st.interval_seconds} s`], ['watermark', st.watermark],
+          ['lag', `${Math.round(st.lag_seconds)} s`], ['batches_delivered', String(st.batches_delivered)],
+          ['events_delivered', String(st.events_delivered)], ['last_batch_at', st.last_batch_at]]
+          .filter(([, v]) => v).map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])),
+      h('h2', {}, batches.has_more ? 'The first 100 batches' : 'Batches'),
+      rows.length ? h('div', { class: 'scroll' }, h('table', { id: 'stream-batches' },
+        h('thead', {}, h('tr', {}, ['Batch', 'Through', 'Records', 'Parts', 'Manifest'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, rows))) : h('p', { class: 'muted' }, 'No batch delivered yet.'),
+      link('/console/streams', 'All streams')].filter((x) => x));
+    if (st.status === 'active') pollTimer = setTimeout(render, 2000);
   };
   await render();
 }
