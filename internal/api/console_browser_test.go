@@ -343,6 +343,16 @@ func TestConsoleInABrowser(t *testing.T) {
 			chromedp.Navigate(b.url+"/console/admin"),
 			chromedp.WaitVisible(`//ul[@id="purge-receipts"]//a[text()="`+strings.TrimPrefix(loc, "/console/purges/")+`"]`),
 		))
+
+		// A session that expires under an open page: its next request
+		// brings the sign-in back, and no view covers it.
+		_, err = b.pool.Exec(t.Context(), `UPDATE console_sessions SET expires_at = now() - interval '1 second'
+			WHERE key_id = (SELECT id FROM api_keys WHERE key_hash = $1)`, audex.HashKey(admin))
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(tab,
+			chromedp.Click(chromedp.CSS(`nav a[data-view="admin"]`)),
+			chromedp.WaitVisible(`//p[@id="sign-in-message" and contains(., "session has ended")]`),
+		))
 	})
 
 	t.Run("EveryViewFitsAPhonesWidth", func(t *testing.T) {

@@ -1,8 +1,10 @@
 // The audex console: one page that signs in with an API key once, then
 // reads the API's own routes with its session (the HttpOnly cookie the
 // server set, and the CSRF token it answered, in X-CSRF-Token). The view
-// is in the path (/console/events, /console/events/{id}) and the events
-// view's filters are the list route's own parameters, in the page's URL.
+// is in the path (/console/events, /console/events/{id}, /console/exports,
+// /console/exports/{id}, /console/streams, /console/streams/{id},
+// /console/admin, /console/purges/{id}) and the events view's filters are
+// the list route's own parameters, in the page's URL.
 
 const main = document.getElementById('main');
 const header = document.getElementById('top');
@@ -29,7 +31,6 @@ class APIError extends Error {
   constructor(status, body) {
     super(body?.error?.message || `HTTP ${status}`);
     this.status = status;
-    this.code = body?.error?.code;
   }
 }
 
@@ -317,6 +318,7 @@ async function showEvent(id) {
   try {
     e = await api('GET', `/v1/audit/events/${encodeURIComponent(id)}`);
   } catch (err) {
+    if (!session) return; // the session ended: api() showed the sign-in
     main.replaceChildren(h('h1', {}, 'Event'),
       h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No event ${id} in this tenant.` : err.message),
       link('/console/events', 'All events'));
@@ -377,6 +379,7 @@ async function showExports() {
       api('GET', '/v1/audit/exports?limit=50'),
     ]);
   } catch (e) {
+    if (!session) return; // the session ended: api() showed the sign-in
     main.replaceChildren(h('h1', {}, 'Exports'), h('p', { class: 'error', role: 'alert', id: 'exports-error' },
       e.status === 403 ? 'This key may not export (it lacks audit:export).' : e.message));
     return;
@@ -431,6 +434,7 @@ async function showExport(id) {
     try {
       e = await api('GET', `/v1/audit/exports/${encodeURIComponent(id)}`);
     } catch (err) {
+      if (!session) return; // the session ended: api() showed the sign-in
       main.replaceChildren(h('h1', {}, 'Export'),
         h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No export ${id} in this tenant.` : err.message),
         link('/console/exports', 'All exports'));
@@ -494,6 +498,7 @@ async function showStreams() {
   try {
     page = await api('GET', '/v1/audit/streams?limit=100');
   } catch (e) {
+    if (!session) return; // the session ended: api() showed the sign-in
     main.replaceChildren(h('h1', {}, 'Streams'), h('p', { class: 'error', role: 'alert', id: 'streams-error' },
       e.status === 403 ? 'This key may not read streams (it lacks audit:export).' : e.message));
     return;
@@ -515,6 +520,7 @@ async function showStream(id) {
     try {
       [st, batches] = await Promise.all([api('GET', path), api('GET', `${path}/batches?limit=100`)]);
     } catch (err) {
+      if (!session) return; // the session ended: api() showed the sign-in
       main.replaceChildren(h('h1', {}, 'Stream'),
         h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No stream ${id} in this tenant.` : err.message),
         link('/console/streams', 'All streams'));
@@ -570,6 +576,7 @@ async function showAdmin() {
       api('GET', '/v1/audit/events?action=audit.purge_created&limit=20').catch(() => null),
     ]);
   } catch (e) {
+    if (!session) return; // the session ended: api() showed the sign-in
     main.replaceChildren(h('h1', {}, 'Admin'), h('p', { class: 'error', role: 'alert', id: 'admin-error' },
       e.status === 403 ? 'This key may not administer the tenant (it lacks audit:admin).' : e.message));
     return;
@@ -647,6 +654,7 @@ async function showPurge(id) {
     try {
       p = await api('GET', `/v1/audit/purges/${encodeURIComponent(id)}`);
     } catch (err) {
+      if (!session) return; // the session ended: api() showed the sign-in
       main.replaceChildren(h('h1', {}, 'Purge'),
         h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No purge ${id} in this tenant.` : err.message),
         link('/console/admin', 'Admin'));
