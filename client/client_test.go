@@ -171,6 +171,9 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("ExportCreateWaitListCancel", func(t *testing.T) {
+		destinations, err := c.Exports.Destinations(ctx)
+		require.NoError(t, err)
+		require.Contains(t, destinations, client.Destination{Name: "local", Type: "file", Exports: true, Streams: true})
 		created, err := c.Exports.Create(ctx, client.ExportRequest{Since: start, Until: start.Add(2500 * time.Minute), Format: "jsonl",
 			Destination: "local", Filters: client.Filters{ActionPrefix: "doc."}, PartMaxRecords: 500})
 		require.NoError(t, err)

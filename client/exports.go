@@ -67,6 +67,26 @@ func (s *ExportsService) Create(ctx context.Context, r ExportRequest) (CreatedEx
 	return created, err
 }
 
+// Destination is a destination the tenant may use, as
+// GET /v1/audit/destinations lists it (never its bucket or credentials).
+type Destination struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// Exports is false for a webhook, which takes streams only.
+	Exports bool `json:"exports"`
+	Streams bool `json:"streams"`
+}
+
+// Destinations lists the destinations the operator configured that the
+// key's tenant may use, in the configuration's order.
+func (s *ExportsService) Destinations(ctx context.Context) ([]Destination, error) {
+	var out struct {
+		Destinations []Destination `json:"destinations"`
+	}
+	err := s.c.do(ctx, request{method: http.MethodGet, path: "/v1/audit/destinations", idempotent: true, want: http.StatusOK}, &out)
+	return out.Destinations, err
+}
+
 // Get returns an export job's status and manifest.
 func (s *ExportsService) Get(ctx context.Context, id string) (Export, error) {
 	var e Export

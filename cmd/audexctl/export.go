@@ -29,7 +29,36 @@ import (
 
 func (c *cli) exportCommand() *cobra.Command {
 	return group("export", "Create, follow and verify export jobs",
-		c.exportCreateCommand(), c.exportStatusCommand(), c.exportVerifyCommand())
+		c.exportCreateCommand(), c.exportStatusCommand(), c.exportVerifyCommand(), c.exportDestinationsCommand())
+}
+
+func (c *cli) exportDestinationsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "destinations",
+		Short: "List the destinations this tenant may export and stream to",
+		Args:  cobra.NoArgs,
+	}
+	cmd.RunE = action(func(cmd *cobra.Command, _ []string) error {
+		cl, err := c.client()
+		if err != nil {
+			return err
+		}
+		list, err := cl.Exports.Destinations(cmd.Context())
+		if err != nil {
+			return apiFailure("list destinations", err)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tTYPE\tTAKES")
+		for _, d := range list {
+			takes := "exports, streams"
+			if !d.Exports {
+				takes = "streams"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.Type, takes)
+		}
+		return tw.Flush()
+	})
+	return cmd
 }
 
 // How often export create --wait reads the export's status: from

@@ -67,6 +67,12 @@ func TestExport(t *testing.T) {
 			"the first status read saw the export before it completed, so the rate is known")
 	})
 
+	t.Run("DestinationsListsWhereTheTenantMayExport", func(t *testing.T) {
+		res := b.run(t, "export", "destinations")
+		require.Equal(t, exitOK, res.code, res.stderr)
+		require.Regexp(t, `(?m)^NAME +TYPE +TAKES\nlocal +file +exports, streams$`, res.stdout)
+	})
+
 	t.Run("StatusPrintsTheExport", func(t *testing.T) {
 		res := b.run(t, "export", "status", jsonlID)
 		require.Equal(t, exitOK, res.code, res.stderr)
