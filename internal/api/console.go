@@ -109,7 +109,7 @@ func (s *Server) handleConsoleSignIn(w http.ResponseWriter, r *http.Request, _ a
 	}
 	token, csrf := randomToken(), randomToken()
 	session := store.ConsoleSession{Key: key, CSRFToken: csrf, ExpiresAt: time.Now().Add(consoleSessionTTL).UTC().Truncate(time.Second)}
-	if err := store.CreateConsoleSession(r.Context(), s.pool, tokenHash(token), key.ID, csrf, session.ExpiresAt); err != nil {
+	if err := store.CreateConsoleSession(r.Context(), s.pool, tokenHash(token), key, csrf, session.ExpiresAt); err != nil {
 		return err
 	}
 	setConsoleCookie(w, r, token, int(consoleSessionTTL.Seconds()))
@@ -144,10 +144,11 @@ func (s *Server) handleConsoleSignOut(w http.ResponseWriter, r *http.Request, _ 
 	if !ok {
 		return errNoConsoleSession
 	}
-	if _, err := s.consoleSession(r, token, true); err != nil {
+	session, err := s.consoleSession(r, token, true)
+	if err != nil {
 		return err
 	}
-	if err := store.DeleteConsoleSession(r.Context(), s.pool, tokenHash(token)); err != nil {
+	if err := store.DeleteConsoleSession(r.Context(), s.pool, tokenHash(token), session.Key); err != nil {
 		return err
 	}
 	setConsoleCookie(w, r, "", -1)

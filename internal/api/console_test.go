@@ -127,7 +127,8 @@ func TestConsoleSession(t *testing.T) {
 
 	t.Run("SignOutEndsTheSessionOnTheServer", func(t *testing.T) {
 		t.Parallel()
-		s := b.signIn(t, reader)
+		signer := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeRead)
+		s := b.signIn(t, signer)
 		require.Equal(t, http.StatusForbidden, b.consoleRequest(t, "DELETE", "/console/session", s.cookie, "", "").status, "sign-out needs the token too")
 		res := b.consoleRequest(t, "DELETE", "/console/session", s.cookie, s.csrf, "")
 		require.Equal(t, http.StatusNoContent, res.status, "body: %s", res.body)
@@ -136,6 +137,21 @@ func TestConsoleSession(t *testing.T) {
 			res = b.consoleRequest(t, "GET", path, s.cookie, s.csrf, "")
 			require.Equal(t, http.StatusUnauthorized, res.status, "the old cookie on %s", path)
 		}
+		// Each sign-in and sign-out is in the tenant's audit trail, by the
+		// key, about the key.
+		key, err := store.APIKeyByHash(t.Context(), b.pool, audex.HashKey(signer))
+		require.NoError(t, err)
+		var ins, outs int
+		for _, e := range b.listAllWithAudit(t, "action_prefix=audit.console_&actor_id="+key.ID) {
+			require.Equal(t, key.ID, *e.Target.ID)
+			switch e.Action {
+			case "audit.console_signed_in":
+				ins++
+			case "audit.console_signed_out":
+				outs++
+			}
+		}
+		require.Equal(t, [2]int{1, 1}, [2]int{ins, outs}, "one sign-in, one sign-out")
 	})
 
 	t.Run("ARevokedKeyOrAnExpiredSessionEndsIt", func(t *testing.T) {

@@ -18,22 +18,31 @@ type ConsoleSession struct {
 	ExpiresAt time.Time
 }
 
-// CreateConsoleSession stores a session of key keyID until expiresAt,
-// found by tokenHash (the SHA-256 of the cookie's token), and deletes the
-// sessions that have expired.
-func CreateConsoleSession(ctx context.Context, db DBTX, tokenHash []byte, keyID, csrfToken string, expiresAt time.Time) error {
+// CreateConsoleSession stores a session of key until expiresAt, found by
+// tokenHash (the SHA-256 of the cookie's token), records
+// audit.console_signed_in in the key's tenant, and deletes the sessions
+// that have expired.
+func CreateConsoleSession(ctx context.Context, db DBTX, tokenHash []byte, key audex.APIKey, csrfToken string, expiresAt time.Time) error {
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE expires_at <= now()`); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO console_sessions (token_hash, key_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)`,
-			tokenHash, keyID, csrfToken, expiresAt)
-		return err
+		if _, err := tx.Exec(ctx, `INSERT INTO console_sessions (token_hash, key_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4)`,
+			tokenHash, key.ID, csrfToken, expiresAt); err != nil {
+			return err
+		}
+		return recordConsoleEvent(ctx, tx, key, "audit.console_signed_in")
 	})
 	if err != nil {
 		return fmt.Errorf("create console session: %w", translate(err))
 	}
 	return nil
+}
+
+// recordConsoleEvent records a console session's start or end in its
+// key's tenant, by the key.
+func recordConsoleEvent(ctx context.Context, tx pgx.Tx, key audex.APIKey, action string) error {
+	return RecordAuditEvent(ctx, tx, key.TenantID, audex.Event{Action: action, Actor: audex.KeyActor(key), Target: audex.NewTarget("api_key", key.ID)})
 }
 
 // ConsoleSessionByHash returns the unexpired session of tokenHash with its
@@ -50,10 +59,18 @@ func ConsoleSessionByHash(ctx context.Context, db DBTX, tokenHash []byte) (Conso
 		WHERE s.token_hash = $1 AND s.expires_at > now()`, tokenHash)
 }
 
-// DeleteConsoleSession ends the session of tokenHash; it is not an error
-// when there is none.
-func DeleteConsoleSession(ctx context.Context, db DBTX, tokenHash []byte) error {
-	if _, err := db.Exec(ctx, `DELETE FROM console_sessions WHERE token_hash = $1`, tokenHash); err != nil {
+// DeleteConsoleSession ends the session of tokenHash, a session of key,
+// and records audit.console_signed_out; it is not an error when there is
+// none (nothing is recorded then).
+func DeleteConsoleSession(ctx context.Context, db DBTX, tokenHash []byte, key audex.APIKey) error {
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM console_sessions WHERE token_hash = $1`, tokenHash)
+		if err != nil || tag.RowsAffected() == 0 {
+			return err
+		}
+		return recordConsoleEvent(ctx, tx, key, "audit.console_signed_out")
+	})
+	if err != nil {
 		return fmt.Errorf("delete console session: %w", translate(err))
 	}
 	return nil
