@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -142,6 +143,36 @@ func TestConsoleInABrowser(t *testing.T) {
 		all := apiIDs(t, "limit=1000")
 		require.GreaterOrEqual(t, len(all), consoleEvents)
 		require.Equal(t, all, ids(t), "every id, in the API's order")
+	})
+
+	t.Run("DownloadTheViewsEventsFromThePage", func(t *testing.T) {
+		dir := t.TempDir()
+		_, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+		require.NoError(t, err)
+		const view = "action=doc.write&since=2026-11-01&until=2026-11-02T12:00:00Z"
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/events?"+view),
+			chromedp.WaitVisible(chromedp.CSS(`#events-status[data-done]`)),
+			chromedp.SetValue(chromedp.ID("download-format"), "ndjson"),
+			chromedp.Click(chromedp.ID("download-button")),
+		))
+		var lines []string
+		require.Eventually(t, func() bool {
+			files, _ := filepath.Glob(filepath.Join(dir, "audex-*.jsonl"))
+			if len(files) != 1 {
+				return false
+			}
+			data, err := os.ReadFile(files[0])
+			require.NoError(t, err)
+			lines = strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			return true
+		}, 30*time.Second, 50*time.Millisecond, "the download is saved")
+		want := b.listAll(t, "order=asc&limit=1000&"+view)
+		require.Len(t, lines, len(want))
+		for i, e := range want {
+			require.Equal(t, string(e.AppendJSON(nil)), lines[i], "line %d is the event's canonical encoding, oldest first", i+1)
+		}
 	})
 
 	t.Run("OpenAnEventAndFollowItsActorsTrail", func(t *testing.T) {

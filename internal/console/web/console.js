@@ -34,8 +34,10 @@ class APIError extends Error {
   }
 }
 
-// api calls a route of the API with the console's session.
-async function api(method, path, body) {
+// request calls a route of the API with the console's session and
+// returns its answer; an error answer throws an APIError (and a 401 of
+// the session shows the sign-in).
+async function request(method, path, body) {
   const headers = { Accept: 'application/json' };
   if (session) headers['X-CSRF-Token'] = session.csrf_token;
   const init = { method, headers, credentials: 'same-origin' };
@@ -44,17 +46,49 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const res = await fetch(path, init);
-  if (res.status === 204) return null;
-  const data = await res.json().catch(() => null);
   if (!res.ok) {
-    const err = new APIError(res.status, data);
+    const err = new APIError(res.status, await res.json().catch(() => null));
     if (res.status === 401 && session) {
       session = null;
       showSignIn('Your session has ended: sign in again.');
     }
     throw err;
   }
-  return data;
+  return res;
+}
+
+// api is request for a JSON answer (null for 204).
+async function api(method, path, body) {
+  const res = await request(method, path, body);
+  return res.status === 204 ? null : res.json();
+}
+
+// download saves the streaming download (POST /v1/audit/export) of the
+// events view's filters and range as a file. The browser holds the file
+// until it is saved.
+async function download(params, format) {
+  const body = {
+    format,
+    since: params.get('since') || '1970-01-01',
+    until: params.get('until') || new Date().toISOString(),
+  };
+  const filters = {};
+  for (const [name] of FILTERS) {
+    const v = params.get(name);
+    if (v === null || v === '' || name === 'since' || name === 'until') continue;
+    if (name === 'action') filters.action = v.split(',').map((a) => a.trim());
+    else if (name === 'success') filters.success = v === 'true';
+    else filters[name] = v;
+  }
+  if (Object.keys(filters).length) body.filters = filters;
+  const res = await request('POST', '/v1/audit/export', body);
+  const name = /filename="([^"]+)"/.exec(res.headers.get('Content-Disposition') || '')?.[1] || `audex.${format}`;
+  const url = URL.createObjectURL(await res.blob());
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60e3);
 }
 
 // h builds an element: attributes (on* are listeners) and children.
@@ -270,7 +304,23 @@ async function showEvents() {
     body);
   const status = h('p', { id: 'events-status', role: 'status', class: 'muted' }, 'Loading…');
   const more = h('button', { type: 'button', id: 'more', hidden: true }, 'Load more');
-  main.replaceChildren(h('h1', {}, 'Events'), ranges, form, status, h('div', { class: 'scroll' }, table), more);
+  // The download of this view (with audit:export): its filters and range.
+  const downloadError = h('span', { class: 'error', role: 'alert', id: 'download-error' });
+  const downloadFormat = h('select', { id: 'download-format', 'aria-label': 'Download format' },
+    [['csv', 'CSV'], ['ndjson', 'NDJSON'], ['json', 'JSON']].map(([v, label]) => h('option', { value: v }, label)));
+  const downloads = can('audit:export') ? h('div', { class: 'ranges', id: 'download' }, downloadFormat,
+    h('button', {
+      type: 'button', id: 'download-button',
+      onclick: async () => {
+        downloadError.textContent = '';
+        try {
+          await download(params, downloadFormat.value);
+        } catch (e) {
+          if (session) downloadError.textContent = e.message;
+        }
+      },
+    }, 'Download these events'), downloadError) : null;
+  main.replaceChildren(...[h('h1', {}, 'Events'), ranges, form, downloads, status, h('div', { class: 'scroll' }, table), more].filter((x) => x));
 
   let cursor = null;
   let shown = 0;
