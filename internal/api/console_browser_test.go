@@ -14,6 +14,7 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
@@ -197,6 +198,28 @@ func TestConsoleInABrowser(t *testing.T) {
 		waitListed(t)
 		pageToTheEnd(t)
 		require.Equal(t, apiIDs(t, "actor_id="+e.Actor.ID+"&limit=1000"), ids(t), "the actor's trail")
+	})
+
+	t.Run("TheKeyboardAloneFiltersAndOpensAnEvent", func(t *testing.T) {
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/events"),
+			chromedp.WaitVisible(chromedp.CSS(`#events-status[data-done]`)),
+			chromedp.Focus(chromedp.ID("f-actor_id")),
+			chromedp.KeyEvent("carol"+kb.Enter),
+			chromedp.WaitVisible(chromedp.CSS(`#events-status[data-done]`)),
+		))
+		loc, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
+		require.NoError(t, err)
+		require.Equal(t, "?actor_id=carol", loc, "Enter in a filter applies it")
+		first := apiIDs(t, "actor_id=carol&limit=1")[0]
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Focus(chromedp.CSS(`#events tbody tr:first-child a`)),
+			chromedp.KeyEvent(kb.Enter),
+			chromedp.WaitVisible(chromedp.ID("event")),
+		))
+		id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#event dd[data-field="id"]').textContent`))
+		require.NoError(t, err)
+		require.Equal(t, first, id, "Enter on a row's link opens its event")
 	})
 
 	t.Run("CreateAnExportAndSeeItComplete", func(t *testing.T) {
