@@ -435,6 +435,9 @@ func TestWorkerProcesses(t *testing.T) {
 			e := b.waitCompleted(t, id, 2*time.Minute)
 			b.requireExact(t, e, fmt.Sprintf("occurred_at >= '2026-04-01Z' AND occurred_at < '2026-05-01Z' AND action = 'act.%d'", i))
 		}
+		// A worker logs export_completed after the completion commits,
+		// which the loop above may see first: the last line can lag.
+		require.Eventually(t, func() bool { return w1.exportsCompleted()+w2.exportsCompleted() >= 20 }, 5*time.Second, 10*time.Millisecond)
 		require.Equal(t, 20, w1.exportsCompleted()+w2.exportsCompleted())
 		require.Positive(t, w1.exportsCompleted(), "the first process did work")
 		require.Positive(t, w2.exportsCompleted(), "the second process did work")
