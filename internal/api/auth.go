@@ -53,12 +53,11 @@ func (s *Server) authenticateWith(r *http.Request, lookup func() (audex.APIKey, 
 // operator routes).
 func (s *Server) lookupKey(r *http.Request, scope string) (audex.APIKey, error) {
 	if scope != audex.ScopeOperator && !hasKeyHeader(r) {
-		if token, ok := consoleToken(r); ok {
-			session, err := s.consoleSession(r, token, true)
-			if err != nil {
-				return audex.APIKey{}, err
-			}
+		switch session, _, err := s.consoleSession(r, true); {
+		case err == nil:
 			return s.checkKey(r, session.Key, scope)
+		case !errors.Is(err, errNoConsoleSession):
+			return audex.APIKey{}, err
 		}
 	}
 	plain, apiErr := bearerKey(r, scope == audex.ScopeOperator)

@@ -121,11 +121,7 @@ func (s *Server) handleConsoleSignIn(w http.ResponseWriter, r *http.Request, _ a
 // is and its CSRF token (a page of another site cannot read the answer).
 func (s *Server) handleConsoleSession(w http.ResponseWriter, r *http.Request, _ audex.APIKey) error {
 	consoleHeaders(w)
-	token, ok := consoleToken(r)
-	if !ok {
-		return errNoConsoleSession
-	}
-	session, err := s.consoleSession(r, token, false)
+	session, _, err := s.consoleSession(r, false)
 	if err != nil {
 		return err
 	}
@@ -140,11 +136,7 @@ func (s *Server) handleConsoleSession(w http.ResponseWriter, r *http.Request, _ 
 // clears its cookie.
 func (s *Server) handleConsoleSignOut(w http.ResponseWriter, r *http.Request, _ audex.APIKey) error {
 	consoleHeaders(w)
-	token, ok := consoleToken(r)
-	if !ok {
-		return errNoConsoleSession
-	}
-	session, err := s.consoleSession(r, token, true)
+	session, token, err := s.consoleSession(r, true)
 	if err != nil {
 		return err
 	}
@@ -165,21 +157,27 @@ func setConsoleCookie(w http.ResponseWriter, r *http.Request, token string, maxA
 
 var errNoConsoleSession = &Error{Code: CodeUnauthenticated, Message: "not signed in to the console: sign in with an API key"}
 
-// consoleSession returns the unexpired session of token; withCSRF
-// requires the request to carry the session's CSRF token in its header.
-func (s *Server) consoleSession(r *http.Request, token string, withCSRF bool) (store.ConsoleSession, error) {
+// consoleSession returns the unexpired session of the request's cookie,
+// and the cookie's token; withCSRF requires the request to carry the
+// session's CSRF token in its header. errNoConsoleSession when the request
+// has no such cookie.
+func (s *Server) consoleSession(r *http.Request, withCSRF bool) (store.ConsoleSession, string, error) {
+	token, ok := consoleToken(r)
+	if !ok {
+		return store.ConsoleSession{}, "", errNoConsoleSession
+	}
 	session, err := store.ConsoleSessionByHash(r.Context(), s.pool, tokenHash(token))
 	if errors.Is(err, store.ErrNotFound) {
-		return session, &Error{Code: CodeUnauthenticated, Message: "the console session has ended or is unknown: sign in again"}
+		return session, token, &Error{Code: CodeUnauthenticated, Message: "the console session has ended or is unknown: sign in again"}
 	}
 	if err != nil {
-		return session, err
+		return session, token, err
 	}
 	if withCSRF && subtle.ConstantTimeCompare([]byte(r.Header.Get(consoleCSRFHeader)), []byte(session.CSRFToken)) != 1 {
-		return session, &Error{Code: CodePermissionDenied, Field: consoleCSRFHeader,
+		return session, token, &Error{Code: CodePermissionDenied, Field: consoleCSRFHeader,
 			Message: "a request with the console's session must carry its CSRF token in " + consoleCSRFHeader}
 	}
-	return session, nil
+	return session, token, nil
 }
 
 // consoleToken returns the console session's token of the request's

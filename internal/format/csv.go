@@ -180,7 +180,7 @@ func ReadCSVPart(r io.Reader, fn func(e *audex.Event)) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !ok || cr.fieldCount() != len(CSVColumns) || !slices.Equal(cr.fields(), CSVColumns) {
+	if !ok || !slices.Equal(cr.fields(), CSVColumns) {
 		return 0, errors.New("the first row is not the header row")
 	}
 	var n int64
@@ -254,8 +254,6 @@ func (c *csvReader) next() (ok bool, err error) {
 		b, err = c.r.ReadByte()
 	}
 }
-
-func (c *csvReader) fieldCount() int { return len(c.ends) }
 
 // field returns field i's text.
 func (c *csvReader) field(i int) string { return string(c.raw(i)) }

@@ -177,6 +177,19 @@ function showSignIn(message) {
   input.focus();
 }
 
+// showFailure shows why a view could not load: the API's message, or
+// notFound for a 404 and refused for a 403 (when given), with a link back
+// ([href, text]) and the message's element id. Nothing when the session
+// has ended: api() showed the sign-in.
+function showFailure(title, err, notFound, back, refused, id) {
+  if (!session) return;
+  let message = err.message;
+  if (err.status === 404 && notFound) message = notFound;
+  if (err.status === 403 && refused) message = refused;
+  main.replaceChildren(...[h('h1', {}, title), h('p', { class: 'error', role: 'alert', id }, message),
+    back ? link(...back) : null].filter((x) => x));
+}
+
 function route() {
   stopPolling();
   if (!session) {
@@ -368,10 +381,7 @@ async function showEvent(id) {
   try {
     e = await api('GET', `/v1/audit/events/${encodeURIComponent(id)}`);
   } catch (err) {
-    if (!session) return; // the session ended: api() showed the sign-in
-    main.replaceChildren(h('h1', {}, 'Event'),
-      h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No event ${id} in this tenant.` : err.message),
-      link('/console/events', 'All events'));
+    showFailure('Event', err, `No event ${id} in this tenant.`, ['/console/events', 'All events']);
     return;
   }
   const rows = [
@@ -429,9 +439,7 @@ async function showExports() {
       api('GET', '/v1/audit/exports?limit=50'),
     ]);
   } catch (e) {
-    if (!session) return; // the session ended: api() showed the sign-in
-    main.replaceChildren(h('h1', {}, 'Exports'), h('p', { class: 'error', role: 'alert', id: 'exports-error' },
-      e.status === 403 ? 'This key may not export (it lacks audit:export).' : e.message));
+    showFailure('Exports', e, '', null, 'This key may not export (it lacks audit:export).', 'exports-error');
     return;
   }
   const day = 86400e3;
@@ -484,10 +492,7 @@ async function showExport(id) {
     try {
       e = await api('GET', `/v1/audit/exports/${encodeURIComponent(id)}`);
     } catch (err) {
-      if (!session) return; // the session ended: api() showed the sign-in
-      main.replaceChildren(h('h1', {}, 'Export'),
-        h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No export ${id} in this tenant.` : err.message),
-        link('/console/exports', 'All exports'));
+      showFailure('Export', err, `No export ${id} in this tenant.`, ['/console/exports', 'All exports']);
       return;
     }
     if (location.pathname !== `/console/exports/${encodeURIComponent(id)}`) return; // the reader moved on
@@ -548,9 +553,7 @@ async function showStreams() {
   try {
     page = await api('GET', '/v1/audit/streams?limit=100');
   } catch (e) {
-    if (!session) return; // the session ended: api() showed the sign-in
-    main.replaceChildren(h('h1', {}, 'Streams'), h('p', { class: 'error', role: 'alert', id: 'streams-error' },
-      e.status === 403 ? 'This key may not read streams (it lacks audit:export).' : e.message));
+    showFailure('Streams', e, '', null, 'This key may not read streams (it lacks audit:export).', 'streams-error');
     return;
   }
   const table = h('table', { id: 'streams' },
@@ -570,10 +573,7 @@ async function showStream(id) {
     try {
       [st, batches] = await Promise.all([api('GET', path), api('GET', `${path}/batches?limit=100`)]);
     } catch (err) {
-      if (!session) return; // the session ended: api() showed the sign-in
-      main.replaceChildren(h('h1', {}, 'Stream'),
-        h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No stream ${id} in this tenant.` : err.message),
-        link('/console/streams', 'All streams'));
+      showFailure('Stream', err, `No stream ${id} in this tenant.`, ['/console/streams', 'All streams']);
       return;
     }
     if (location.pathname !== `/console/streams/${encodeURIComponent(id)}`) return;
@@ -626,9 +626,7 @@ async function showAdmin() {
       api('GET', '/v1/audit/events?action=audit.purge_created&limit=20').catch(() => null),
     ]);
   } catch (e) {
-    if (!session) return; // the session ended: api() showed the sign-in
-    main.replaceChildren(h('h1', {}, 'Admin'), h('p', { class: 'error', role: 'alert', id: 'admin-error' },
-      e.status === 403 ? 'This key may not administer the tenant (it lacks audit:admin).' : e.message));
+    showFailure('Admin', e, '', null, 'This key may not administer the tenant (it lacks audit:admin).', 'admin-error');
     return;
   }
 
@@ -704,10 +702,7 @@ async function showPurge(id) {
     try {
       p = await api('GET', `/v1/audit/purges/${encodeURIComponent(id)}`);
     } catch (err) {
-      if (!session) return; // the session ended: api() showed the sign-in
-      main.replaceChildren(h('h1', {}, 'Purge'),
-        h('p', { class: 'error', role: 'alert' }, err.status === 404 ? `No purge ${id} in this tenant.` : err.message),
-        link('/console/admin', 'Admin'));
+      showFailure('Purge', err, `No purge ${id} in this tenant.`, ['/console/admin', 'Admin']);
       return;
     }
     if (location.pathname !== `/console/purges/${encodeURIComponent(id)}`) return;
