@@ -227,15 +227,18 @@ func (s *EventsService) Download(ctx context.Context, d DownloadRequest) (io.Rea
 }
 
 // Summary is the answer of GET /v1/audit/summary: totals, every action's
-// count and the top-10 actors, targets and resources.
+// count, the top-10 actors, targets, resources and source IPs, and the
+// events per day.
 type Summary = audex.Summary
 
-// ActorCount, TargetCount and ResourceCount are the entries of a
-// summary's top-10 lists.
+// ActorCount, TargetCount, ResourceCount and SourceIPCount are the
+// entries of a summary's top-10 lists; DayCount of its events per day.
 type (
 	ActorCount    = audex.ActorCount
 	TargetCount   = audex.TargetCount
 	ResourceCount = audex.ResourceCount
+	SourceIPCount = audex.SourceIPCount
+	DayCount      = audex.DayCount
 )
 
 // Summary summarises the events that p selects (its page size and order

@@ -19,19 +19,22 @@ const (
 	summaryActor     = 4
 	summaryTarget    = 5
 	summaryResource  = 6
+	summarySourceIP  = 7
 )
 
 // allSummaryKinds lists every kind, so that a day's rows of all kinds are
-// found through summary_counts_top_idx (tenant_id, kind, day, ...) as seven
+// found through summary_counts_top_idx (tenant_id, kind, day, ...) as eight
 // index ranges rather than a scan of the tenant's rows.
-const allSummaryKinds = `'{0,1,2,3,4,5,6}'`
+const allSummaryKinds = `'{0,1,2,3,4,5,6,7}'`
 
-// summaryKindsSQL expands each row of events into its (kind, value) pairs
-// of summary_counts; pairs whose value is NULL (no target, no resource,
-// success unknown) are dropped by "k.value IS NOT NULL".
-const summaryKindsSQL = `CROSS JOIN LATERAL (VALUES
-		(0, ''), (1, CASE WHEN success THEN '' END), (2, CASE WHEN NOT success THEN '' END),
-		(3, action), (4, actor_id), (5, target_id), (6, resource)) AS k(kind, value)`
+// summaryKindValues are the (kind, value) pairs of summary_counts of one
+// row of events; pairs whose value is NULL (no target, no resource, no
+// source IP, success unknown) are dropped by "k.value IS NOT NULL".
+const summaryKindValues = `(0, ''), (1, CASE WHEN success THEN '' END), (2, CASE WHEN NOT success THEN '' END),
+		(3, action), (4, actor_id), (5, target_id), (6, resource), (7, ` + summarySourceIPSQL + `)`
+
+// summaryKindsSQL expands each row of events into its summaryKindValues.
+const summaryKindsSQL = `CROSS JOIN LATERAL (VALUES ` + summaryKindValues + `) AS k(kind, value)`
 
 // utcDay is the UTC day that holds t, as midnight.
 func utcDay(t time.Time) time.Time {

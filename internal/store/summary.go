@@ -18,19 +18,30 @@ import (
 const SummaryTopN = 10
 
 // Grouping-set numbers of the summary query (GROUPING(action, actor_id,
-// target_id, resource): a set bit is a column not grouped by).
+// target_id, resource, source IP, day): a set bit is a column not grouped
+// by).
 const (
-	groupTotal    = 0b1111
-	groupAction   = 0b0111
-	groupActor    = 0b1011
-	groupTarget   = 0b1101
-	groupResource = 0b1110
+	groupTotal    = 0b111111
+	groupAction   = 0b011111
+	groupActor    = 0b101111
+	groupTarget   = 0b110111
+	groupResource = 0b111011
+	groupSourceIP = 0b111101
+	groupDay      = 0b111110
+)
+
+// summarySourceIPSQL is a row's source IP as a summary value, and
+// summaryDaySQL its UTC day (as 2006-01-02).
+const (
+	summarySourceIPSQL = `host(source_ip)`
+	summaryDaySQL      = `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
 )
 
 // SummarizeEvents aggregates the tenant's events that match f: totals,
-// every action's count, and the top actors, targets and resources (most
-// events first, ties in byte order of the id). Events without a target or
-// resource do not count in those lists. A plain time range (Since and
+// every action's count, the top actors, targets, resources and source IPs
+// (most events first, ties in byte order of the value), and the events
+// and failures per UTC day. Events without a target, resource or source
+// IP do not count in those lists. A plain time range (Since and
 // Until, no other filter) is answered from the daily counts of
 // summary_counts (summarizeRange); any other filter scans the events.
 // Each statement may take budget; past it the summary fails with
@@ -63,25 +74,25 @@ func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 	q.filter(f)
 	sql := fmt.Sprintf(`
 		WITH groups AS (
-			SELECT GROUPING(action, actor_id, target_id, resource) AS g,
-			       coalesce(action, actor_id, target_id, resource) AS value,
+			SELECT GROUPING(action, actor_id, target_id, resource, %[2]s, %[3]s) AS g,
+			       coalesce(action, actor_id, target_id, resource, %[2]s, %[3]s) AS value,
 			       count(*) AS n,
 			       count(*) FILTER (WHERE success) AS ok,
 			       count(*) FILTER (WHERE NOT success) AS failed
-			FROM events WHERE %s
-			GROUP BY GROUPING SETS ((), (action), (actor_id), (target_id), (resource))
+			FROM events WHERE %[1]s
+			GROUP BY GROUPING SETS ((), (action), (actor_id), (target_id), (resource), (%[2]s), (%[3]s))
 		)
 		SELECT g, value, n, ok, failed FROM (
 			SELECT *, row_number() OVER (PARTITION BY g ORDER BY n DESC, value) AS rank
-			FROM groups WHERE value IS NOT NULL OR g = %d
+			FROM groups WHERE value IS NOT NULL OR g = %[4]d
 		) ranked
-		WHERE g IN (%d, %d) OR rank <= %d`,
-		strings.Join(q.conds, " AND "), groupTotal, groupTotal, groupAction, SummaryTopN)
+		WHERE g IN (%[4]d, %[5]d, %[6]d) OR rank <= %[7]d`,
+		strings.Join(q.conds, " AND "), summarySourceIPSQL, summaryDaySQL, groupTotal, groupAction, groupDay, SummaryTopN)
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
 		return audex.Summary{}, fmt.Errorf("summarize events: %w", translate(err))
 	}
-	s := audex.Summary{ActionsBreakdown: map[string]int64{}, TopActors: []audex.ActorCount{}, TopTargets: []audex.TargetCount{}, TopResources: []audex.ResourceCount{}}
+	s := emptySummary()
 	var (
 		group         int
 		value         *string
@@ -99,6 +110,10 @@ func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 			s.TopTargets = append(s.TopTargets, audex.TargetCount{TargetID: *value, Count: n})
 		case groupResource:
 			s.TopResources = append(s.TopResources, audex.ResourceCount{Resource: *value, Count: n})
+		case groupSourceIP:
+			s.TopSourceIPs = append(s.TopSourceIPs, audex.SourceIPCount{SourceIP: *value, Count: n})
+		case groupDay:
+			s.EventsPerDay = append(s.EventsPerDay, audex.DayCount{Day: *value, Events: n, Failed: failed})
 		}
 		return nil
 	})
@@ -108,7 +123,16 @@ func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 	sortTop(s.TopActors, func(c audex.ActorCount) (int64, string) { return c.Count, c.ActorID })
 	sortTop(s.TopTargets, func(c audex.TargetCount) (int64, string) { return c.Count, c.TargetID })
 	sortTop(s.TopResources, func(c audex.ResourceCount) (int64, string) { return c.Count, c.Resource })
+	sortTop(s.TopSourceIPs, func(c audex.SourceIPCount) (int64, string) { return c.Count, c.SourceIP })
+	slices.SortFunc(s.EventsPerDay, func(a, b audex.DayCount) int { return cmp.Compare(a.Day, b.Day) })
 	return s, nil
+}
+
+// emptySummary is a summary of no events, its maps and lists empty rather
+// than nil (they are JSON arrays and objects).
+func emptySummary() audex.Summary {
+	return audex.Summary{ActionsBreakdown: map[string]int64{}, TopActors: []audex.ActorCount{}, TopTargets: []audex.TargetCount{},
+		TopResources: []audex.ResourceCount{}, TopSourceIPs: []audex.SourceIPCount{}, EventsPerDay: []audex.DayCount{}}
 }
 
 // sortTop orders a top list by count, highest first, then by id in byte

@@ -140,6 +140,20 @@ func appendInterval(list []timeInterval, from, to time.Time) []timeInterval {
 	return list
 }
 
+// Pseudo-kinds of the counts that summarizeRange reads, beside those of
+// summary_counts: the events and the failed events of a UTC day (value:
+// the day as 2006-01-02). From the rollup days they are the day's kind 0
+// and kind 2 rows; from events, eventCountKindsSQL adds them.
+const (
+	summaryDayEvents = -1
+	summaryDayFailed = -2
+)
+
+// eventCountKindsSQL expands each row of events into its (kind, value)
+// pairs of summary_counts and of the day pseudo-kinds.
+const eventCountKindsSQL = `CROSS JOIN LATERAL (VALUES ` + summaryKindValues + `,
+		(-1, ` + summaryDaySQL + `), (-2, CASE WHEN NOT success THEN ` + summaryDaySQL + ` END)) AS k(kind, value)`
+
 // valueCountsByKind are counts of summary values: kind -> value -> events.
 type valueCountsByKind map[int]map[string]int64
 
@@ -153,7 +167,7 @@ func (c valueCountsByKind) add(kind int, value string, n int64) {
 // summarizeRange is SummarizeEvents for a plain time range, from the
 // daily counts.
 func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until time.Time, budget time.Duration) (audex.Summary, error) {
-	s := audex.Summary{ActionsBreakdown: map[string]int64{}}
+	s := emptySummary()
 	err := inSnapshot(ctx, db, budget, func(tx pgx.Tx) error {
 		m, err := readSummaryMark(ctx, tx, tenantID)
 		if err != nil {
@@ -175,12 +189,15 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 		if err := countEventsIn(ctx, tx, subtracted, tenantID, p.subtract); err != nil {
 			return err
 		}
-		// Totals and actions: every rollup row of those kinds, then the
-		// events read.
+		// Totals, actions and days: every rollup row of those kinds, then
+		// the events read.
 		small := valueCountsByKind{}
 		if p.rollupFrom.Before(p.rollupTo) {
-			rows, err := tx.Query(ctx, `SELECT kind, value, sum(events)::bigint FROM summary_counts
-				WHERE tenant_id = $1 AND kind = ANY('{0,1,2,3}') AND day >= $2 AND day < $3 GROUP BY 1, 2`,
+			rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT kind, value, sum(events)::bigint FROM summary_counts
+				WHERE tenant_id = $1 AND kind = ANY('{0,1,2,3}') AND day >= $2 AND day < $3 GROUP BY 1, 2
+				UNION ALL
+				SELECT CASE kind WHEN 0 THEN %d ELSE %d END, to_char(day, 'YYYY-MM-DD'), sum(events)::bigint FROM summary_counts
+				WHERE tenant_id = $1 AND kind = ANY('{0,2}') AND day >= $2 AND day < $3 GROUP BY 1, 2`, summaryDayEvents, summaryDayFailed),
 				tenantID, p.rollupFrom, p.rollupTo)
 			if err != nil {
 				return err
@@ -195,7 +212,7 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 				return err
 			}
 		}
-		for _, kind := range []int{summaryTotal, summarySucceeded, summaryFailed, summaryAction} {
+		for _, kind := range []int{summaryTotal, summarySucceeded, summaryFailed, summaryAction, summaryDayEvents, summaryDayFailed} {
 			for v, n := range added[kind] {
 				small.add(kind, v, n)
 			}
@@ -209,8 +226,14 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 				s.ActionsBreakdown[v] = n
 			}
 		}
+		for day, n := range small[summaryDayEvents] {
+			if n > 0 {
+				s.EventsPerDay = append(s.EventsPerDay, audex.DayCount{Day: day, Events: n, Failed: small[summaryDayFailed][day]})
+			}
+		}
+		slices.SortFunc(s.EventsPerDay, func(a, b audex.DayCount) int { return cmp.Compare(a.Day, b.Day) })
 		tops := map[int][]valueCount{}
-		for _, kind := range []int{summaryActor, summaryTarget, summaryResource} {
+		for _, kind := range []int{summaryActor, summaryTarget, summaryResource, summarySourceIP} {
 			if tops[kind], err = topValues(ctx, tx, tenantID, kind, p, added[kind], subtracted[kind]); err != nil {
 				return err
 			}
@@ -218,6 +241,7 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 		s.TopActors = mapSlice(tops[summaryActor], func(c valueCount) audex.ActorCount { return audex.ActorCount{ActorID: c.value, Count: c.n} })
 		s.TopTargets = mapSlice(tops[summaryTarget], func(c valueCount) audex.TargetCount { return audex.TargetCount{TargetID: c.value, Count: c.n} })
 		s.TopResources = mapSlice(tops[summaryResource], func(c valueCount) audex.ResourceCount { return audex.ResourceCount{Resource: c.value, Count: c.n} })
+		s.TopSourceIPs = mapSlice(tops[summarySourceIP], func(c valueCount) audex.SourceIPCount { return audex.SourceIPCount{SourceIP: c.value, Count: c.n} })
 		return nil
 	})
 	if err != nil {
@@ -226,11 +250,12 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 	return s, nil
 }
 
-// countEventValues adds to into the (kind, value) counts of the tenant's
-// events that cond selects ($1 is the tenant).
+// countEventValues adds to into the (kind, value) counts, day
+// pseudo-kinds included, of the tenant's events that cond selects ($1 is
+// the tenant).
 func countEventValues(ctx context.Context, tx pgx.Tx, into valueCountsByKind, cond string, args ...any) error {
 	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT k.kind, k.value, count(*) FROM events %s
-		WHERE tenant_id = $1 AND (%s) AND k.value IS NOT NULL GROUP BY 1, 2`, summaryKindsSQL, cond), args...)
+		WHERE tenant_id = $1 AND (%s) AND k.value IS NOT NULL GROUP BY 1, 2`, eventCountKindsSQL, cond), args...)
 	if err != nil {
 		return err
 	}

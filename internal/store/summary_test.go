@@ -2,16 +2,20 @@ package store_test
 
 import (
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
+	"github.com/audex-dev/audex/migrations"
 )
 
 // summaryBundle is a tenant with events spread over days, a neighbour
@@ -73,6 +77,14 @@ func (b *summaryBundle) ingest(t *testing.T, tenant string, n int, shift time.Du
 			r := fmt.Sprintf("projects/p%d", b.rng.IntN(50))
 			e.Resource = &r
 		}
+		switch k := b.rng.IntN(10); {
+		case k < 3:
+			ip := fmt.Sprintf("10.0.0.%d", b.rng.IntN(5)) // leaders
+			e.SourceIP = &ip
+		case k < 8:
+			ip := fmt.Sprintf("2001:db8::%x", b.rng.IntN(300)) // a long tail
+			e.SourceIP = &ip
+		}
 		if k := b.rng.IntN(3); k < 2 {
 			ok := k == 0
 			e.Success = &ok
@@ -87,8 +99,8 @@ func (b *summaryBundle) ingest(t *testing.T, tenant string, n int, shift time.Du
 	}
 }
 
-// requireExact checks every window: the summary equals the scan's and a
-// direct count.
+// requireExact checks every window: the summary equals the scan's, and
+// its total and days equal direct counts.
 func (b *summaryBundle) requireExact(t *testing.T, stage string) {
 	t.Helper()
 	for _, w := range b.windows {
@@ -102,7 +114,24 @@ func (b *summaryBundle) requireExact(t *testing.T, stage string) {
 		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3`,
 			b.tenant, w[0], w[1]).Scan(&n))
 		require.Equal(t, n, got.TotalEvents, "%s: window %s to %s", stage, w[0], w[1])
+		rows, err := b.pool.Query(t.Context(), `SELECT date_trunc('day', occurred_at AT TIME ZONE 'UTC')::date::text, count(*), count(*) FILTER (WHERE success IS FALSE)
+			FROM events WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 GROUP BY 1 ORDER BY 1`, b.tenant, w[0], w[1])
+		require.NoError(t, err)
+		days, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (d audex.DayCount, err error) {
+			return d, r.Scan(&d.Day, &d.Events, &d.Failed)
+		})
+		require.NoError(t, err)
+		require.Equal(t, days, got.EventsPerDay, "%s: window %s to %s", stage, w[0], w[1])
 	}
+}
+
+// summary is the summary of the bundle's first window.
+func (b *summaryBundle) summary(t *testing.T) audex.Summary {
+	t.Helper()
+	w := b.windows[0]
+	s, err := store.SummarizeEvents(t.Context(), b.pool, b.tenant, audex.Filter{Since: &w[0], Until: &w[1]}, 0)
+	require.NoError(t, err)
+	return s
 }
 
 func (b *summaryBundle) rollUp(t *testing.T) {
@@ -124,6 +153,31 @@ func TestSummaryFromDailyCounts(t *testing.T) {
 		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM summary_counts WHERE tenant_id = $1`, b.tenant).Scan(&rows))
 		require.Positive(t, rows, "the rollup wrote daily counts")
 		b.requireExact(t, "rolled up")
+		require.NotEmpty(t, b.summary(t).TopSourceIPs)
+
+		// The counts of source IPs that migration 00014 adds to the days
+		// rolled up before it: run its statement again for this tenant
+		// alone (temporary views named as the tables it reads hide the
+		// other tenants).
+		_, err := b.pool.Exec(t.Context(), `DELETE FROM summary_counts WHERE tenant_id = $1 AND kind = 7`, b.tenant)
+		require.NoError(t, err)
+		migration, err := fs.ReadFile(migrations.FS, "00014_summary_source_ips.sql")
+		require.NoError(t, err)
+		up, _, ok := strings.Cut(strings.SplitN(string(migration), "-- +goose Up", 2)[1], "-- +goose Down")
+		require.True(t, ok)
+		require.NoError(t, pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+			for _, table := range []string{"events", "summary_marks"} {
+				if _, err := tx.Exec(t.Context(), fmt.Sprintf(`CREATE TEMP VIEW %[1]s AS SELECT * FROM public.%[1]s WHERE tenant_id = '%[2]s'`, table, b.tenant)); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(t.Context(), up); err != nil {
+				return err
+			}
+			_, err := tx.Exec(t.Context(), `DROP VIEW pg_temp.events, pg_temp.summary_marks`)
+			return err
+		}))
+		b.requireExact(t, "source IPs counted by the migration")
 
 		b.ingest(t, b.tenant, 700, 0) // late events on rolled-up days
 		b.requireExact(t, "late events not rolled up")
@@ -139,7 +193,7 @@ func TestSummaryFromDailyCounts(t *testing.T) {
 		// A purge up to the middle of a day, then late events before it.
 		p := audex.Purge{TenantID: b.tenant, Before: b.start.Add(3*24*time.Hour + 7*time.Hour)}
 		require.NoError(t, store.CreatePurge(t.Context(), b.pool, &p))
-		_, _, err := store.StartPurge(t.Context(), b.pool, p.ID)
+		_, _, err = store.StartPurge(t.Context(), b.pool, p.ID)
 		require.NoError(t, err)
 		var after *audex.Position
 		for {
