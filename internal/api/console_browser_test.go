@@ -7,12 +7,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
@@ -198,6 +201,137 @@ func TestConsoleInABrowser(t *testing.T) {
 		waitListed(t)
 		pageToTheEnd(t)
 		require.Equal(t, apiIDs(t, "actor_id="+e.Actor.ID+"&limit=1000"), ids(t), "the actor's trail")
+	})
+
+	t.Run("TheSummaryChartsNumbersAreTheAPIs", func(t *testing.T) {
+		const window = "since=2026-10-29&until=2026-11-04T00:00:00Z"
+		// Whatever the Content Security Policy blocks (the chart library's
+		// styles included) is counted.
+		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `window.blocked = []; document.addEventListener("securitypolicyviolation", e => window.blocked.push(e.violatedDirective + " " + e.blockedURI))`})
+		require.NoError(t, err)
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/summary?"+window),
+			chromedp.WaitVisible(chromedp.CSS(`#summary-status[data-done]`)),
+			chromedp.WaitVisible(chromedp.CSS(`#summary-chart canvas`)),
+		))
+		var want struct {
+			Since, Until time.Time
+			audex.Summary
+		}
+		b.do(t, "GET", "/v1/audit/summary?"+window, b.key, nil).decode(t, &want)
+		require.Len(t, want.EventsPerDay, 2, "the events fall on two days")
+		number := func(s string) int64 {
+			n, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(s), ",", ""), 10, 64)
+			require.NoError(t, err, "%q", s)
+			return n
+		}
+		blocked, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.blocked`))
+		require.NoError(t, err)
+		require.Empty(t, blocked, "the policy blocked nothing the summary needs")
+		totals, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`["total", "successful", "failed"].map(k => document.querySelector('#totals dd[data-field="' + k + '"]').textContent)`))
+		require.NoError(t, err)
+		require.Equal(t, []int64{want.TotalEvents, want.SuccessfulEvents, want.FailedEvents}, []int64{number(totals[0]), number(totals[1]), number(totals[2])})
+
+		// The chart's own data: every day of the window, zeros included.
+		data, err := chromedp.Run(ctx, chromedp.Evaluate[[][]float64](`document.getElementById("summary-chart").uplot.data.map(a => Array.from(a))`))
+		require.NoError(t, err)
+		require.Len(t, data, 3)
+		require.Len(t, data[0], 6, "six days from 2026-10-29 to 2026-11-04")
+		perDay := map[string]audex.DayCount{}
+		for _, d := range want.EventsPerDay {
+			perDay[d.Day] = d
+		}
+		for i, x := range data[0] {
+			day := time.Unix(int64(x), 0).UTC().Format(time.DateOnly)
+			require.Equal(t, []float64{float64(perDay[day].Events), float64(perDay[day].Failed)}, []float64{data[1][i], data[2][i]}, "the chart's %s", day)
+		}
+		// The legend, as a reader hovers over the busiest day.
+		busiest := want.EventsPerDay[0]
+		for _, d := range want.EventsPerDay {
+			if d.Events > busiest.Events {
+				busiest = d
+			}
+		}
+		dayStart, err := time.Parse(time.DateOnly, busiest.Day)
+		require.NoError(t, err)
+		// overDay is where in the page the chart draws the busiest day.
+		overDay := func(t *testing.T) []float64 {
+			t.Helper()
+			at, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](fmt.Sprintf(`(() => {
+				const u = document.getElementById("summary-chart").uplot, r = u.over.getBoundingClientRect();
+				return [r.left + u.valToPos(%d, "x"), r.top + r.height / 2];
+			})()`, dayStart.Unix())))
+			require.NoError(t, err)
+			return at
+		}
+		at := overDay(t)
+		require.NoError(t, chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, at[0], at[1])))
+		legend, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#summary-chart .u-legend .u-series .u-value")].map(v => v.textContent)`))
+		require.NoError(t, err)
+		require.Len(t, legend, 3)
+		require.Equal(t, busiest.Day, legend[0], "the legend names the day under the cursor")
+		require.Equal(t, []int64{busiest.Events, busiest.Failed}, []int64{number(legend[1]), number(legend[2])}, "and its numbers")
+		_, err = chromedp.Run(ctx, chromedp.Evaluate[any](`document.getElementById("totals").scrollIntoView()`))
+		require.NoError(t, err)
+		shot("console-summary.png")
+
+		// The days' table and the top lists say the same as the API.
+		rows := func(t *testing.T, table string) [][]string {
+			t.Helper()
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[[][]string](`[...document.querySelectorAll("`+table+` tbody tr")].map(r => [...r.cells].map(c => c.textContent))`))
+			require.NoError(t, err)
+			return got
+		}
+		var days [][]string
+		for _, d := range want.EventsPerDay {
+			days = append(days, []string{d.Day, fmt.Sprint(d.Events), fmt.Sprint(d.Failed)})
+		}
+		got := rows(t, "#days")
+		for _, r := range got {
+			r[1], r[2] = fmt.Sprint(number(r[1])), fmt.Sprint(number(r[2]))
+		}
+		require.Equal(t, days, got)
+		top := func(t *testing.T, table string) map[string]int64 {
+			t.Helper()
+			out := map[string]int64{}
+			for _, r := range rows(t, table) {
+				out[r[0]] = number(r[1])
+			}
+			return out
+		}
+		actors, ips := map[string]int64{}, map[string]int64{}
+		for _, c := range want.TopActors {
+			actors[c.ActorID] = c.Count
+		}
+		for _, c := range want.TopSourceIPs {
+			ips[c.SourceIP] = c.Count
+		}
+		require.Equal(t, actors, top(t, "#top-actors"))
+		require.Equal(t, ips, top(t, "#top-source-ips"))
+		require.Len(t, ips, 10)
+		require.Equal(t, want.ActionsBreakdown, top(t, "#top-actions"), "three actions: all of them")
+
+		// A top source IP opens its events in the same window.
+		ip := want.TopSourceIPs[0]
+		require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#top-source-ips tbody tr:first-child a`))))
+		waitListed(t)
+		pageToTheEnd(t)
+		opened := ids(t)
+		require.Len(t, opened, int(ip.Count))
+		require.Equal(t, apiIDs(t, fmt.Sprintf("source_ip=%s&since=%s&until=%s&limit=1000", ip.SourceIP,
+			want.Since.Format(time.RFC3339Nano), want.Until.Format(time.RFC3339Nano))), opened)
+
+		// A day's bar opens that day's events.
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.NavigateBack(),
+			chromedp.WaitVisible(chromedp.CSS(`#summary-chart canvas`)),
+		))
+		at = overDay(t)
+		require.NoError(t, chromedp.Do(ctx, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, at[0], at[1]), chromedp.MouseClickXY(at[0], at[1])))
+		waitListed(t)
+		pageToTheEnd(t)
+		require.Len(t, ids(t), int(busiest.Events), "the day's events")
 	})
 
 	t.Run("TheKeyboardAloneFiltersAndOpensAnEvent", func(t *testing.T) {
@@ -412,7 +546,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	t.Run("EveryViewFitsAPhonesWidth", func(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)))
 		defer func() { require.NoError(t, chromedp.Do(ctx, chromedp.EmulateReset())) }()
-		for _, view := range []string{"/console/events", "/console/events/evt-01000", "/console/streams", "/console/exports"} {
+		for _, view := range []string{"/console/events", "/console/events/evt-01000", "/console/summary", "/console/streams", "/console/exports"} {
 			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(b.url+view), chromedp.WaitVisible(chromedp.CSS("main h1"))))
 			width, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
 			require.NoError(t, err)

@@ -73,7 +73,7 @@ func TestConsoleSession(t *testing.T) {
 
 	t.Run("ThePageAndItsAssetsCarryAStrictPolicy", func(t *testing.T) {
 		t.Parallel()
-		for _, path := range []string{"/console/", "/console/events?actor_id=alice", "/console/events/e1", "/console/assets/console.js", "/console/assets/console.css"} {
+		for _, path := range []string{"/console/", "/console/events?actor_id=alice", "/console/events/e1", "/console/assets/console.js", "/console/assets/console.css", "/console/assets/uplot.iife.min.js"} {
 			res := b.consoleRequest(t, "GET", path, nil, "", "")
 			require.Equal(t, http.StatusOK, res.status, path)
 			csp := res.header.Get("Content-Security-Policy")

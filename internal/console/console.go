@@ -1,5 +1,6 @@
 // Package console holds the files of audex's web console (docs/api.md,
-// "Console"): one HTML page, its script and its style sheet, served by
+// "Console"): one HTML page, its script and its style sheet, and the chart
+// library uPlot (committed built by scripts/vendor-uplot.sh), served by
 // internal/api under /console/. The page calls the API's own routes with
 // the console's session. It imports nothing of audex.
 package console

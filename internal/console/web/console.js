@@ -1,10 +1,11 @@
 // The audex console: one page that signs in with an API key once, then
 // reads the API's own routes with its session (the HttpOnly cookie the
 // server set, and the CSRF token it answered, in X-CSRF-Token). The view
-// is in the path (/console/events, /console/events/{id}, /console/exports,
-// /console/exports/{id}, /console/streams, /console/streams/{id},
-// /console/admin, /console/purges/{id}) and the events view's filters are
-// the list route's own parameters, in the page's URL.
+// is in the path (/console/events, /console/events/{id}, /console/summary,
+// /console/exports, /console/exports/{id}, /console/streams,
+// /console/streams/{id}, /console/admin, /console/purges/{id}) and the
+// events and summary views' filters are the list route's own parameters,
+// in the page's URL.
 
 const main = document.getElementById('main');
 const header = document.getElementById('top');
@@ -213,6 +214,8 @@ function route() {
     showStream(decodeURIComponent(id));
   } else if (view === 'streams') {
     showStreams();
+  } else if (view === 'summary') {
+    showSummary();
   } else if (view === 'admin') {
     showAdmin();
   } else if (view === 'purges' && id !== '') {
@@ -264,9 +267,9 @@ function eventRow(e) {
     h('td', {}, result(e)));
 }
 
-async function showEvents() {
-  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-  const params = new URLSearchParams(location.search);
+// filterForm is the list filters' form with params' values and the quick
+// time ranges above it; applying it opens view (a path) with the filters.
+async function filterForm(params, view) {
   const values = await pickerValues();
   const field = ([name, label, picker]) => {
     const id = `f-${name}`;
@@ -289,7 +292,7 @@ async function showEvents() {
     return h('div', { class: 'field' }, h('label', { for: id }, label), input, list);
   };
   const form = h('form', { id: 'filters', class: 'filters', role: 'search' }, FILTERS.map(field),
-    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply'), link('/console/events', 'Clear')));
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Apply'), link(view, 'Clear')));
   const ranges = h('div', { class: 'ranges', role: 'group', 'aria-label': 'Time range' },
     RANGES.map(([label, ms]) => h('button', {
       type: 'button',
@@ -307,8 +310,15 @@ async function showEvents() {
       if (v !== '') next.set(name, v);
     }
     const q = next.toString();
-    navigate(`/console/events${q ? `?${q}` : ''}`);
+    navigate(`${view}${q ? `?${q}` : ''}`);
   });
+  return [ranges, form];
+}
+
+async function showEvents() {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const params = new URLSearchParams(location.search);
+  const [ranges, form] = await filterForm(params, '/console/events');
 
   const body = h('tbody');
   const table = h('table', { id: 'events' },
@@ -402,6 +412,157 @@ async function showEvent(id) {
     h('pre', { id: 'event-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
     link('/console/events', 'All events'));
   main.focus();
+}
+
+// ---- Summary --------------------------------------------------------------
+
+const DAY = 86400e3;
+
+// Charts draw at most this many days one by one, zeros included; a wider
+// window draws only its days with events.
+const MOST_CHART_DAYS = 1000;
+
+let chartLibrary = null; // the vendored uPlot, loaded with the first chart
+
+// loadCharts loads uPlot (served from the console's own assets) once.
+function loadCharts() {
+  chartLibrary ??= new Promise((resolve, reject) => {
+    document.head.append(h('link', { rel: 'stylesheet', href: '/console/assets/uplot.min.css' }));
+    document.head.append(h('script', {
+      src: '/console/assets/uplot.iife.min.js',
+      onload: () => resolve(window.uPlot),
+      onerror: () => { chartLibrary = null; reject(new Error('The chart library did not load.')); },
+    }));
+  });
+  return chartLibrary;
+}
+
+// eventsHref is the events view of params with more filters set.
+function eventsHref(params, more) {
+  const q = new URLSearchParams(params);
+  for (const [k, v] of Object.entries(more)) q.set(k, v);
+  return `/console/events?${q}`;
+}
+
+// dayHref is the events view of params narrowed to the UTC day that
+// starts at start (ms) within the summary's window.
+function dayHref(params, sum, start) {
+  return eventsHref(params, {
+    since: new Date(Math.max(start, Date.parse(sum.since))).toISOString(),
+    until: new Date(Math.min(start + DAY, Date.parse(sum.until))).toISOString(),
+  });
+}
+
+// chartDays is the chart's data from a summary: [day starts in seconds,
+// events, failed], every day of the window when it has at most
+// MOST_CHART_DAYS, else its days with events.
+function chartDays(sum) {
+  const byDay = new Map(sum.events_per_day.map((d) => [Date.parse(`${d.day}T00:00:00Z`), d]));
+  let days = [...byDay.keys()];
+  const first = Math.floor(Date.parse(sum.since) / DAY) * DAY;
+  const end = Date.parse(sum.until);
+  if ((end - first) / DAY <= MOST_CHART_DAYS) {
+    days = [];
+    for (let t = first; t < end; t += DAY) days.push(t);
+  }
+  return [days.map((t) => t / 1000), days.map((t) => byDay.get(t)?.events ?? 0), days.map((t) => byDay.get(t)?.failed ?? 0)];
+}
+
+// drawChart draws the events and failures per day into el, a day's bar
+// opening that day's events.
+async function drawChart(el, sum, params) {
+  const uPlot = await loadCharts();
+  const css = getComputedStyle(document.documentElement);
+  const color = (name) => css.getPropertyValue(name).trim();
+  const axis = { stroke: color('--muted'), grid: { stroke: color('--line'), width: 1 }, ticks: { stroke: color('--line') } };
+  const width = () => Math.max(280, el.clientWidth);
+  const data = chartDays(sum);
+  const day = (seconds) => new Date(seconds * 1000).toISOString().slice(0, 10);
+  const chart = new uPlot({
+    width: width(),
+    height: 260,
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, Math.ceil(max * 1.1))] } },
+    axes: [
+      { ...axis, space: 90, incrs: [1, 2, 7, 14, 28, 91, 182, 364].map((d) => d * 86400), values: (u, splits) => splits.map((v) => day(v)) },
+      { ...axis, size: 60 },
+    ],
+    series: [
+      { label: 'Day (UTC)', value: (u, v) => (v === null ? '' : day(v)) },
+      { label: 'Events', stroke: color('--accent'), fill: color('--accent'), paths: uPlot.paths.bars({ size: [0.8, 60] }), points: { show: false } },
+      { label: 'Failed', stroke: color('--failed'), fill: color('--failed'), paths: uPlot.paths.bars({ size: [0.4, 30] }), points: { show: false } },
+    ],
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+  }, data, el);
+  el.uplot = chart; // for the tests and the benchmark to read
+  chart.over.addEventListener('click', () => {
+    const i = chart.cursor.idx;
+    if (i === null || i === undefined) return;
+    navigate(dayHref(params, sum, data[0][i] * 1000));
+  });
+  const resize = new ResizeObserver(() => {
+    if (!el.isConnected) resize.disconnect();
+    else if (chart.width !== width()) chart.setSize({ width: width(), height: 260 });
+  });
+  resize.observe(el);
+}
+
+// topTable is one top list: its values, each opening the events view
+// filtered by it, and their counts.
+function topTable(id, title, entries, filter) {
+  return h('section', { class: 'top' }, h('h2', { id: `${id}-title` }, title),
+    entries.length === 0 ? h('p', { class: 'muted' }, 'None in this range.')
+      : h('table', { id, 'aria-labelledby': `${id}-title` },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Value'), h('th', { scope: 'col', class: 'num' }, 'Events'))),
+        h('tbody', {}, entries.map(([value, n]) => h('tr', {},
+          h('td', {}, link(filter(value), value)), h('td', { class: 'num' }, n.toLocaleString('en')))))));
+}
+
+async function showSummary() {
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const params = new URLSearchParams(location.search);
+  const [ranges, form] = await filterForm(params, '/console/summary');
+  const status = h('p', { id: 'summary-status', role: 'status', class: 'muted' }, 'Counting…');
+  main.replaceChildren(h('h1', {}, 'Summary'), ranges, form, status);
+  let sum;
+  try {
+    sum = await api('GET', `/v1/audit/summary?${params}`);
+  } catch (e) {
+    if (!session) return;
+    status.textContent = e.status === 403 ? 'This key may not read events (it lacks audit:read).' : e.message;
+    status.classList.replace('muted', 'error');
+    return;
+  }
+  if (location.pathname !== '/console/summary') return;
+  // The links open the events of the same window and filters.
+  const view = new URLSearchParams(params);
+  view.set('since', sum.since);
+  view.set('until', sum.until);
+  status.textContent = `From ${when(sum.since)} to ${when(sum.until)}`;
+  status.dataset.done = 'true';
+  const totals = h('dl', { id: 'totals', class: 'totals' },
+    [['total', 'Events', sum.total_events, {}], ['successful', 'Succeeded', sum.successful_events, { success: 'true' }],
+      ['failed', 'Failed', sum.failed_events, { success: 'false' }]].map(([key, label, n, more]) => h('div', {},
+      h('dt', {}, label), h('dd', { 'data-field': key }, link(eventsHref(view, more), n.toLocaleString('en'))))));
+  const chart = h('div', { id: 'summary-chart', class: 'chart', role: 'img', 'aria-label': 'Events and failed events per day (UTC); the table below has the numbers' });
+  const days = h('details', { id: 'days' }, h('summary', {}, 'Days as a table'),
+    h('div', { class: 'scroll' }, h('table', {},
+      h('thead', {}, h('tr', {}, ['Day (UTC)', 'Events', 'Failed'].map((c, i) => h('th', { scope: 'col', class: i ? 'num' : null }, c)))),
+      h('tbody', {}, sum.events_per_day.map((d) => h('tr', { 'data-day': d.day },
+        h('td', {}, link(dayHref(view, sum, Date.parse(`${d.day}T00:00:00Z`)), d.day)),
+        h('td', { class: 'num' }, d.events.toLocaleString('en')), h('td', { class: 'num' }, d.failed.toLocaleString('en'))))))));
+  const actions = Object.entries(sum.actions_breakdown).sort(([a, x], [b, y]) => y - x || (a < b ? -1 : a > b ? 1 : 0)).slice(0, 10);
+  const tops = h('div', { class: 'tops' },
+    topTable('top-actions', 'Top actions', actions, (v) => eventsHref(view, { action: v })),
+    topTable('top-actors', 'Top actors', sum.top_actors.map((c) => [c.actor_id, c.count]), (v) => eventsHref(view, { actor_id: v })),
+    topTable('top-targets', 'Top targets', sum.top_targets.map((c) => [c.target_id, c.count]), (v) => eventsHref(view, { target_id: v })),
+    topTable('top-resources', 'Top resources', sum.top_resources.map((c) => [c.resource, c.count]), (v) => eventsHref(view, { resource_prefix: v })),
+    topTable('top-source-ips', 'Top source IPs', sum.top_source_ips.map((c) => [c.source_ip, c.count]), (v) => eventsHref(view, { source_ip: v })));
+  main.replaceChildren(h('h1', {}, 'Summary'), ranges, form, status, totals, h('h2', {}, 'Events per day'), chart, days, tops);
+  try {
+    await drawChart(chart, sum, view);
+  } catch (e) {
+    chart.replaceChildren(h('p', { class: 'error', role: 'alert' }, e.message));
+  }
 }
 
 // ---- Exports ------------------------------------------------------------
