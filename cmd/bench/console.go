@@ -31,8 +31,12 @@ type consoleResult struct {
 	// firstPage is, per navigation, the time from its start to the events
 	// view's first page shown (the mark console.js sets).
 	firstPage []time.Duration
-	// assetBytes and assetGzip are the page, its script and its style
-	// sheet, plain and gzipped.
+	// summaryView is, per navigation, the time from its start to the
+	// summary view's chart drawn, and summaryCall the summary request's
+	// own time within it (the browser's resource timing).
+	summaryView, summaryCall []time.Duration
+	// assetBytes and assetGzip are the page, its script, its style sheet
+	// and the chart library, plain and gzipped.
 	assetBytes, assetGzip int
 }
 
@@ -40,7 +44,9 @@ type consoleResult struct {
 // session's cookie to headless Chromium (BENCH_CHROMIUM, which
 // scripts/bench.sh finds or installs), and opens the big tenant's events
 // view again and again, each a fresh navigation, reading from the page when
-// its first page of 100 events showed.
+// its first page of 100 events showed; then its summary view (the last 30
+// days), reading when its chart was drawn and how long the summary request
+// behind it took.
 func (b *bench) console(ctx context.Context, svc *services, key string) (consoleResult, error) {
 	var res consoleResult
 	for _, a := range append([]console.Asset{console.Page}, slices.Collect(maps.Values(console.Assets))...) {
@@ -96,6 +102,23 @@ func (b *bench) console(ctx context.Context, svc *services, key string) (console
 			res.firstPage = append(res.firstPage, time.Duration(ms*float64(time.Millisecond)))
 		}
 	}
+	for i := range b.cfg.listRequests + listWarmup {
+		if err := chromedp.Do(browser,
+			chromedp.Navigate(svc.apiURL+"/console/summary"),
+			chromedp.WaitVisible(chromedp.CSS(`#summary-chart[data-drawn]`)),
+		); err != nil {
+			return res, fmt.Errorf("console: the summary view: %w", err)
+		}
+		times, err := chromedp.Run(browser, chromedp.Evaluate[[]float64](`[performance.getEntriesByName("audex:summary-drawn")[0].startTime,
+			performance.getEntriesByType("resource").find(e => new URL(e.name).pathname === "/v1/audit/summary").duration]`))
+		if err != nil {
+			return res, fmt.Errorf("console: the summary view's timings: %w", err)
+		}
+		if i >= listWarmup {
+			res.summaryView = append(res.summaryView, time.Duration(times[0]*float64(time.Millisecond)))
+			res.summaryCall = append(res.summaryCall, time.Duration(times[1]*float64(time.Millisecond)))
+		}
+	}
 	return res, nil
 }
 
@@ -129,8 +152,18 @@ func (b *bench) printConsole(res consoleResult) {
 	b.printf("The events view of the big tenant (newest first, a page of 100) opened in headless Chromium (1280x800) through the api process, signed in with the read key's session: %d timed navigations after %d warm-up ones, each a fresh load of `/console/events`. The time is the page's own: from the navigation's start to the mark the page sets when its first page of events is in the table (`performance.mark`), so it holds the page's load, its script, the session and filter requests and the list request.\n\n",
 		len(res.firstPage), listWarmup)
 	b.printf("| measure | p50 ms | p99 ms | slowest ms |\n|---|---:|---:|---:|\n")
-	b.printf("| navigation to the first page shown | %s | %s | %s |\n\n", ms(percentile(res.firstPage, 0.5)), ms(percentile(res.firstPage, 0.99)), ms(percentile(res.firstPage, 1)))
-	b.printf("The page, its script and its style sheet: %s bytes, %s gzipped.\n", thousands(int64(res.assetBytes)), thousands(int64(res.assetGzip)))
+	for _, row := range []struct {
+		name string
+		d    []time.Duration
+	}{
+		{"navigation to the first page shown", res.firstPage},
+		{"navigation to the summary's chart drawn (last 30 days)", res.summaryView},
+		{"the summary request within it", res.summaryCall},
+	} {
+		b.printf("| %s | %s | %s | %s |\n", row.name, ms(percentile(row.d, 0.5)), ms(percentile(row.d, 0.99)), ms(percentile(row.d, 1)))
+	}
+	b.printf("\nThe summary view is timed the same way, %d times, each a fresh load of `/console/summary`, to the mark the page sets when its chart is drawn (which loads the chart library on the way); the summary request's own time is the browser's resource timing of `GET /v1/audit/summary`.\n\n", len(res.summaryView))
+	b.printf("The page, its script, its style sheet and the chart library: %s bytes, %s gzipped.\n", thousands(int64(res.assetBytes)), thousands(int64(res.assetGzip)))
 }
 
 // consoleTargets are the console's lines of the targets.
