@@ -13,6 +13,7 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
@@ -541,6 +542,35 @@ func TestConsoleInABrowser(t *testing.T) {
 			chromedp.Click(chromedp.CSS(`nav a[data-view="admin"]`)),
 			chromedp.WaitVisible(`//p[@id="sign-in-message" and contains(., "session has ended")]`),
 		))
+	})
+
+	t.Run("DarkWhenTheSystemIs", func(t *testing.T) {
+		dark := func(on bool) {
+			value := "light"
+			if on {
+				value = "dark"
+			}
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: value}}})
+			require.NoError(t, err)
+		}
+		colors := func(t *testing.T) []string {
+			t.Helper()
+			require.NoError(t, chromedp.Do(ctx,
+				chromedp.Navigate(b.url+"/console/summary?since=2026-10-29&until=2026-11-04T00:00:00Z"),
+				chromedp.WaitVisible(chromedp.CSS(`#summary-chart[data-drawn]`)),
+			))
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color,
+				document.getElementById("summary-chart").uplot.series[1].stroke()]`))
+			require.NoError(t, err)
+			return got
+		}
+		dark(true)
+		defer dark(false)
+		require.Equal(t, []string{"rgb(15, 18, 22)", "rgb(230, 237, 243)", "#58a6ff"}, colors(t), "the page and the chart in the dark scheme")
+		shot("console-dark.png")
+		dark(false)
+		require.Equal(t, []string{"rgb(255, 255, 255)", "rgb(27, 31, 36)", "#0b5cad"}, colors(t), "and in the light one")
 	})
 
 	t.Run("EveryViewFitsAPhonesWidth", func(t *testing.T) {

@@ -31,7 +31,8 @@ const (
 )
 
 // summarySourceIPSQL is a row's source IP as a summary value, and
-// summaryDaySQL its UTC day (as 2006-01-02).
+// summaryDaySQL its UTC day (as 2006-01-02); scanSummary writes them out
+// the same way.
 const (
 	summarySourceIPSQL = `host(source_ip)`
 	summaryDaySQL      = `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
@@ -72,22 +73,28 @@ func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 	var q queryBuilder
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)
+	// Source IPs and days are grouped as inet and date, and made text
+	// only for the rows that come out (host() and to_char() on every row
+	// cost more than the grouping).
 	sql := fmt.Sprintf(`
 		WITH groups AS (
-			SELECT GROUPING(action, actor_id, target_id, resource, %[2]s, %[3]s) AS g,
-			       coalesce(action, actor_id, target_id, resource, %[2]s, %[3]s) AS value,
+			SELECT GROUPING(action, actor_id, target_id, resource, source_ip, day) AS g,
+			       coalesce(action, actor_id, target_id, resource) AS value, source_ip, day,
 			       count(*) AS n,
 			       count(*) FILTER (WHERE success) AS ok,
 			       count(*) FILTER (WHERE NOT success) AS failed
-			FROM events WHERE %[1]s
-			GROUP BY GROUPING SETS ((), (action), (actor_id), (target_id), (resource), (%[2]s), (%[3]s))
+			FROM (SELECT action, actor_id, target_id, resource, source_ip, success, (occurred_at AT TIME ZONE 'UTC')::date AS day
+			      FROM events WHERE %[1]s) e
+			GROUP BY GROUPING SETS ((), (action), (actor_id), (target_id), (resource), (source_ip), (day))
+		), named AS (
+			SELECT g, coalesce(value, host(source_ip), to_char(day, 'YYYY-MM-DD')) COLLATE "C" AS value, n, ok, failed
+			FROM groups WHERE g IN (%[2]d, %[3]d) OR value IS NOT NULL OR source_ip IS NOT NULL
 		)
 		SELECT g, value, n, ok, failed FROM (
-			SELECT *, row_number() OVER (PARTITION BY g ORDER BY n DESC, value) AS rank
-			FROM groups WHERE value IS NOT NULL OR g = %[4]d
+			SELECT *, row_number() OVER (PARTITION BY g ORDER BY n DESC, value) AS rank FROM named
 		) ranked
-		WHERE g IN (%[4]d, %[5]d, %[6]d) OR rank <= %[7]d`,
-		strings.Join(q.conds, " AND "), summarySourceIPSQL, summaryDaySQL, groupTotal, groupAction, groupDay, SummaryTopN)
+		WHERE g IN (%[2]d, %[4]d, %[3]d) OR rank <= %[5]d`,
+		strings.Join(q.conds, " AND "), groupTotal, groupDay, groupAction, SummaryTopN)
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
 		return audex.Summary{}, fmt.Errorf("summarize events: %w", translate(err))

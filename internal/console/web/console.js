@@ -481,6 +481,7 @@ async function drawChart(el, sum, params) {
   const chart = new uPlot({
     width: width(),
     height: 260,
+    padding: [12, 36, 0, 0], // room for the last day's label
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, Math.ceil(max * 1.1))] } },
     axes: [
       { ...axis, space: 90, incrs: [1, 2, 7, 14, 28, 91, 182, 364].map((d) => d * 86400), values: (u, splits) => splits.map((v) => day(v)) },
@@ -520,12 +521,16 @@ function topTable(id, title, entries, filter) {
 async function showSummary() {
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const params = new URLSearchParams(location.search);
+  // The summary, the pickers' values and the chart library load at once.
+  const counting = api('GET', `/v1/audit/summary?${params}`);
+  counting.catch(() => {}); // its failure is shown below
+  loadCharts().catch(() => {}); // drawChart says why it did not load
   const [ranges, form] = await filterForm(params, '/console/summary');
   const status = h('p', { id: 'summary-status', role: 'status', class: 'muted' }, 'Counting…');
   main.replaceChildren(h('h1', {}, 'Summary'), ranges, form, status);
   let sum;
   try {
-    sum = await api('GET', `/v1/audit/summary?${params}`);
+    sum = await counting;
   } catch (e) {
     if (!session) return;
     status.textContent = e.status === 403 ? 'This key may not read events (it lacks audit:read).' : e.message;
