@@ -192,7 +192,7 @@ func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 		}
 	}
 	if r, rest, ok := singleColumnRange(f); ok {
-		events, ok, err := rangeList(ctx, db, tenantID, r, rest, order, after, limit)
+		events, ok, err := rangeList(ctx, db, tenantID, f, r, rest, order, after, limit, page)
 		if err != nil || ok {
 			return events, err
 		}

@@ -23,10 +23,11 @@ import (
 //
 // rangeList instead finds the distinct values of the column in the range
 // (a skip scan of the column's index: one probe per value) and, when there
-// are few (maxRangeValues, rangeRowBudget), reads the page from each value's own index
-// range in list order and merges them: at most values x limit rows,
-// whatever the range's share and whatever the statistics say. A range of
-// more values is left to the planner.
+// are few (maxRangeValues, rangeRowBudget), reads the page from each
+// value's own index range in list order and merges them: at most values x
+// limit rows, whatever the range's share and whatever the statistics say.
+// A range of few events it reads whole (below); a range of more values and
+// events is left to wideRangeList (a page) or the planner.
 
 // maxRangeValues is the most distinct values that rangeList merges, and
 // rangeRowBudget the most rows it may read for a page (values x limit):
@@ -79,10 +80,21 @@ func textRange(column, p string) columnRange {
 	return r
 }
 
-// rangeValues returns the distinct values of r's column among the
-// tenant's events, in index order and as text, one probe each; ok is
-// false when there are more than most.
-func rangeValues(ctx context.Context, db DBTX, tenantID string, r columnRange, most int) (values []string, ok bool, err error) {
+// rangeProbe is what one statement finds out about a range: how many of
+// the tenant's events it holds, counted up to cap+1 (when cap > 0), and,
+// when that is over cap, its distinct values (up to most+1 of them, in
+// index order, as text; ok when there are most or fewer).
+type rangeProbe struct {
+	values  []string
+	ok      bool
+	entries int
+}
+
+// probeRange counts r's entries in its column's index (keys only, where
+// the visibility map allows) up to cap+1 when cap > 0, and then, if there
+// are more, reads r's distinct values with a skip scan of that index (one
+// probe per value), in one statement.
+func probeRange(ctx context.Context, db DBTX, tenantID string, r columnRange, most, cap int) (rangeProbe, error) {
 	var q queryBuilder
 	tenant, lower := q.arg(tenantID), q.arg(r.lower)+"::"+r.typ
 	col := r.column
@@ -93,37 +105,66 @@ func rangeValues(ctx context.Context, db DBTX, tenantID string, r columnRange, m
 	case r.upper != "":
 		bound = fmt.Sprintf(" AND %s < %s", col, q.arg(r.upper))
 	}
+	// The count first: the values are read (the CTE runs) only when the
+	// count is over cap.
+	count, wanted := "SELECT 0 AS n", "true"
+	if cap > 0 {
+		// In the column's order, so that the column's index is read.
+		count = fmt.Sprintf(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT %[5]d) e`,
+			col, tenant, lower, bound, cap+1)
+		wanted = fmt.Sprintf("c.n > %d", cap)
+	}
 	sql := fmt.Sprintf(`WITH RECURSIVE v(val) AS (
 			(SELECT %[1]s FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT 1)
 			UNION ALL
 			SELECT (SELECT %[1]s FROM events WHERE tenant_id = %[2]s AND %[1]s > v.val%[4]s ORDER BY %[1]s LIMIT 1)
 			FROM v WHERE v.val IS NOT NULL)
-		SELECT val::text FROM v WHERE val IS NOT NULL LIMIT %[5]d`, col, tenant, lower, bound, most+1)
-	rows, err := db.Query(ctx, sql, q.args...)
-	if err != nil {
-		return nil, false, err
+		SELECT c.n, CASE WHEN %[7]s THEN ARRAY(SELECT val::text FROM v WHERE val IS NOT NULL LIMIT %[5]d) END
+		FROM (%[6]s) c`, col, tenant, lower, bound, most+1, count, wanted)
+	var p rangeProbe
+	if err := db.QueryRow(ctx, sql, q.args...).Scan(&p.entries, &p.values); err != nil {
+		return rangeProbe{}, err
 	}
-	values, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, false, err
-	}
-	return values, len(values) <= most, nil
+	p.ok = p.values != nil && len(p.values) <= most
+	return p, nil
 }
 
-// rangeList is ListEvents for a filter whose one range is r and whose
-// other conditions are rest: the page of each value of the range, merged.
-// ok is false when the range has too many values (the caller lists
-// otherwise).
-func rangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) (events []audex.Event, ok bool, err error) {
+// A range of few events (a rare or medium prefix or block) is read whole
+// from its own index and sorted (sortedRangeList): for a page of 100, the
+// 5,000 index entries that the most such a range holds cost about what
+// the first window down the list order costs alone (1,000 rows), before
+// the statements that would follow it. The probe counts the range's
+// entries up to that many.
+
+// fewRangeEntriesPerPageRow is that many entries per row of the page.
+const fewRangeEntriesPerPageRow = 50
+
+// rangeList is ListEvents for a filter f whose one range is r and whose
+// other conditions are rest, when the range has few events (read whole and
+// sorted; only for a page, when planned is true) or few values (the page
+// of each value, merged). ok is false otherwise (the caller lists another
+// way).
+func rangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int, planned bool) (events []audex.Event, ok bool, err error) {
 	most := mostMergedValues(limit)
-	if most < 2 {
+	cap := 0
+	if planned {
+		cap = fewRangeEntriesPerPageRow * limit
+	}
+	if most < 2 && cap == 0 {
 		return nil, false, nil
 	}
-	values, ok, err := rangeValues(ctx, db, tenantID, r, most)
-	if err != nil || !ok {
-		return nil, ok, err
+	p, err := probeRange(ctx, db, tenantID, r, max(most, 1), cap)
+	if err != nil {
+		return nil, false, err
 	}
-	return valuesList(ctx, db, tenantID, r.column, r.typ, values, rest, order, after, limit)
+	if cap > 0 && p.entries <= cap {
+		events, err := sortedRangeList(ctx, db, tenantID, f, order, after, limit)
+		return events, true, err
+	}
+	if most < 2 || !p.ok {
+		return nil, false, nil
+	}
+	return valuesList(ctx, db, tenantID, r.column, r.typ, p.values, rest, order, after, limit)
 }
 
 // mostMergedValues is how many values' pages valuesList merges at most

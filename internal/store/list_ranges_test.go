@@ -17,11 +17,13 @@ import (
 // TestListOfARange pages through lists filtered by a range (a prefix, an
 // address block) or by several actions, at several page sizes, in both
 // orders, and requires exactly the ids a plain SQL statement finds. The
-// data makes each way of reading a range run: few values (merged pages),
-// many values common enough to fill a page from the first rows read,
-// many values rarer than that (read on down the list order, or from the
-// range's index), and none; and lists by a rare actor with more filters
-// (read whole from the actor's index, then filtered).
+// data and the page sizes make each way of reading a range run: few
+// events (read whole from the range's index, sorted), few values (merged
+// pages), many values common enough to fill a page from the first rows
+// read, many values rarer than that (read on down the list order, or from
+// the range's index: pages of 2, for which the rarer ranges are not few
+// events), and none; and lists by a rare actor with more filters (read
+// whole from the actor's index, then filtered).
 func TestListOfARange(t *testing.T) {
 	t.Parallel()
 	pool, tenant := storetest.Pool(t), storetest.NewTenant(t)
@@ -39,6 +41,10 @@ func TestListOfARange(t *testing.T) {
 			r = fmt.Sprintf("fading/%04d", i)
 		case i%4 == 0:
 			r = fmt.Sprintf("few/%d", i%3) // 25%, 3 values
+		case i%20 == 7:
+			// 5%, 150 values: more than a page of 2 reads whole (100),
+			// fewer than the first rows read down the list fill it with.
+			r = fmt.Sprintf("thin/%04d", i)
 		case i%25 == 1:
 			r = fmt.Sprintf("rare/%04d", i) // 4%, 120 values
 		case i%25 == 3 && i < 1500:
@@ -74,6 +80,7 @@ func TestListOfARange(t *testing.T) {
 		{"FewValues", prefix("few/"), "starts_with(resource, $2)", "few/"},
 		{"OneValue", prefix("few/1"), "starts_with(resource, $2)", "few/1"},
 		{"RareOfManyValues", prefix("rare/"), "starts_with(resource, $2)", "rare/"},
+		{"ThinOfManyValues", prefix("thin/"), "starts_with(resource, $2)", "thin/"},
 		{"FadingWithAGap", prefix("fading/"), "starts_with(resource, $2)", "fading/"},
 		{"OldOnly", prefix("old/"), "starts_with(resource, $2)", "old/"},
 		{"SomeValues", prefix("many/05"), "starts_with(resource, $2)", "many/05"},
@@ -89,7 +96,7 @@ func TestListOfARange(t *testing.T) {
 	}
 	for _, tc := range cases {
 		for _, order := range []audex.Order{audex.OrderAsc, audex.OrderDesc} {
-			for _, limit := range []int{10, 100} {
+			for _, limit := range []int{2, 10, 100} {
 				t.Run(fmt.Sprintf("%s/%s/%d", tc.name, order, limit), func(t *testing.T) {
 					dir := map[audex.Order]string{audex.OrderAsc: "ASC", audex.OrderDesc: "DESC"}[order]
 					rows, err := pool.Query(t.Context(), `SELECT id FROM events WHERE tenant_id = $1 AND `+tc.where+`
@@ -97,6 +104,9 @@ func TestListOfARange(t *testing.T) {
 					require.NoError(t, err)
 					want, err := pgx.CollectRows(rows, pgx.RowTo[string])
 					require.NoError(t, err)
+					if limit == 2 && len(want) > 300 {
+						t.Skip("pages of 2 are for the rarer ranges")
+					}
 					got := []string{}
 					var after *audex.Position
 					for {
