@@ -81,6 +81,7 @@ func TestListOfARange(t *testing.T) {
 		{"OneValue", prefix("few/1"), "starts_with(resource, $2)", "few/1"},
 		{"RareOfManyValues", prefix("rare/"), "starts_with(resource, $2)", "rare/"},
 		{"ThinOfManyValues", prefix("thin/"), "starts_with(resource, $2)", "thin/"},
+		{"RareRangeAndSuccess", audex.Filter{ResourcePrefix: ptr("rare/"), Success: ptr(true)}, "starts_with(resource, $2) AND success", "rare/"},
 		{"FadingWithAGap", prefix("fading/"), "starts_with(resource, $2)", "fading/"},
 		{"OldOnly", prefix("old/"), "starts_with(resource, $2)", "old/"},
 		{"SomeValues", prefix("many/05"), "starts_with(resource, $2)", "many/05"},
