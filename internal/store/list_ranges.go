@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"reflect"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -83,26 +81,20 @@ func textRange(column, p string) columnRange {
 }
 
 // rangeProbe is what one statement finds out about a range: how many of
-// the tenant's events it holds after the page's position, counted up to
-// cap+1 (when cap > 0); when those are cap or fewer, the keys of the page
-// (when asked for); when there are more, the range's distinct values (up
-// to most+1 of them, in index order, as text; ok when there are most or
-// fewer).
+// the tenant's events it holds, counted up to cap+1 (when cap > 0), and,
+// when that is over cap, its distinct values (up to most+1 of them, in
+// index order, as text; ok when there are most or fewer).
 type rangeProbe struct {
-	entries   int
-	pageTimes []time.Time
-	pageIDs   []string
-	values    []string
-	ok        bool
+	values  []string
+	ok      bool
+	entries int
 }
 
-// probeRange reads r's entries after the position after from its
-// column's index (keys only, where the visibility map allows), up to
-// cap+1, when cap > 0: their count and, when they are cap or fewer and
-// pageKeys is true, the keys of the page of limit in order. When there
-// are more, it reads r's distinct values with a skip scan of that index
-// (one probe per value). One statement.
-func probeRange(ctx context.Context, db DBTX, tenantID string, r columnRange, most, cap int, order audex.Order, after *audex.Position, limit int, pageKeys bool) (rangeProbe, error) {
+// probeRange counts r's entries in its column's index (keys only, where
+// the visibility map allows) up to cap+1 when cap > 0, and then, if there
+// are more, reads r's distinct values with a skip scan of that index (one
+// probe per value), in one statement.
+func probeRange(ctx context.Context, db DBTX, tenantID string, r columnRange, most, cap int) (rangeProbe, error) {
 	var q queryBuilder
 	tenant, lower := q.arg(tenantID), q.arg(r.lower)+"::"+r.typ
 	col := r.column
@@ -113,39 +105,24 @@ func probeRange(ctx context.Context, db DBTX, tenantID string, r columnRange, mo
 	case r.upper != "":
 		bound = fmt.Sprintf(" AND %s < %s", col, q.arg(r.upper))
 	}
-	// The count first: the values are read (the CTE v runs) only when the
+	// The count first: the values are read (the CTE runs) only when the
 	// count is over cap.
-	entries, counted, wanted := "", "(SELECT 0 AS n) c", "true"
-	page := "'{}'::timestamptz[], '{}'::text[]"
+	count, wanted := "SELECT 0 AS n", "true"
 	if cap > 0 {
-		dir, cmp := "ASC", ">"
-		if order == audex.OrderDesc {
-			dir, cmp = "DESC", "<"
-		}
-		from := ""
-		if after != nil {
-			from = fmt.Sprintf(" AND (occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID))
-		}
 		// In the column's order, so that the column's index is read.
-		entries = fmt.Sprintf(`, k AS MATERIALIZED (SELECT occurred_at, id FROM events
-				WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s%[5]s ORDER BY %[1]s LIMIT %[6]d)`, col, tenant, lower, bound, from, cap+1)
-		counted, wanted = "(SELECT count(*) AS n FROM k) c", fmt.Sprintf("c.n > %d", cap)
-		if pageKeys {
-			entries += fmt.Sprintf(`, p AS (SELECT occurred_at, id FROM k WHERE (SELECT count(*) FROM k) <= %[1]d
-				ORDER BY occurred_at %[2]s, id %[2]s LIMIT %[3]s)`, cap, dir, q.arg(limit))
-			page = fmt.Sprintf(`ARRAY(SELECT occurred_at FROM p ORDER BY occurred_at %[1]s, id %[1]s),
-				ARRAY(SELECT id FROM p ORDER BY occurred_at %[1]s, id %[1]s)`, dir)
-		}
+		count = fmt.Sprintf(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT %[5]d) e`,
+			col, tenant, lower, bound, cap+1)
+		wanted = fmt.Sprintf("c.n > %d", cap)
 	}
 	sql := fmt.Sprintf(`WITH RECURSIVE v(val) AS (
 			(SELECT %[1]s FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT 1)
 			UNION ALL
 			SELECT (SELECT %[1]s FROM events WHERE tenant_id = %[2]s AND %[1]s > v.val%[4]s ORDER BY %[1]s LIMIT 1)
-			FROM v WHERE v.val IS NOT NULL)%[6]s
-		SELECT c.n, %[8]s, CASE WHEN %[9]s THEN ARRAY(SELECT val::text FROM v WHERE val IS NOT NULL LIMIT %[5]d) END
-		FROM %[7]s`, col, tenant, lower, bound, most+1, entries, counted, page, wanted)
+			FROM v WHERE v.val IS NOT NULL)
+		SELECT c.n, CASE WHEN %[7]s THEN ARRAY(SELECT val::text FROM v WHERE val IS NOT NULL LIMIT %[5]d) END
+		FROM (%[6]s) c`, col, tenant, lower, bound, most+1, count, wanted)
 	var p rangeProbe
-	if err := db.QueryRow(ctx, sql, q.args...).Scan(&p.entries, &p.pageTimes, &p.pageIDs, &p.values); err != nil {
+	if err := db.QueryRow(ctx, sql, q.args...).Scan(&p.entries, &p.values); err != nil {
 		return rangeProbe{}, err
 	}
 	p.ok = p.values != nil && len(p.values) <= most
@@ -153,12 +130,11 @@ func probeRange(ctx context.Context, db DBTX, tenantID string, r columnRange, mo
 }
 
 // A range of few events (a rare or medium prefix or block) is read whole
-// from its own index and sorted: for a page of 100, the 5,000 index
-// entries that the most such a range holds cost about what the first
-// window down the list order costs alone (1,000 rows), before the
-// statements that would follow it. The probe counts the range's entries
-// up to that many and, when the range is the whole filter, sorts their
-// keys too, so that the range's index is read once.
+// from its own index and sorted (sortedRangeList): for a page of 100, the
+// 5,000 index entries that the most such a range holds cost about what
+// the first window down the list order costs alone (1,000 rows), before
+// the statements that would follow it. The probe counts the range's
+// entries up to that many.
 
 // fewRangeEntriesPerPageRow is that many entries per row of the page.
 const fewRangeEntriesPerPageRow = 50
@@ -177,42 +153,18 @@ func rangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r 
 	if most < 2 && cap == 0 {
 		return nil, false, nil
 	}
-	rangeOnly := reflect.ValueOf(rest).IsZero()
-	p, err := probeRange(ctx, db, tenantID, r, max(most, 1), cap, order, after, limit, rangeOnly)
+	p, err := probeRange(ctx, db, tenantID, r, max(most, 1), cap)
 	if err != nil {
 		return nil, false, err
 	}
 	if cap > 0 && p.entries <= cap {
-		if rangeOnly {
-			events, err = eventsByKeys(ctx, db, tenantID, p.pageTimes, p.pageIDs, order)
-		} else {
-			events, err = sortedRangeList(ctx, db, tenantID, f, order, after, limit)
-		}
+		events, err := sortedRangeList(ctx, db, tenantID, f, order, after, limit)
 		return events, true, err
 	}
 	if most < 2 || !p.ok {
 		return nil, false, nil
 	}
 	return valuesList(ctx, db, tenantID, r.column, r.typ, p.values, rest, order, after, limit)
-}
-
-// eventsByKeys reads the tenant's events of the keys (occurred_at, id) in
-// list order.
-func eventsByKeys(ctx context.Context, db DBTX, tenantID string, times []time.Time, ids []string, order audex.Order) ([]audex.Event, error) {
-	if len(ids) == 0 {
-		return []audex.Event{}, nil
-	}
-	dir := "ASC"
-	if order == audex.OrderDesc {
-		dir = "DESC"
-	}
-	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT %s FROM unnest($2::timestamptz[], $3::text[]) AS k(occurred_at, id)
-		JOIN events e USING (occurred_at, id) WHERE e.tenant_id = $1 ORDER BY occurred_at %s, id %s`, selectEventColumns, dir, dir),
-		tenantID, times, ids)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, scanEvent)
 }
 
 // mostMergedValues is how many values' pages valuesList merges at most
