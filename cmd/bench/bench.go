@@ -29,6 +29,7 @@ const (
 	copyTenant       = "bench_copy_events"
 	copyBothTenant   = "bench_copy_both"
 	copyParallTenant = "bench_copy_parallel"
+	fourIndexTenant  = "bench_copy_four_indexes"
 )
 
 // bench is one run of the benchmark.
