@@ -127,9 +127,6 @@ func WaitForIngests(ctx context.Context, db DBTX, tenantID string) error {
 	return nil
 }
 
-// scanEvent reads one row of selectEventColumns.
-func scanEvent(row pgx.CollectableRow) (audex.Event, error) { return scanEventAnd(row) }
-
 // scanEventAnd is scanEvent for a row whose selectEventColumns are followed
 // by more columns, scanned into extra.
 func scanEventAnd(row pgx.Row, extra ...any) (audex.Event, error) {
