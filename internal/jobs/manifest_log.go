@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -39,9 +40,14 @@ func (s *LogSealer) manifestLog(ctx context.Context, db store.DBTX, sink sinks.S
 	}
 	var m audex.ManifestLog
 	obj, err := uploadPart(ctx, sink, leavesKey, func(w io.Writer) error {
+		// 32 bytes a leaf: buffered, one write to the sink per 256 KiB
+		// (unbuffered, a 1,000,000-event export made 1,000,000 writes).
+		buffered := bufio.NewWriterSize(w, partBufferSize)
 		var err error
-		m, err = store.WriteManifestLog(ctx, db, tenantID, records, size, w)
-		return err
+		if m, err = store.WriteManifestLog(ctx, db, tenantID, records, size, buffered); err != nil {
+			return err
+		}
+		return buffered.Flush()
 	})
 	if err != nil {
 		return nil, err
