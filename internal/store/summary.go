@@ -31,11 +31,11 @@ const (
 )
 
 // summarySourceIPSQL is a row's source IP as a summary value, and
-// summaryDaySQL its UTC day (as 2006-01-02); scanSummary writes them out
-// the same way.
+// summaryDaySQL its UTC day as text (summaryDayFormat: 2006-01-02).
 const (
 	summarySourceIPSQL = `host(source_ip)`
-	summaryDaySQL      = `to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`
+	summaryDayFormat   = `'YYYY-MM-DD'`
+	summaryDaySQL      = `to_char(occurred_at AT TIME ZONE 'UTC', ` + summaryDayFormat + `)`
 )
 
 // SummarizeEvents aggregates the tenant's events that match f: totals,
@@ -87,14 +87,14 @@ func scanSummary(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 			      FROM events WHERE %[1]s) e
 			GROUP BY GROUPING SETS ((), (action), (actor_id), (target_id), (resource), (source_ip), (day))
 		), named AS (
-			SELECT g, coalesce(value, host(source_ip), to_char(day, 'YYYY-MM-DD')) COLLATE "C" AS value, n, ok, failed
+			SELECT g, coalesce(value, %[6]s, to_char(day, %[7]s)) COLLATE "C" AS value, n, ok, failed
 			FROM groups WHERE g IN (%[2]d, %[3]d) OR value IS NOT NULL OR source_ip IS NOT NULL
 		)
 		SELECT g, value, n, ok, failed FROM (
 			SELECT *, row_number() OVER (PARTITION BY g ORDER BY n DESC, value) AS rank FROM named
 		) ranked
 		WHERE g IN (%[2]d, %[4]d, %[3]d) OR rank <= %[5]d`,
-		strings.Join(q.conds, " AND "), groupTotal, groupDay, groupAction, SummaryTopN)
+		strings.Join(q.conds, " AND "), groupTotal, groupDay, groupAction, SummaryTopN, summarySourceIPSQL, summaryDayFormat)
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
 		return audex.Summary{}, fmt.Errorf("summarize events: %w", translate(err))

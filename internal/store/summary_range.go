@@ -196,8 +196,8 @@ func summarizeRange(ctx context.Context, db DBTX, tenantID string, since, until 
 			rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT kind, value, sum(events)::bigint FROM summary_counts
 				WHERE tenant_id = $1 AND kind = ANY('{0,1,2,3}') AND day >= $2 AND day < $3 GROUP BY 1, 2
 				UNION ALL
-				SELECT CASE kind WHEN 0 THEN %d ELSE %d END, to_char(day, 'YYYY-MM-DD'), sum(events)::bigint FROM summary_counts
-				WHERE tenant_id = $1 AND kind = ANY('{0,2}') AND day >= $2 AND day < $3 GROUP BY 1, 2`, summaryDayEvents, summaryDayFailed),
+				SELECT CASE kind WHEN 0 THEN %d ELSE %d END, to_char(day, %s), sum(events)::bigint FROM summary_counts
+				WHERE tenant_id = $1 AND kind = ANY('{0,2}') AND day >= $2 AND day < $3 GROUP BY 1, 2`, summaryDayEvents, summaryDayFailed, summaryDayFormat),
 				tenantID, p.rollupFrom, p.rollupTo)
 			if err != nil {
 				return err
