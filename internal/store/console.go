@@ -50,13 +50,13 @@ func recordConsoleEvent(ctx context.Context, tx pgx.Tx, key audex.APIKey, action
 func ConsoleSessionByHash(ctx context.Context, db DBTX, tokenHash []byte) (ConsoleSession, error) {
 	return queryOne(ctx, db, "find console session", func(row pgx.CollectableRow) (ConsoleSession, error) {
 		var s ConsoleSession
-		k := &s.Key
-		err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Scopes, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt, &s.CSRFToken, &s.ExpiresAt)
-		k.CreatedAt, s.ExpiresAt = k.CreatedAt.UTC(), s.ExpiresAt.UTC()
+		var err error
+		s.Key, err = scanKeyAnd(row, &s.CSRFToken, &s.ExpiresAt)
+		s.ExpiresAt = s.ExpiresAt.UTC()
 		return s, err
-	}, `SELECT k.id, k.tenant_id, k.name, k.scopes, k.created_at, k.last_used_at, k.revoked_at, s.csrf_token, s.expires_at
-		FROM console_sessions s JOIN api_keys k ON k.id = s.key_id
-		WHERE s.token_hash = $1 AND s.expires_at > now()`, tokenHash)
+	}, `SELECT `+selectKeyColumns+`, s.csrf_token, s.expires_at
+		FROM api_keys JOIN (SELECT key_id, csrf_token, expires_at FROM console_sessions
+			WHERE token_hash = $1 AND expires_at > now()) s ON s.key_id = api_keys.id`, tokenHash)
 }
 
 // DeleteConsoleSession ends the session of tokenHash, a session of key,

@@ -12,9 +12,13 @@ import (
 
 const selectKeyColumns = "id, tenant_id, name, scopes, created_at, last_used_at, revoked_at"
 
-func scanKey(row pgx.CollectableRow) (audex.APIKey, error) {
+func scanKey(row pgx.CollectableRow) (audex.APIKey, error) { return scanKeyAnd(row) }
+
+// scanKeyAnd is scanKey for a row whose selectKeyColumns are followed by
+// more columns, scanned into extra.
+func scanKeyAnd(row pgx.Row, extra ...any) (audex.APIKey, error) {
 	var k audex.APIKey
-	err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Scopes, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt)
+	err := row.Scan(append([]any{&k.ID, &k.TenantID, &k.Name, &k.Scopes, &k.CreatedAt, &k.LastUsedAt, &k.RevokedAt}, extra...)...)
 	k.CreatedAt = k.CreatedAt.UTC()
 	return k, err
 }

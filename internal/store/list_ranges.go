@@ -150,10 +150,10 @@ func rangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r 
 	if planned {
 		cap = fewRangeEntriesPerPageRow * limit
 	}
-	if most < 2 && cap == 0 {
-		return nil, false, nil
+	if most < 2 {
+		return nil, false, nil // pages too long to merge (never a planned one)
 	}
-	p, err := probeRange(ctx, db, tenantID, r, max(most, 1), cap)
+	p, err := probeRange(ctx, db, tenantID, r, most, cap)
 	if err != nil {
 		return nil, false, err
 	}
@@ -161,7 +161,7 @@ func rangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r 
 		events, err := sortedRangeList(ctx, db, tenantID, f, order, after, limit)
 		return events, true, err
 	}
-	if most < 2 || !p.ok {
+	if !p.ok {
 		return nil, false, nil
 	}
 	return valuesList(ctx, db, tenantID, r.column, r.typ, p.values, rest, order, after, limit)

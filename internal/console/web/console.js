@@ -191,6 +191,35 @@ function showFailure(title, err, notFound, back, refused, id) {
     back ? link(...back) : null].filter((x) => x));
 }
 
+// fieldList is a list of named values (those not null, undefined or
+// empty), each dd marked with its name.
+function fieldList(pairs, attrs = {}) {
+  return h('dl', { class: 'event', ...attrs }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== '')
+    .map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, String(v))]));
+}
+
+// showLive shows one export, stream or purge: load() fetches it (fail
+// shows why it could not), and draw(item, refresh) renders it and says
+// whether it is still live; a live one is fetched again every `every` ms
+// while the page stays on view. refresh fetches and draws it at once.
+async function showLive(view, every, load, fail, draw) {
+  stopPolling();
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const refresh = async () => {
+    stopPolling();
+    let item;
+    try {
+      item = await load();
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    if (location.pathname !== view) return; // the reader moved on
+    if (draw(item, refresh)) pollTimer = setTimeout(refresh, every);
+  };
+  await refresh();
+}
+
 function route() {
   stopPolling();
   if (!session) {
@@ -400,13 +429,13 @@ async function showEvent(id) {
     ['target', e.target ? party(e.target) + (e.target.type ? ` [${e.target.type}]` : '') : ''],
     ['resource', e.resource], ['source_ip', e.source_ip], ['user_agent', e.user_agent], ['request_id', e.request_id],
     ['method', e.method], ['path', e.path], ['status_code', e.status_code], ['success', e.success], ['duration_ms', e.duration_ms],
-  ].filter(([, v]) => v !== null && v !== undefined && v !== '');
+  ];
   const trails = h('p', { class: 'trails' },
     link(`/console/events?actor_id=${encodeURIComponent(e.actor.id)}`, `Trail of actor ${e.actor.id}`, { id: 'actor-trail' }),
     e.target?.id ? link(`/console/events?target_id=${encodeURIComponent(e.target.id)}`, `Trail of target ${e.target.id}`, { id: 'target-trail' }) : null);
   main.replaceChildren(
     h('h1', {}, `Event ${e.id}`),
-    h('dl', { id: 'event', class: 'event' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, String(v))])),
+    fieldList(rows, { id: 'event' }),
     trails,
     h('h2', {}, 'JSON'),
     h('pre', { id: 'event-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
@@ -654,28 +683,20 @@ async function showExports() {
 }
 
 async function showExport(id) {
-  stopPolling();
-  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-  const render = async () => {
-    let e;
-    try {
-      e = await api('GET', `/v1/audit/exports/${encodeURIComponent(id)}`);
-    } catch (err) {
-      showFailure('Export', err, `No export ${id} in this tenant.`, ['/console/exports', 'All exports']);
-      return;
-    }
-    if (location.pathname !== `/console/exports/${encodeURIComponent(id)}`) return; // the reader moved on
+  const path = `/v1/audit/exports/${encodeURIComponent(id)}`;
+  await showLive(`/console/exports/${encodeURIComponent(id)}`, 1000, () => api('GET', path),
+    (err) => showFailure('Export', err, `No export ${id} in this tenant.`, ['/console/exports', 'All exports']), (e, refresh) => {
     const live = e.status === 'queued' || e.status === 'running';
     const percent = e.progress.percent ?? 0;
     const cancel = live ? h('button', {
       type: 'button', id: 'cancel-export',
       onclick: async () => {
         try {
-          await api('POST', `/v1/audit/exports/${encodeURIComponent(id)}/cancel`);
+          await api('POST', `${path}/cancel`);
         } catch (err) {
           // The status below says what became of it.
         }
-        render();
+        refresh();
       },
     }, 'Cancel export') : null;
     const files = e.files.length ? h('table', { id: 'export-files' },
@@ -689,18 +710,15 @@ async function showExport(id) {
       h('progress', { id: 'export-progress', max: '100', value: String(percent), 'aria-label': 'Progress' }),
       h('p', { id: 'export-records' }, `${e.progress.records_exported.toLocaleString('en')} records in ${e.progress.parts_written} part${e.progress.parts_written === 1 ? '' : 's'} (${percent}%)`),
       cancel,
-      h('dl', { class: 'event' },
-        [['range', `${e.since} – ${e.until}`], ['format', e.format + (e.compression === 'gzip' ? ' + gzip' : '')],
-          ['destination', `${e.destination.name} (${e.destination.type})`], ['filters', JSON.stringify(e.filters ?? {})],
-          ['as_of', e.as_of], ['manifest', e.manifest_key ?? '']]
-          .filter(([, v]) => v).map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])),
+      fieldList([['range', `${e.since} – ${e.until}`], ['format', e.format + (e.compression === 'gzip' ? ' + gzip' : '')],
+        ['destination', `${e.destination.name} (${e.destination.type})`], ['filters', JSON.stringify(e.filters ?? {})],
+        ['as_of', e.as_of], ['manifest', e.manifest_key]]),
       files,
       h('h2', {}, 'Status (JSON)'),
       h('pre', { id: 'export-json', tabindex: '0' }, JSON.stringify(e, null, 2)),
       link('/console/exports', 'All exports')].filter((x) => x));
-    if (live) pollTimer = setTimeout(render, 1000);
-  };
-  await render();
+    return live;
+  });
 }
 
 // ---- Streams --------------------------------------------------------------
@@ -734,18 +752,9 @@ async function showStreams() {
 }
 
 async function showStream(id) {
-  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const path = `/v1/audit/streams/${encodeURIComponent(id)}`;
-  const render = async () => {
-    let st;
-    let batches;
-    try {
-      [st, batches] = await Promise.all([api('GET', path), api('GET', `${path}/batches?limit=100`)]);
-    } catch (err) {
-      showFailure('Stream', err, `No stream ${id} in this tenant.`, ['/console/streams', 'All streams']);
-      return;
-    }
-    if (location.pathname !== `/console/streams/${encodeURIComponent(id)}`) return;
+  await showLive(`/console/streams/${encodeURIComponent(id)}`, 2000, () => Promise.all([api('GET', path), api('GET', `${path}/batches?limit=100`)]),
+    (err) => showFailure('Stream', err, `No stream ${id} in this tenant.`, ['/console/streams', 'All streams']), ([st, batches], refresh) => {
     const toggle = st.status === 'active' ? 'paused' : 'active';
     const button = h('button', {
       type: 'button', id: 'stream-toggle',
@@ -755,8 +764,7 @@ async function showStream(id) {
         } catch (err) {
           // The status below says what became of it.
         }
-        stopPolling();
-        render();
+        refresh();
       },
     }, toggle === 'paused' ? 'Pause' : 'Resume');
     const rows = batches.batches.map((bt) => h('tr', { 'data-seq': String(bt.seq) },
@@ -767,20 +775,17 @@ async function showStream(id) {
       h('p', {}, 'Status: ', h('strong', { id: 'stream-status', class: `status-${st.status}` }, st.status),
         st.error ? h('span', { class: 'error' }, ` (${st.error.message ?? st.error.code ?? ''})`) : null),
       button,
-      h('dl', { class: 'event' },
-        [['destination', `${st.destination.name} (${st.destination.type})`], ['format', st.format + (st.compression === 'gzip' ? ' + gzip' : '')],
-          ['filters', JSON.stringify(st.filters ?? {})], ['interval', `${st.interval_seconds} s`], ['watermark', st.watermark],
-          ['lag', `${Math.round(st.lag_seconds)} s`], ['batches_delivered', String(st.batches_delivered)],
-          ['events_delivered', String(st.events_delivered)], ['last_batch_at', st.last_batch_at]]
-          .filter(([, v]) => v).map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])),
+      fieldList([['destination', `${st.destination.name} (${st.destination.type})`], ['format', st.format + (st.compression === 'gzip' ? ' + gzip' : '')],
+        ['filters', JSON.stringify(st.filters ?? {})], ['interval', `${st.interval_seconds} s`], ['watermark', st.watermark],
+        ['lag', `${Math.round(st.lag_seconds)} s`], ['batches_delivered', st.batches_delivered],
+        ['events_delivered', st.events_delivered], ['last_batch_at', st.last_batch_at]]),
       h('h2', {}, batches.has_more ? 'The first 100 batches' : 'Batches'),
       rows.length ? h('div', { class: 'scroll' }, h('table', { id: 'stream-batches' },
         h('thead', {}, h('tr', {}, ['Batch', 'Through', 'Records', 'Parts', 'Manifest'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, rows))) : h('p', { class: 'muted' }, 'No batch delivered yet.'),
       link('/console/streams', 'All streams')].filter((x) => x));
-    if (st.status === 'active') pollTimer = setTimeout(render, 2000);
-  };
-  await render();
+    return st.status === 'active';
+  });
 }
 
 // ---- Admin ----------------------------------------------------------------
@@ -865,26 +870,15 @@ async function showAdmin() {
 }
 
 async function showPurge(id) {
-  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-  const render = async () => {
-    let p;
-    try {
-      p = await api('GET', `/v1/audit/purges/${encodeURIComponent(id)}`);
-    } catch (err) {
-      showFailure('Purge', err, `No purge ${id} in this tenant.`, ['/console/admin', 'Admin']);
-      return;
-    }
-    if (location.pathname !== `/console/purges/${encodeURIComponent(id)}`) return;
+  await showLive(`/console/purges/${encodeURIComponent(id)}`, 1000, () => api('GET', `/v1/audit/purges/${encodeURIComponent(id)}`),
+    (err) => showFailure('Purge', err, `No purge ${id} in this tenant.`, ['/console/admin', 'Admin']), (p) => {
     main.replaceChildren(h('h1', {}, `Purge ${p.purge_id}`),
       h('p', {}, 'Status: ', h('strong', { id: 'purge-state', class: `status-${p.status}` }, p.status)),
-      h('dl', { class: 'event' },
-        [['reason', p.reason], ['before', p.before], ['deleted', String(p.deleted)], ['created_at', p.created_at],
-          ['started_at', p.started_at], ['completed_at', p.completed_at], ['error', p.error]]
-          .filter(([, v]) => v !== null && v !== undefined).map(([k, v]) => [h('dt', {}, k), h('dd', { 'data-field': k }, v)])),
+      fieldList([['reason', p.reason], ['before', p.before], ['deleted', p.deleted], ['created_at', p.created_at],
+        ['started_at', p.started_at], ['completed_at', p.completed_at], ['error', p.error]]),
       link('/console/admin', 'Admin'));
-    if (p.status === 'queued' || p.status === 'running') pollTimer = setTimeout(render, 1000);
-  };
-  await render();
+    return p.status === 'queued' || p.status === 'running';
+  });
 }
 
 // ---- Start ----------------------------------------------------------------
