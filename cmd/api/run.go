@@ -142,6 +142,22 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer downloadPool.Close()
+	// Read replicas, when configured, serve the reads of events: lists and
+	// the like on one set of pools, downloads on another.
+	reads, err := store.OpenReads(ctx, pool, cfg.ReadDatabaseURLs, cfg.ReadMaxLag, logger, store.ServingRequests(),
+		store.MaxConns(limits.PoolSize), store.StatementTimeout(time.Duration(limits.ListTimeout)))
+	if err != nil {
+		return err
+	}
+	defer reads.Close()
+	downloadReads, err := store.OpenReads(ctx, pool, cfg.ReadDatabaseURLs, cfg.ReadMaxLag, logger, store.ServingRequests(),
+		store.MaxConns(limits.DownloadPoolSize), store.StatementTimeout(time.Duration(limits.DownloadPageTimeout)))
+	if err != nil {
+		return err
+	}
+	defer downloadReads.Close()
+	go reads.Run(ctx)
+	go downloadReads.Run(ctx)
 	secret := []byte(cfg.CursorSecret)
 	if len(secret) == 0 {
 		if secret, err = store.CursorSecret(ctx, pool); err != nil {
@@ -163,6 +179,8 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	handler := api.New(api.Config{
 		Pool:              pool,
 		DownloadPool:      downloadPool,
+		Reads:             reads,
+		DownloadReads:     downloadReads,
 		Logger:            logger,
 		CursorSecret:      secret,
 		River:             riverClient,

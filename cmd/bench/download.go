@@ -178,7 +178,7 @@ func (b *bench) streamInProcess(ctx context.Context, name string, win window, fi
 	}
 	var n int64
 	start := time.Now()
-	err := store.StreamEvents(ctx, b.pool, win.tenant, filter, func(page []audex.Event) error {
+	err := store.StreamEvents(ctx, b.pool, nil, win.tenant, filter, func(page []audex.Event) error {
 		n += int64(len(page))
 		for i := range page {
 			if enc != nil {

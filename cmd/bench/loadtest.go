@@ -292,7 +292,7 @@ func (b *bench) checkLoadTest(ctx context.Context, svc *services, out *loadOutco
 			return err
 		}
 		var want []string
-		err = store.StreamEvents(ctx, b.pool, loadTenantName, exportFilter(e), func(page []audex.Event) error {
+		err = store.StreamEvents(ctx, b.pool, nil, loadTenantName, exportFilter(e), func(page []audex.Event) error {
 			for _, ev := range page {
 				want = append(want, ev.ID)
 			}

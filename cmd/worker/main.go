@@ -64,6 +64,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := store.CheckSchema(ctx, pool); err != nil {
 		return err
 	}
+	// Read replicas, when configured, serve the event reads of exports
+	// and stream batches, each once the replica has replayed past its
+	// barrier.
+	reads, err := store.OpenReads(ctx, pool, cfg.ReadDatabaseURLs, cfg.ReadMaxLag, logger,
+		store.StatementTimeout(time.Duration(cfg.Limits.ExportPageTimeout)), store.MaxConns(workerPoolSize(cfg.Exports.Concurrency)))
+	if err != nil {
+		return err
+	}
+	defer reads.Close()
+	checkCtx, stopChecks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopChecks()
+	go reads.Run(checkCtx)
 	if getenv("AUDEX_CONFIG") == "" {
 		// The built-in "local" destination works with no setup: make its
 		// folder. Configured folders must exist (a missing one is an
@@ -80,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	client, err := jobs.NewClient(jobs.Config{
 		Pool:              pool,
+		Reads:             reads,
 		Logger:            logger,
 		OpenSink:          sinkOpener(cfg.Destinations, getenv),
 		OpenWebhook:       webhookOpener(cfg.Destinations, getenv),
@@ -105,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger.Info("worker_started")
 	if cfg.WorkerMetricsListen != "" {
-		stopMetrics, err := serveMetrics(cfg.WorkerMetricsListen, pool, logger)
+		stopMetrics, err := serveMetrics(cfg.WorkerMetricsListen, pool, reads, logger)
 		if err != nil {
 			_ = client.Stop(context.WithoutCancel(ctx))
 			return err
@@ -125,13 +138,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // serveMetrics serves the worker's Prometheus metrics at GET /metrics on
 // addr until the returned function is called.
-func serveMetrics(addr string, pool *pgxpool.Pool, logger *slog.Logger) (stop func(), err error) {
+func serveMetrics(addr string, pool *pgxpool.Pool, reads *store.Reads, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("AUDEX_WORKER_METRICS_LISTEN: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", metrics.Handler(pool, logger))
+	mux.Handle("GET /metrics", metrics.Handler(pool, logger, reads))
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -67,7 +67,7 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request, key aude
 	}
 	rc := http.NewResponseController(w)
 	enc := format.NewEncoder(f, body)
-	err = store.StreamEvents(r.Context(), s.downloadPool, key.TenantID, filter, func(page []audex.Event) error {
+	err = store.StreamEvents(r.Context(), s.downloadPool, s.downloadReader(), key.TenantID, filter, func(page []audex.Event) error {
 		for i := range page {
 			if err := enc.Write(&page[i]); err != nil {
 				return err

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -20,7 +21,11 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request, key au
 	if err != nil {
 		return err
 	}
-	page, err := s.listPage(r, key.TenantID, q, "events")
+	var page listResponse
+	err = s.read(w, func(db store.DBTX) error {
+		page, err = s.listPage(r, db, key.TenantID, q, "events")
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -30,7 +35,7 @@ func (s *Server) handleListEvents(w http.ResponseWriter, r *http.Request, key au
 
 // listPage reads one page of a listing: limit+1 rows tell whether there is
 // more, and the cursor is bound to the tenant, filters, order and route.
-func (s *Server) listPage(r *http.Request, tenantID string, q listQuery, route string) (listResponse, error) {
+func (s *Server) listPage(r *http.Request, db store.DBTX, tenantID string, q listQuery, route string) (listResponse, error) {
 	scope := scopeFingerprint(tenantID, route, q.filter, q.order)
 	var after *audex.Position
 	if q.cursor != "" {
@@ -40,7 +45,7 @@ func (s *Server) listPage(r *http.Request, tenantID string, q listQuery, route s
 		}
 		after = &pos
 	}
-	events, err := store.ListEvents(r.Context(), s.pool, tenantID, q.filter, q.order, after, q.limit+1)
+	events, err := store.ListEvents(r.Context(), db, tenantID, q.filter, q.order, after, q.limit+1)
 	if err != nil {
 		return listResponse{}, err
 	}
@@ -58,7 +63,11 @@ func (s *Server) listPage(r *http.Request, tenantID string, q listQuery, route s
 }
 
 func (s *Server) handleGetEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	return writeByID(s, w, r, key, "event", store.GetEvent)
+	return s.read(w, func(db store.DBTX) error {
+		return writeByID(s, w, r, key, "event", func(ctx context.Context, _ store.DBTX, tenantID, id string) (audex.Event, error) {
+			return store.GetEvent(ctx, db, tenantID, id)
+		})
+	})
 }
 
 func (s *Server) handleDeleteEvent(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {

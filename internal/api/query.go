@@ -46,7 +46,12 @@ type sortInfo struct {
 }
 
 func (s *Server) handleFilters(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	values, err := store.EventValues(r.Context(), s.pool, key.TenantID, maxFilterValues)
+	var values map[string][]string
+	err := s.read(w, func(db store.DBTX) error {
+		var err error
+		values, err = store.EventValues(r.Context(), db, key.TenantID, maxFilterValues)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -86,12 +91,12 @@ func summaryWindow(f audex.Filter, now time.Time) (audex.Filter, error) {
 	return f, nil
 }
 
-func (s *Server) summarize(r *http.Request, tenantID string, f audex.Filter) (summaryResponse, error) {
+func (s *Server) summarize(r *http.Request, db store.DBTX, tenantID string, f audex.Filter) (summaryResponse, error) {
 	f, err := summaryWindow(f, time.Now())
 	if err != nil {
 		return summaryResponse{}, err
 	}
-	sum, err := store.SummarizeEvents(r.Context(), s.pool, tenantID, f, s.limits.SummaryBudget)
+	sum, err := store.SummarizeEvents(r.Context(), db, tenantID, f, s.limits.SummaryBudget)
 	if err != nil {
 		return summaryResponse{}, err
 	}
@@ -103,7 +108,11 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, key audex
 	if err != nil {
 		return err
 	}
-	resp, err := s.summarize(r, key.TenantID, q.filter)
+	var resp summaryResponse
+	err = s.read(w, func(db store.DBTX) error {
+		resp, err = s.summarize(r, db, key.TenantID, q.filter)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -147,10 +156,14 @@ func (s *Server) trail(w http.ResponseWriter, r *http.Request, key audex.APIKey,
 	} else {
 		q.filter.TargetID, resp.TargetID = &id, id
 	}
-	if resp.Summary, err = s.summarize(r, key.TenantID, q.filter); err != nil {
+	var page listResponse
+	err = s.read(w, func(db store.DBTX) error {
+		if resp.Summary, err = s.summarize(r, db, key.TenantID, q.filter); err != nil {
+			return err
+		}
+		page, err = s.listPage(r, db, key.TenantID, q, by)
 		return err
-	}
-	page, err := s.listPage(r, key.TenantID, q, by)
+	})
 	if err != nil {
 		return err
 	}

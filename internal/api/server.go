@@ -20,6 +20,7 @@ import (
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/metrics"
+	"github.com/audex-dev/audex/internal/store"
 )
 
 // Config is what a Server needs.
@@ -30,8 +31,12 @@ type Config struct {
 	// DownloadPool serves the pages of downloads, so that they never take
 	// the connections of interactive requests (nil: Pool).
 	DownloadPool *pgxpool.Pool
-	Logger       *slog.Logger
-	CursorSecret []byte
+	// Reads serves the reads of events (lists, gets, filters, summaries,
+	// trails) from a read replica when one is configured (nil: Pool), and
+	// DownloadReads the pages of downloads (nil: DownloadPool).
+	Reads, DownloadReads *store.Reads
+	Logger               *slog.Logger
+	CursorSecret         []byte
 	// River inserts jobs (an insert-only client is enough).
 	River *river.Client[pgx.Tx]
 	// Destinations are the export destinations the operator configured.
@@ -67,12 +72,14 @@ type ExportLimits struct {
 
 // Server serves the audex API. Create it with New.
 type Server struct {
-	pool         *pgxpool.Pool
-	downloadPool *pgxpool.Pool
-	logger       *slog.Logger
-	cursors      cursorSigner
-	mux          *http.ServeMux
-	river        *river.Client[pgx.Tx]
+	pool          *pgxpool.Pool
+	downloadPool  *pgxpool.Pool
+	reads         *store.Reads
+	downloadReads *store.Reads
+	logger        *slog.Logger
+	cursors       cursorSigner
+	mux           *http.ServeMux
+	river         *river.Client[pgx.Tx]
 
 	metrics      http.Handler
 	riverUI      http.Handler
@@ -120,6 +127,8 @@ func New(cfg Config) *Server {
 		lastTouched: map[string]time.Time{},
 
 		downloadPool:      cfg.DownloadPool,
+		reads:             cfg.Reads,
+		downloadReads:     cfg.DownloadReads,
 		destinations:      cfg.Destinations,
 		exports:           cfg.Exports,
 		streamMinInterval: cfg.StreamMinInterval,
@@ -127,7 +136,7 @@ func New(cfg Config) *Server {
 		limits:            cfg.Limits,
 		admission:         newAdmission(cfg.Limits),
 		limiters:          newRateLimiters(cfg.RateLimit),
-		metrics:           metrics.Handler(cfg.Pool, cfg.Logger),
+		metrics:           metrics.Handler(cfg.Pool, cfg.Logger, cfg.Reads, cfg.DownloadReads),
 		riverUI:           cfg.RiverUI,
 	}
 	if s.downloadPool == nil {

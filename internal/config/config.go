@@ -37,12 +37,21 @@ const (
 	DefaultSealInterval = time.Minute
 	DefaultLogName      = "audex"
 	DefaultLogKeyFile   = "./data/log-signing.key"
+	// DefaultReadMaxLag is how far a read replica may be behind the
+	// primary and still serve reads.
+	DefaultReadMaxLag = 10 * time.Second
 )
 
 // Config is the whole operator configuration.
 type Config struct {
 	DatabaseURL string `yaml:"database_url"`
-	Listen      string `yaml:"listen"`
+	// ReadDatabaseURLs are streaming replicas of DatabaseURL that serve
+	// reads (none: the primary serves everything).
+	ReadDatabaseURLs []string `yaml:"-"`
+	// ReadMaxLag is how far behind the primary a replica may be and still
+	// serve reads; one further behind, or down, is skipped.
+	ReadMaxLag time.Duration `yaml:"read_max_lag"`
+	Listen     string        `yaml:"listen"`
 	// WorkerMetricsListen is where the worker serves /metrics; empty (the
 	// default) serves none.
 	WorkerMetricsListen string `yaml:"worker_metrics_listen"`
@@ -309,6 +318,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SummaryInterval:   DefaultSummaryInterval,
 		StreamMinInterval: DefaultStreamMinInterval,
 		SealInterval:      DefaultSealInterval,
+		ReadMaxLag:        DefaultReadMaxLag,
 		LogName:           DefaultLogName,
 		LogKeyFile:        DefaultLogKeyFile,
 		Destinations:      []Destination{{Name: "local", Type: "file", Bucket: "./data/exports"}},
@@ -327,6 +337,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if v := getenv("DATABASE_URL"); v != "" {
 		cfg.DatabaseURL = v
 	}
+	if v := getenv("AUDEX_READ_DATABASE_URL"); v != "" {
+		cfg.ReadDatabaseURLs = splitURLs(v)
+	}
 	if v := getenv("AUDEX_LISTEN"); v != "" {
 		cfg.Listen = v
 	}
@@ -336,7 +349,7 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, d := range []struct {
 		name string
 		dst  *time.Duration
-	}{{"AUDEX_RETENTION_INTERVAL", &cfg.RetentionInterval}, {"AUDEX_SUMMARY_INTERVAL", &cfg.SummaryInterval}, {"AUDEX_STREAM_MIN_INTERVAL", &cfg.StreamMinInterval}, {"AUDEX_SEAL_INTERVAL", &cfg.SealInterval}} {
+	}{{"AUDEX_RETENTION_INTERVAL", &cfg.RetentionInterval}, {"AUDEX_SUMMARY_INTERVAL", &cfg.SummaryInterval}, {"AUDEX_STREAM_MIN_INTERVAL", &cfg.StreamMinInterval}, {"AUDEX_SEAL_INTERVAL", &cfg.SealInterval}, {"AUDEX_READ_MAX_LAG", &cfg.ReadMaxLag}} {
 		if v := getenv(d.name); v != "" {
 			if err := parseDuration(d.name, v, d.dst); err != nil {
 				return cfg, err
@@ -386,10 +399,24 @@ func parseDuration(name, value string, dst *time.Duration) error {
 	return nil
 }
 
+// splitURLs splits a comma-separated list of database URLs, dropping
+// empty items.
+func splitURLs(list string) []string {
+	var urls []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
 // parseYAML decodes the file strictly over the defaults in cfg.
 func parseYAML(data []byte, cfg *Config) error {
 	var file struct {
 		DatabaseURL       *string        `yaml:"database_url"`
+		ReadDatabaseURL   *string        `yaml:"read_database_url"`
+		ReadMaxLag        *string        `yaml:"read_max_lag"`
 		Listen            *string        `yaml:"listen"`
 		WorkerMetrics     *string        `yaml:"worker_metrics_listen"`
 		RetentionInterval *string        `yaml:"retention_interval"`
@@ -410,6 +437,14 @@ func parseYAML(data []byte, cfg *Config) error {
 	}
 	if file.DatabaseURL != nil {
 		cfg.DatabaseURL = *file.DatabaseURL
+	}
+	if file.ReadDatabaseURL != nil {
+		cfg.ReadDatabaseURLs = splitURLs(*file.ReadDatabaseURL)
+	}
+	if file.ReadMaxLag != nil {
+		if err := parseDuration("read_max_lag", *file.ReadMaxLag, &cfg.ReadMaxLag); err != nil {
+			return err
+		}
 	}
 	if file.Listen != nil {
 		cfg.Listen = *file.Listen
@@ -543,6 +578,14 @@ func (c Config) validate() error {
 	}
 	if c.SummaryInterval < time.Second {
 		return errors.New("summary_interval (AUDEX_SUMMARY_INTERVAL) must be at least 1s")
+	}
+	if c.ReadMaxLag < 100*time.Millisecond || c.ReadMaxLag > time.Hour {
+		return errors.New("read_max_lag (AUDEX_READ_MAX_LAG) must be from 100ms to 1h")
+	}
+	for i, u := range c.ReadDatabaseURLs {
+		if !strings.Contains(u, "://") {
+			return fmt.Errorf("read_database_url (AUDEX_READ_DATABASE_URL): item %d is not a postgres:// URL", i+1)
+		}
 	}
 	if c.SealInterval < time.Second {
 		return errors.New("seal_interval (AUDEX_SEAL_INTERVAL) must be at least 1s")

@@ -51,6 +51,33 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 2*time.Second, cfg.StreamMinInterval, "the environment wins")
 	})
 
+	t.Run("ReadReplicasFromFileAndEnvironment", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := config.Load(envOf(nil))
+		require.NoError(t, err)
+		require.Empty(t, cfg.ReadDatabaseURLs, "no replica unless asked")
+		require.Equal(t, 10*time.Second, cfg.ReadMaxLag)
+		path := writeFile(t, "read_database_url: postgres://r1/audex, postgres://r2/audex\nread_max_lag: 2s\n")
+		cfg, err = config.Load(envOf(map[string]string{"AUDEX_CONFIG": path}))
+		require.NoError(t, err)
+		require.Equal(t, []string{"postgres://r1/audex", "postgres://r2/audex"}, cfg.ReadDatabaseURLs)
+		require.Equal(t, 2*time.Second, cfg.ReadMaxLag)
+		cfg, err = config.Load(envOf(map[string]string{"AUDEX_CONFIG": path, "AUDEX_READ_DATABASE_URL": "postgres://r3/audex,", "AUDEX_READ_MAX_LAG": "500ms"}))
+		require.NoError(t, err)
+		require.Equal(t, []string{"postgres://r3/audex"}, cfg.ReadDatabaseURLs, "the environment wins; empty items are dropped")
+		require.Equal(t, 500*time.Millisecond, cfg.ReadMaxLag)
+
+		// Errors name the setting and never echo a URL, which may hold a
+		// password.
+		_, err = config.Load(envOf(map[string]string{"AUDEX_READ_DATABASE_URL": "postgres://r1/audex,host=r2 password=hunter2"}))
+		require.ErrorContains(t, err, "AUDEX_READ_DATABASE_URL")
+		require.NotContains(t, err.Error(), "hunter2")
+		_, err = config.Load(envOf(map[string]string{"AUDEX_READ_MAX_LAG": "10ms"}))
+		require.ErrorContains(t, err, "read_max_lag")
+		_, err = config.Load(envOf(map[string]string{"AUDEX_READ_MAX_LAG": "soon"}))
+		require.ErrorContains(t, err, "AUDEX_READ_MAX_LAG")
+	})
+
 	t.Run("LimitsTheFileLeavesOutKeepTheirDefaults", func(t *testing.T) {
 		t.Parallel()
 		path := writeFile(t, "limits: {summary_timeout: 3s, tenant_requests: 4}\nexports: {running_per_tenant: 2}\n")

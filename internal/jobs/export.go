@@ -65,7 +65,10 @@ func (t ExportTiming) attemptTimeout() time.Duration { return t.Window + 3*t.Lea
 // ExportWorker writes an export's parts and manifest to its destination.
 type ExportWorker struct {
 	river.WorkerDefaults[queue.ExportArgs]
-	Pool     *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// Reads serves the export's event reads from a replica when one is
+	// configured (nil: Pool).
+	Reads    *store.Reads
 	Logger   *slog.Logger
 	OpenSink SinkOpener
 	Timing   ExportTiming
@@ -396,14 +399,17 @@ type writtenPart struct {
 // nothing) when no event is left.
 func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sinks.Sink, owner string, rows format.Rows, number int, closeBy time.Time, lease *leaseKeeper) (writtenPart, error) {
 	var part writtenPart
-	after := e.Checkpoint
-	page, err := store.ListEvents(ctx, w.Pool, e.TenantID, e.Filter, audex.OrderAsc, after, min(exportPageSize, e.PartMaxRecords))
+	events, err := eventReader(ctx, w.Reads, w.Pool, w.Logger.With(slog.String("export_id", e.ID), slog.Int("part", number)))
+	if err != nil {
+		return part, err
+	}
+	page, err := store.ListEvents(ctx, events, e.TenantID, e.Filter, audex.OrderAsc, e.Checkpoint, min(exportPageSize, e.PartMaxRecords))
 	if err != nil || len(page) == 0 {
 		return part, err
 	}
 	key := partKey(e, number)
 	obj, err := uploadPart(ctx, sink, key, func(out io.Writer) error {
-		return w.produce(ctx, e, owner, rows, page, &part, out, closeBy, lease)
+		return w.produce(ctx, e, owner, rows, events, page, &part, out, closeBy, lease)
 	})
 	if err != nil {
 		return part, err
@@ -417,7 +423,7 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 // run out. It stops with the lease keeper's cause when the lease may no
 // longer be held: before each page and before the part is closed, so that
 // the upload fails instead of storing a part another attempt may write.
-func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time, lease *leaseKeeper) error {
+func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, events store.DBTX, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time, lease *leaseKeeper) error {
 	body, err := newPartBody(out, formatName(e.Format), e.Compression, rows)
 	if err != nil {
 		return err
@@ -443,7 +449,7 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 		}
 		// The next page is read while this one is encoded: the database
 		// and the encoder each keep a core busy.
-		next = w.prefetch(ctx, e, page, part.records)
+		next = prefetch(ctx, events, e, page, part.records)
 		for i := range page {
 			buf = rows.AppendRow(buf[:0], &page[i])
 			if part.records >= int64(e.PartMaxRecords) || part.records > 0 && written+int64(len(buf)) > e.PartMaxBytes {
@@ -494,14 +500,14 @@ type nextPage struct {
 // will hold written+len(page) records once page is written: at most
 // exportPageSize events, and at most what the part still takes (but one,
 // to tell a full part from the end).
-func (w *ExportWorker) prefetch(ctx context.Context, e *audex.Export, page []audex.Event, written int64) *nextPage {
+func prefetch(ctx context.Context, events store.DBTX, e *audex.Export, page []audex.Event, written int64) *nextPage {
 	ctx, cancel := context.WithCancel(ctx)
 	n := &nextPage{done: make(chan struct{}), cancel: cancel}
 	after := audex.Position{OccurredAt: page[len(page)-1].OccurredAt, ID: page[len(page)-1].ID}
 	remaining := max(1, int64(e.PartMaxRecords)-written-int64(len(page)))
 	go func() {
 		defer close(n.done)
-		n.page, n.err = store.ListEvents(ctx, w.Pool, e.TenantID, e.Filter, audex.OrderAsc, &after, int(min(exportPageSize, remaining)))
+		n.page, n.err = store.ListEvents(ctx, events, e.TenantID, e.Filter, audex.OrderAsc, &after, int(min(exportPageSize, remaining)))
 	}()
 	return n
 }

@@ -6,6 +6,7 @@ package jobs
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/queue"
+	"github.com/audex-dev/audex/internal/store"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -22,7 +24,10 @@ import (
 
 // Config is what the worker's River client needs.
 type Config struct {
-	Pool   *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// Reads serves the event reads of exports and stream batches from a
+	// replica when one is configured (nil: Pool).
+	Reads  *store.Reads
 	Logger *slog.Logger
 	// OpenSink opens a configured destination's sink by name.
 	OpenSink SinkOpener
@@ -82,7 +87,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &PartitionMaintenanceWorker{Pool: cfg.Pool})
-	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant, Sealer: sealer})
+	river.AddWorker(workers, &ExportWorker{Pool: cfg.Pool, Reads: cfg.Reads, Logger: cfg.Logger, OpenSink: cfg.OpenSink, Timing: timing, RunningPerTenant: cfg.ExportsRunningPerTenant, Sealer: sealer})
 	reaperInterval := cfg.ReaperInterval
 	if reaperInterval <= 0 {
 		reaperInterval = time.Duration(config.DefaultExports.ReaperInterval)
@@ -92,7 +97,7 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 	// another attempt is started.
 	river.AddWorker(workers, &ExportReaperWorker{Pool: cfg.Pool, Logger: cfg.Logger, Grace: timing.LeaseTTL / 5, Interval: reaperInterval})
 	river.AddWorker(workers, &PurgeWorker{Pool: cfg.Pool, Logger: cfg.Logger, Window: timing.Window, BatchBudget: cfg.PurgeBatchBudget, Sealer: sealer})
-	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Logger: cfg.Logger, OpenSink: cfg.OpenSink, OpenWebhook: cfg.OpenWebhook, Window: timing.Window, LeaseTTL: timing.LeaseTTL, Sealer: sealer})
+	river.AddWorker(workers, &StreamWorker{Pool: cfg.Pool, Reads: cfg.Reads, Logger: cfg.Logger, OpenSink: cfg.OpenSink, OpenWebhook: cfg.OpenWebhook, Window: timing.Window, LeaseTTL: timing.LeaseTTL, Sealer: sealer})
 	river.AddWorker(workers, &StreamSchedulerWorker{Pool: cfg.Pool, LeaseTTL: timing.LeaseTTL})
 	river.AddWorker(workers, &RetentionWorker{Pool: cfg.Pool, Logger: cfg.Logger, Sealer: sealer})
 	river.AddWorker(workers, &SummaryRollupWorker{Pool: cfg.Pool, Logger: cfg.Logger})
@@ -163,4 +168,18 @@ func NewClient(cfg Config) (*river.Client[pgx.Tx], error) {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}
 	return client, nil
+}
+
+// eventReader returns where a job reads events committed before the
+// call: a replica of reads that has replayed them (waiting for it if
+// need be; logged to log), else pool, the primary.
+func eventReader(ctx context.Context, reads *store.Reads, pool *pgxpool.Pool, log *slog.Logger) (store.DBTX, error) {
+	if reads == nil {
+		return pool, nil
+	}
+	db, src, err := reads.ReaderAfter(ctx)
+	if err == nil && src.Replica != "" {
+		log.Info("events_read_from_replica", slog.String("replica", src.Replica), slog.Duration("waited", src.Waited))
+	}
+	return db, err
 }

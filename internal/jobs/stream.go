@@ -62,7 +62,10 @@ const (
 // (CommitStreamBatch checks the sequence number).
 type StreamWorker struct {
 	river.WorkerDefaults[queue.StreamArgs]
-	Pool     *pgxpool.Pool
+	Pool *pgxpool.Pool
+	// Reads serves the batches' event reads from a replica when one is
+	// configured (nil: Pool).
+	Reads    *store.Reads
 	Logger   *slog.Logger
 	OpenSink SinkOpener
 	// Window is how long one run delivers before it lets other jobs go.
@@ -388,9 +391,17 @@ func (w *StreamWorker) batchPages(ctx context.Context, s audex.Stream, b audex.S
 	go func() {
 		defer close(done)
 		defer close(pages)
+		db, err := eventReader(ctx, w.Reads, w.Pool, w.Logger.With(slog.String("stream_id", s.ID), slog.Int64("seq", b.Seq)))
+		if err != nil {
+			select {
+			case pages <- arrivalPage{nil, err}:
+			case <-ctx.Done():
+			}
+			return
+		}
 		var after *store.Arrival
 		for {
-			events, err := store.ListArrivals(ctx, w.Pool, s.TenantID, s.Filter, b.After, b.Through, after, streamPageSize)
+			events, err := store.ListArrivals(ctx, db, s.TenantID, s.Filter, b.After, b.Through, after, streamPageSize)
 			select {
 			case pages <- arrivalPage{events, err}:
 			case <-ctx.Done():

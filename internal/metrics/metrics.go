@@ -10,6 +10,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -78,7 +79,7 @@ var (
 // Handler serves the process's metrics in Prometheus text format: the
 // metrics above, Go runtime and process metrics, and, when pool is not
 // nil, the job state read from the database at each scrape.
-func Handler(pool *pgxpool.Pool, logger *slog.Logger) http.Handler {
+func Handler(pool *pgxpool.Pool, logger *slog.Logger, reads ...*store.Reads) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -87,6 +88,10 @@ func Handler(pool *pgxpool.Pool, logger *slog.Logger) http.Handler {
 	)
 	if pool != nil {
 		reg.MustRegister(&stateCollector{pool: pool})
+	}
+	reads = slices.DeleteFunc(reads, func(r *store.Reads) bool { return r == nil })
+	if len(reads) > 0 {
+		reg.MustRegister(&readsCollector{reads: reads})
 	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -149,5 +154,48 @@ func send(ch chan<- prometheus.Metric, desc *prometheus.Desc, counts []store.Sta
 	}
 	for _, n := range counts {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n.Count), labels(n)...)
+	}
+}
+
+// readsCollector reports the read replicas as their last check found
+// them (the first Reads': each holds the same replicas) and the reads
+// that the primary served instead (all of them).
+type readsCollector struct {
+	reads []*store.Reads
+}
+
+var (
+	replicaUpDesc   = prometheus.NewDesc("audex_read_replica_usable", "1 when the read replica may serve reads (up, a standby, at most read_max_lag behind), else 0.", []string{"replica"}, nil)
+	replicaLagDesc  = prometheus.NewDesc("audex_read_replica_lag_seconds", "How far behind the primary each read replica was at its last check.", []string{"replica"}, nil)
+	fallbacksDesc   = prometheus.NewDesc("audex_read_primary_fallbacks_total", "Reads the primary served because no read replica could, by reason.", []string{"reason"}, nil)
+	fallbackReasons = []string{store.FallbackNoReplica, store.FallbackReplicaBehind, store.FallbackReplicaFailed}
+)
+
+// Describe implements prometheus.Collector.
+func (c *readsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- replicaUpDesc
+	ch <- replicaLagDesc
+	ch <- fallbacksDesc
+}
+
+// Collect implements prometheus.Collector; every reason keeps its series
+// at 0.
+func (c *readsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.reads[0].Replicas() {
+		up := 0.0
+		if r.Usable {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(replicaUpDesc, prometheus.GaugeValue, up, r.Name)
+		ch <- prometheus.MustNewConstMetric(replicaLagDesc, prometheus.GaugeValue, r.Lag.Seconds(), r.Name)
+	}
+	counts := map[string]int64{}
+	for _, r := range c.reads {
+		for reason, n := range r.Fallbacks() {
+			counts[reason] += n
+		}
+	}
+	for _, reason := range fallbackReasons {
+		ch <- prometheus.MustNewConstMetric(fallbacksDesc, prometheus.CounterValue, float64(counts[reason]), reason)
 	}
 }

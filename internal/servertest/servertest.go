@@ -80,8 +80,19 @@ func Start(t testing.TB, env ...string) *Server {
 // processes' configuration file (Server.ConfigPath).
 func StartWith(t testing.TB, destinations []config.Destination, env ...string) *Server {
 	t.Helper()
+	return startOn(t, storetest.IsolatedDatabaseURL(t), destinations, env)
+}
+
+// StartOn is Start on the migrated database of dbURL (a
+// storetest.Server's, say).
+func StartOn(t testing.TB, dbURL string, env ...string) *Server {
+	t.Helper()
+	return startOn(t, dbURL, nil, env)
+}
+
+func startOn(t testing.TB, dbURL string, destinations []config.Destination, env []string) *Server {
+	t.Helper()
 	bin := binaries(t)
-	dbURL := storetest.IsolatedDatabaseURL(t)
 	pool, err := store.Open(t.Context(), dbURL)
 	if err != nil {
 		t.Fatalf("open: %v", err)

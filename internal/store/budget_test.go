@@ -78,7 +78,7 @@ func TestStreamEvents(t *testing.T) {
 		since, until := start, start.AddDate(0, 1, 0)
 		var got []string
 		pages := 0
-		err = store.StreamEvents(t.Context(), pool, tenant, audex.Filter{Since: &since, Until: &until}, func(page []audex.Event) error {
+		err = store.StreamEvents(t.Context(), pool, nil, tenant, audex.Filter{Since: &since, Until: &until}, func(page []audex.Event) error {
 			pages++
 			// The pool's one connection is free while the page is
 			// handed over: a slow reader holds nothing of the database.
@@ -108,7 +108,7 @@ func TestStreamEvents(t *testing.T) {
 		since, until := start, start.AddDate(0, 1, 0)
 		n := 0
 		var once sync.Once
-		err := store.StreamEvents(t.Context(), pool, tenant, audex.Filter{Since: &since, Until: &until}, func(page []audex.Event) error {
+		err := store.StreamEvents(t.Context(), pool, nil, tenant, audex.Filter{Since: &since, Until: &until}, func(page []audex.Event) error {
 			once.Do(func() {
 				// After the first page, later than everything streamed.
 				_, err := store.InsertEvents(t.Context(), pool, tenant, []audex.Event{newEvent("late", start.Add(10*24*time.Hour))})

@@ -414,10 +414,19 @@ const streamPageSize = 2000
 // result, and memory holds one page. An event deleted before its page is
 // read is left out. When fn returns an error or ctx ends, no statement is
 // left running and the error is returned.
-func StreamEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fn func([]audex.Event) error) error {
+//
+// The barrier is taken on db, the primary; the pages are read from the
+// database that reads returns once the barrier holds (nil: db), such as
+// a replica that has replayed every event before it (Reads.ReaderAfter).
+func StreamEvents(ctx context.Context, db DBTX, reads func(context.Context) (DBTX, error), tenantID string, f audex.Filter, fn func([]audex.Event) error) error {
 	asOf, err := IngestBarrier(ctx, db, tenantID)
 	if err != nil {
 		return fmt.Errorf("stream events: %w", err)
+	}
+	if reads != nil {
+		if db, err = reads(ctx); err != nil {
+			return fmt.Errorf("stream events: %w", err)
+		}
 	}
 	if f.ReceivedBefore == nil || asOf.Before(*f.ReceivedBefore) {
 		f.ReceivedBefore = &asOf

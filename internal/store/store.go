@@ -79,12 +79,7 @@ func Open(ctx context.Context, databaseURL string, opts ...OpenOption) (*pgxpool
 		// pgx's parse errors can quote the URL, password included.
 		return nil, errors.New("parse database url: malformed DATABASE_URL")
 	}
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
-	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
-	for _, opt := range opts {
-		opt(cfg)
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(ctx, poolConfig(cfg, opts))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -93,6 +88,16 @@ func Open(ctx context.Context, databaseURL string, opts ...OpenOption) (*pgxpool
 		return nil, fmt.Errorf("connect to database %s:%d/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, redactedConnectError(err))
 	}
 	return pool, nil
+}
+
+// poolConfig is cfg with audex's session settings and then opts.
+func poolConfig(cfg *pgxpool.Config, opts []OpenOption) *pgxpool.Config {
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	for _, opt := range opts {
+		opt(cfg)
+	}
+	return cfg
 }
 
 // OpenOption changes how Open connects.

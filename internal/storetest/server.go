@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,8 +36,32 @@ type Server struct {
 func NewServer(t testing.TB) *Server {
 	t.Helper()
 	bin := testenv.Require(t, "AUDEX_TEST_PG_BIN", "run the tests with `make test`, which sets it")
-	// PostgreSQL refuses to run as root: as root the cluster belongs to
-	// the postgres user, in a folder that user can reach.
+	s := newServerDir(t, bin)
+	if err := s.run(filepath.Join(bin, "initdb"), "-D", s.dataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
+		t.Fatalf("initdb: %v", err)
+	}
+	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
+	s.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := store.Open(ctx, s.URL)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer p.Close()
+	if err := store.Migrate(ctx, p); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return s
+}
+
+// newServerDir returns a Server (not yet created) in a new temporary
+// folder that its programs in bin may use, on a free port, removed with
+// the server when the test ends. PostgreSQL refuses to run as root: as
+// root the cluster belongs to the postgres user, in a folder that user
+// can reach.
+func newServerDir(t testing.TB, bin string) *Server {
+	t.Helper()
 	base := ""
 	var owner *user.User
 	if os.Geteuid() == 0 {
@@ -63,22 +88,31 @@ func NewServer(t testing.TB) *Server {
 		_ = s.pgCtl("stop", "-m", "immediate")
 		_ = os.RemoveAll(dir)
 	})
-	if err := s.run(filepath.Join(bin, "initdb"), "-D", s.dataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
-		t.Fatalf("initdb: %v", err)
-	}
-	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
-	s.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	p, err := store.Open(ctx, s.URL)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	defer p.Close()
-	if err := store.Migrate(ctx, p); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
 	return s
+}
+
+// NewStandby makes a streaming replica of s, as an operator would: a
+// base backup (pg_basebackup -R, which writes primary_conninfo and
+// standby.signal), started as a hot standby on a free port, with the
+// server settings of settings ("recovery_min_apply_delay = '300ms'", say)
+// added. Its URL reads the primary's "postgres" database as far as it has
+// replayed it.
+func (s *Server) NewStandby(t testing.TB, settings ...string) *Server {
+	t.Helper()
+	r := newServerDir(t, s.bin)
+	if err := r.run(filepath.Join(s.bin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres",
+		"-D", r.dataDir(), "-R", "-X", "stream", "--no-sync"); err != nil {
+		t.Fatalf("pg_basebackup: %v", err)
+	}
+	if len(settings) > 0 {
+		line := strings.Join(settings, "\n") + "\n"
+		if err := r.run("sh", "-c", `printf '%s' "$1" >> "$2"`, "sh", line, filepath.Join(r.dataDir(), "postgresql.auto.conf")); err != nil {
+			t.Fatalf("standby settings: %v", err)
+		}
+	}
+	r.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", r.port)
+	r.Start(t)
+	return r
 }
 
 // Stop shuts the server down the way a restart does: sessions are ended
