@@ -74,6 +74,8 @@ type processBundle struct {
 	// destinations are YAML entries of destinations that writeConfig
 	// lists after the local one.
 	destinations string
+	// env adds NAME=value settings to the processes started later.
+	env []string
 }
 
 func setupProcesses(t *testing.T) *processBundle {
@@ -163,6 +165,40 @@ func (b *processBundle) seedMonth(t *testing.T, start time.Time, prefix string, 
 	}
 }
 
+// backgroundIngest calls send(0), send(1), ... every interval until the
+// returned stop is called; send ingests batch n and returns its ids and
+// whether it was acknowledged. stop returns every acknowledged id, in
+// order.
+func backgroundIngest(interval time.Duration, send func(n int) ([]string, bool)) (stop func() []string) {
+	var mu sync.Mutex
+	var ids []string
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for n := 0; ; n++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(interval):
+			}
+			if batch, ok := send(n); ok {
+				mu.Lock()
+				ids = append(ids, batch...)
+				mu.Unlock()
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() []string {
+		once.Do(func() { close(done); <-ended })
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), ids...)
+	}
+	return stop
+}
+
 // worker is a running worker process.
 type worker struct {
 	cmd    *exec.Cmd
@@ -180,7 +216,7 @@ func (b *processBundle) startWorkerUnder(t *testing.T, wrapper ...string) *worke
 	t.Helper()
 	argv := append(wrapper, workerBinary(t))
 	w := &worker{cmd: exec.Command(argv[0], argv[1:]...), stderr: &logtest.Buffer{}}
-	w.cmd.Env = append(os.Environ(), "DATABASE_URL="+b.dbURL, "AUDEX_CONFIG="+b.config, "AUDEX_LOG_KEY="+b.logKey)
+	w.cmd.Env = append(append(os.Environ(), "DATABASE_URL="+b.dbURL, "AUDEX_CONFIG="+b.config, "AUDEX_LOG_KEY="+b.logKey), b.env...)
 	w.cmd.Stderr = w.stderr
 	require.NoError(t, w.cmd.Start())
 	t.Cleanup(func() { _ = w.cmd.Process.Kill(); _ = w.cmd.Wait() })

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,36 +72,21 @@ func TestStreamsUnderWorkerKillsAndAnObjectStoreRestart(t *testing.T) {
 
 	// Ingest for a while: batches of 40, one in five of them late (events
 	// that occurred a month ago); every acknowledged id is kept.
-	var mu sync.Mutex
-	var acked []string
-	stop := make(chan struct{})
-	ingested := make(chan struct{})
-	go func() {
-		defer close(ingested)
-		for n := 0; ; n++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(30 * time.Millisecond):
-			}
-			at := time.Now()
-			if n%5 == 4 {
-				at = at.AddDate(0, -1, 0)
-			}
-			batch := make([]audex.Event, 40)
-			for i := range batch {
-				batch[i] = audex.Event{ID: fmt.Sprintf("s%05d-%02d", n, i), OccurredAt: at, Action: "act.stream", Actor: audex.Actor{ID: "a"}, Metadata: []byte("{}")}
-			}
-			if _, err := store.InsertEvents(t.Context(), b.pool, b.tenant, batch); err != nil {
-				continue // not acknowledged
-			}
-			mu.Lock()
-			for _, e := range batch {
-				acked = append(acked, e.ID)
-			}
-			mu.Unlock()
+	stopIngest := backgroundIngest(30*time.Millisecond, func(n int) ([]string, bool) {
+		at := time.Now()
+		if n%5 == 4 {
+			at = at.AddDate(0, -1, 0)
 		}
-	}()
+		batch := make([]audex.Event, 40)
+		ids := make([]string, len(batch))
+		for i := range batch {
+			ids[i] = fmt.Sprintf("s%05d-%02d", n, i)
+			batch[i] = audex.Event{ID: ids[i], OccurredAt: at, Action: "act.stream", Actor: audex.Actor{ID: "a"}, Metadata: []byte("{}")}
+		}
+		_, err := store.InsertEvents(t.Context(), b.pool, b.tenant, batch)
+		return ids, err == nil
+	})
+	defer stopIngest()
 	delivered := func(s audex.Stream) audex.Stream {
 		st, err := store.GetStreamByID(t.Context(), b.pool, s.ID)
 		require.NoError(t, err)
@@ -131,11 +115,7 @@ func TestStreamsUnderWorkerKillsAndAnObjectStoreRestart(t *testing.T) {
 		}
 	}
 	time.Sleep(2 * time.Second)
-	close(stop)
-	<-ingested
-	mu.Lock()
-	want := append([]string(nil), acked...)
-	mu.Unlock()
+	want := stopIngest()
 
 	minioSink, err := sinks.New(t.Context(), minio, getenv)
 	require.NoError(t, err)

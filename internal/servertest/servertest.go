@@ -47,8 +47,9 @@ var (
 	buildErr  error
 )
 
-// binaries builds cmd/api and cmd/worker once per test binary.
-func binaries(t testing.TB) string {
+// Binaries builds cmd/api and cmd/worker once per test binary and returns
+// the folder that holds them.
+func Binaries(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
@@ -92,7 +93,7 @@ func StartOn(t testing.TB, dbURL string, env ...string) *Server {
 
 func startOn(t testing.TB, dbURL string, destinations []config.Destination, env []string) *Server {
 	t.Helper()
-	bin := binaries(t)
+	bin := Binaries(t)
 	pool, err := store.Open(t.Context(), dbURL)
 	if err != nil {
 		t.Fatalf("open: %v", err)
