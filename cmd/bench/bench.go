@@ -169,6 +169,13 @@ func (b *bench) run(ctx context.Context) error {
 		b.printExports(exports)
 		res.exports = &exports
 	}
+	if b.cfg.runs("workers") {
+		runs, err := b.workersPhase(ctx, svc, exportKey, win)
+		if err != nil {
+			return err
+		}
+		b.printWorkers(runs)
+	}
 	if b.cfg.runs("streams") {
 		streams, err := b.streams(ctx, svc, exportKey, win)
 		if err != nil {

@@ -43,8 +43,10 @@ type services struct {
 	localFolder string // the "local" destination
 	s3Bucket    string // the "minio" destination's bucket; "" without S3
 	api, worker *process
-	apiURL      string
-	buildTime   time.Duration
+	// workerEnv is the worker's environment, for more worker processes.
+	workerEnv []string
+	apiURL    string
+	buildTime time.Duration
 	// The integrity log's first seal of every loaded event, in the
 	// benchmark's process before the worker starts (so that the worker's
 	// does not run in the middle of the first measurements).
@@ -136,8 +138,8 @@ func (b *bench) startServices(ctx context.Context) (*services, error) {
 		return s, fmt.Errorf("api: listening on %q, want a 127.0.0.1 address", addr)
 	}
 	s.apiURL = "http://" + addr
-	workerEnv := serviceEnv(b.cfg.databaseURL, configPath, "bench-worker")
-	if s.worker, _, err = b.startProcess(ctx, "worker", filepath.Join(dir, "bin", "worker"), workerEnv, "worker_started"); err != nil {
+	s.workerEnv = serviceEnv(b.cfg.databaseURL, configPath, "bench-worker")
+	if s.worker, _, err = b.startProcess(ctx, "worker", filepath.Join(dir, "bin", "worker"), s.workerEnv, "worker_started"); err != nil {
 		return s, err
 	}
 	return s, nil
