@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,4 +162,28 @@ func TestReadReplica(t *testing.T) {
 	standby.Start(t)
 	waitList(true)
 	exact("replica back")
+
+	// The api's metrics say what happened: the replica usable again, and
+	// reads that the primary served while it was down.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var usable, fallbacks float64
+	metrics := bufio.NewScanner(resp.Body)
+	for metrics.Scan() {
+		line := metrics.Text()
+		var v float64
+		switch {
+		case strings.HasPrefix(line, "audex_read_replica_usable{"):
+			_, err = fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			usable += v
+		case strings.HasPrefix(line, "audex_read_primary_fallbacks_total{"):
+			_, err = fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			fallbacks += v
+		}
+		require.NoError(t, err, line)
+	}
+	require.Equal(t, 1.0, usable, "audex_read_replica_usable")
+	require.Positive(t, fallbacks, "audex_read_primary_fallbacks_total")
 }

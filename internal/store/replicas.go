@@ -39,6 +39,7 @@ type replica struct {
 	pool *pgxpool.Pool
 
 	mu      sync.Mutex
+	checked bool // a check has measured it
 	usable  bool
 	lag     time.Duration
 	problem string // why it is not usable, for the log
@@ -79,7 +80,7 @@ func OpenReads(ctx context.Context, primary *pgxpool.Pool, urls []string, maxLag
 			r.Close()
 			return nil, fmt.Errorf("read replica %s: %w", name, redactedConnectError(err))
 		}
-		r.replicas = append(r.replicas, &replica{name: name, pool: pool, problem: "not checked yet"})
+		r.replicas = append(r.replicas, &replica{name: name, pool: pool})
 	}
 	r.check(ctx)
 	return r, nil
@@ -133,11 +134,11 @@ func (r *Reads) check(ctx context.Context) {
 			cancel()
 		}
 		rep.mu.Lock()
-		was := rep.usable
-		rep.usable, rep.lag, rep.problem = problem == "", lag, problem
+		was, first := rep.usable, !rep.checked
+		rep.usable, rep.lag, rep.problem, rep.checked = problem == "", lag, problem, true
 		rep.mu.Unlock()
 		switch {
-		case was && problem != "":
+		case (was || first) && problem != "":
 			r.logger.Warn("read_replica_skipped", slog.String("replica", rep.name), slog.String("reason", problem))
 		case !was && problem == "":
 			r.logger.Info("read_replica_serving", slog.String("replica", rep.name), slog.Duration("lag", lag))

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -188,5 +190,27 @@ func TestReadsSkipAReplicaThatLags(t *testing.T) {
 	db, src, err = s.reads.ReaderAfter(t.Context())
 	if err != nil || src.Replica == "" || countOn(t, db, tenant) != 20 {
 		t.Fatalf("after replay resumed ReaderAfter chose %+v (%v)", src, err)
+	}
+}
+
+func TestReadsRefuseAPrimary(t *testing.T) {
+	t.Parallel()
+	pool := storetest.Pool(t)
+	var log logtest.Buffer
+	// A read URL that names a primary (a mistake, or a replica that was
+	// promoted) is never read from: its data may have diverged.
+	reads, err := store.OpenReads(t.Context(), pool, []string{storetest.DatabaseURL(t)}, time.Second, slog.New(slog.NewJSONHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reads.Close()
+	if states := reads.Replicas(); len(states) != 1 || states[0].Usable {
+		t.Fatalf("replicas %+v, want one unusable", states)
+	}
+	if _, src := reads.Reader(); src.Replica != "" {
+		t.Fatalf("Reader chose %+v, a primary named as a replica", src)
+	}
+	if !strings.Contains(log.String(), `"msg":"read_replica_skipped"`) || !strings.Contains(log.String(), "is not a standby") {
+		t.Fatalf("no log line says why the replica is skipped:\n%s", log.String())
 	}
 }
