@@ -176,6 +176,13 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		b.printWorkers(runs)
 	}
+	if b.cfg.runs("replicas") {
+		replicas, err := b.replicas(ctx, svc, readKey, exportKey, win)
+		if err != nil {
+			return err
+		}
+		b.printReplicas(replicas)
+	}
 	if b.cfg.runs("streams") {
 		streams, err := b.streams(ctx, svc, exportKey, win)
 		if err != nil {

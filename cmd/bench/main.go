@@ -77,7 +77,7 @@ type config struct {
 }
 
 // laterPhases are the phases that run after list and ingest, in order.
-var laterPhases = []string{"summary", "console", "download", "exports", "workers", "streams", "log", "purge"}
+var laterPhases = []string{"summary", "console", "download", "exports", "workers", "replicas", "streams", "log", "purge"}
 
 // runs reports whether the phase named is to run.
 func (c config) runs(phase string) bool {

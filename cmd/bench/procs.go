@@ -45,8 +45,10 @@ type services struct {
 	api, worker *process
 	// workerEnv is the worker's environment, for more worker processes.
 	workerEnv []string
-	apiURL    string
-	buildTime time.Duration
+	// configPath is the processes' configuration file.
+	configPath string
+	apiURL     string
+	buildTime  time.Duration
 	// The integrity log's first seal of every loaded event, in the
 	// benchmark's process before the worker starts (so that the worker's
 	// does not run in the middle of the first measurements).
@@ -123,11 +125,11 @@ func (b *bench) startServices(ctx context.Context) (*services, error) {
 		conf += fmt.Sprintf("  - name: minio\n    type: s3\n    bucket: %s\n    endpoint: %q\n    region: %s\n    access_key_id_env: %s\n    secret_access_key_env: %s\n",
 			s.s3Bucket, b.cfg.s3Endpoint, b.cfg.s3Region, b.cfg.s3AccessKeyIDEnv, b.cfg.s3SecretKeyEnv)
 	}
-	configPath := filepath.Join(dir, "audex.yaml")
-	if err := os.WriteFile(configPath, []byte(conf), 0o600); err != nil {
+	s.configPath = filepath.Join(dir, "audex.yaml")
+	if err := os.WriteFile(s.configPath, []byte(conf), 0o600); err != nil {
 		return s, err
 	}
-	apiEnv := append(serviceEnv(b.cfg.databaseURL, configPath, "bench-api"), "AUDEX_LISTEN=127.0.0.1:0")
+	apiEnv := append(serviceEnv(b.cfg.databaseURL, s.configPath, "bench-api"), "AUDEX_LISTEN=127.0.0.1:0")
 	api, ready, err := b.startProcess(ctx, "api", filepath.Join(dir, "bin", "api"), apiEnv, "api_listening")
 	s.api = api
 	if err != nil {
@@ -138,7 +140,7 @@ func (b *bench) startServices(ctx context.Context) (*services, error) {
 		return s, fmt.Errorf("api: listening on %q, want a 127.0.0.1 address", addr)
 	}
 	s.apiURL = "http://" + addr
-	s.workerEnv = serviceEnv(b.cfg.databaseURL, configPath, "bench-worker")
+	s.workerEnv = serviceEnv(b.cfg.databaseURL, s.configPath, "bench-worker")
 	if s.worker, _, err = b.startProcess(ctx, "worker", filepath.Join(dir, "bin", "worker"), s.workerEnv, "worker_started"); err != nil {
 		return s, err
 	}

@@ -68,8 +68,10 @@ func call(t *testing.T, method, url, key string, body, out any) int {
 // purge run; part-way one worker is killed and the replica stopped, then
 // started again. Every export and the stream must be exact, and the
 // purge complete.
+//
+// It is not parallel: its eight processes and two servers would slow the
+// timing-sensitive process tests of this package beside it.
 func TestManyProcessesOnAPrimaryAndAReplica(t *testing.T) {
-	t.Parallel()
 	primary := storetest.NewServer(t)
 	standby := primary.NewStandby(t, "recovery_min_apply_delay = '100ms'")
 	b := setupProcessesOn(t, primary.URL)
