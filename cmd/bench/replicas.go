@@ -112,7 +112,7 @@ func (b *bench) startStandby(ctx context.Context) (*standby, error) {
 		return s, err
 	}
 	data := filepath.Join(s.dir, "data")
-	if err := s.run("pg_basebackup", "-h", u.Hostname(), "-p", u.Port(), "-U", u.User.Username(), "-D", data, "-R", "-X", "stream", "--no-sync"); err != nil {
+	if err := s.run("pg_basebackup", "-h", u.Hostname(), "-p", u.Port(), "-U", u.User.Username(), "-D", data, "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
 		return s, err
 	}
 	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s", s.port, s.dir)
@@ -305,12 +305,12 @@ func (b *bench) printReplicas(res replicaResult) {
 	b.printf("| api reads from | list requests/s | list p50 ms | list p99 ms | NDJSON download events/s |\n|---|---:|---:|---:|---:|\n")
 	for i, name := range []string{"the primary", "the standby"} {
 		l := res.lists[i]
-		b.printf("| %s | %.0f | %s | %s | %s |\n", name, float64(l.requests)/l.elapsed.Seconds(), ms(percentile(l.latencies, 50)), ms(percentile(l.latencies, 99)),
+		b.printf("| %s | %.0f | %s | %s | %s |\n", name, float64(l.requests)/l.elapsed.Seconds(), ms(percentile(l.latencies, 0.5)), ms(percentile(l.latencies, 0.99)),
 			thousands(int64(res.downloads[i].perSecond())))
 	}
 	if !res.replicaServed {
 		b.printf("\nThe standby's api answered without `Audex-Replica-Lag`: the primary served its lists.\n")
 	}
 	b.printf("\nThe wait of an export's read for the standby after its barrier (`store.Reads.ReaderAfter`, %d times 100 ms apart): idle p50 %s ms, p99 %s ms; while events are ingested through the api, p50 %s ms, p99 %s ms.\n",
-		replicaWaits, ms(percentile(res.waitsIdle, 50)), ms(percentile(res.waitsIdle, 99)), ms(percentile(res.waitsBusy, 50)), ms(percentile(res.waitsBusy, 99)))
+		replicaWaits, ms(percentile(res.waitsIdle, 0.5)), ms(percentile(res.waitsIdle, 0.99)), ms(percentile(res.waitsBusy, 0.5)), ms(percentile(res.waitsBusy, 0.99)))
 }

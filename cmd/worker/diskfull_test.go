@@ -54,16 +54,20 @@ func TestLocalDestinationDiskFull(t *testing.T) {
 	require.Equal(t, 1, e.Attempts, "not retried into the same full disk")
 	require.Nil(t, e.ManifestKey)
 
-	entries, err := os.ReadDir(seen)
-	require.NoError(t, err, "the worker's view of the folder")
-	var left []string
-	for _, entry := range entries {
-		files, _ := os.ReadDir(filepath.Join(seen, entry.Name()))
-		for _, f := range files {
-			left = append(left, entry.Name()+"/"+f.Name())
+	// The worker deletes the parts after it records the failure: wait
+	// for it (on a busy machine the status can be read in between).
+	require.Eventually(t, func() bool {
+		entries, err := os.ReadDir(seen)
+		require.NoError(t, err, "the worker's view of the folder")
+		var left []string
+		for _, entry := range entries {
+			files, _ := os.ReadDir(filepath.Join(seen, entry.Name()))
+			for _, f := range files {
+				left = append(left, entry.Name()+"/"+f.Name())
+			}
 		}
-	}
-	require.Empty(t, left, "no part, temporary file or manifest left")
+		return len(left) == 0
+	}, 10*time.Second, 20*time.Millisecond, "no part, temporary file or manifest left")
 	host, err := os.ReadDir(b.folder)
 	require.NoError(t, err)
 	require.Empty(t, host, "nothing was written outside the full file system")

@@ -101,7 +101,7 @@ func (s *Server) NewStandby(t testing.TB, settings ...string) *Server {
 	t.Helper()
 	r := newServerDir(t, s.bin)
 	if err := r.run(filepath.Join(s.bin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres",
-		"-D", r.dataDir(), "-R", "-X", "stream", "--no-sync"); err != nil {
+		"-D", r.dataDir(), "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
 		t.Fatalf("pg_basebackup: %v", err)
 	}
 	if len(settings) > 0 {
