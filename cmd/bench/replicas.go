@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/client"
@@ -196,7 +195,7 @@ func (b *bench) replicas(ctx context.Context, svc *services, readKey, exportKey 
 	if res.waitsIdle, err = replicaWaitTimes(ctx, reads); err != nil {
 		return res, err
 	}
-	stopIngest := b.backgroundIngest(ctx, svc, pool)
+	stopIngest := b.backgroundIngest(ctx, svc)
 	res.waitsBusy, err = replicaWaitTimes(ctx, reads)
 	stopIngest()
 	return res, err
@@ -221,7 +220,7 @@ func replicaWaitTimes(ctx context.Context, reads *store.Reads) ([]time.Duration,
 
 // backgroundIngest ingests batches of 100 events through the api into a
 // tenant of its own until stop is called.
-func (b *bench) backgroundIngest(ctx context.Context, svc *services, pool *pgxpool.Pool) (stop func()) {
+func (b *bench) backgroundIngest(ctx context.Context, svc *services) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
