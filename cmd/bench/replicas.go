@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/client"
 	"github.com/audex-dev/audex/internal/store"
