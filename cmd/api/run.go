@@ -150,7 +150,7 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	defer reads.Close()
-	downloadReads, err := store.OpenReads(ctx, pool, cfg.ReadDatabaseURLs, cfg.ReadMaxLag, logger, store.ServingRequests(),
+	downloadReads, err := store.OpenReads(ctx, downloadPool, cfg.ReadDatabaseURLs, cfg.ReadMaxLag, logger, store.ServingRequests(),
 		store.MaxConns(limits.DownloadPoolSize), store.StatementTimeout(time.Duration(limits.DownloadPageTimeout)))
 	if err != nil {
 		return err
