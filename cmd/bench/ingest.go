@@ -349,7 +349,7 @@ func (b *bench) printIngest(res ingestResult) {
 	b.printf("%d rounds; each round runs every path once, in this order, each into a tenant of its own. events/s is the median round's (slowest to fastest in brackets); latency is over every request (or transaction) of every round. ", b.cfg.ingestRounds)
 	b.printf("The HTTP bodies (%.0f MiB of JSON, %d events each, no ids so the server assigns them) were encoded before timing (%.1f s, not counted); the COPY rows are the same events with server-style ids, built before timing too.\n\n",
 		float64(res.bodyBytes)/(1<<20), b.cfg.ingestBatch, res.encoding.Seconds())
-	b.printf("Per event, over all rounds: the WAL the server wrote while the path ran, and what the tables and indexes it writes grew by (the partitions of events with their ten indexes, event_ids and event_values; or the four-index table alone).\n\n")
+	b.printf("Per event, over all rounds: the WAL the server wrote while the path ran, and what the tables and indexes it writes grew by (the partitions of events with their indexes, event_ids and event_values; or the four-index table alone).\n\n")
 	b.printf("| path | events/s (range) | p50 ms | p99 ms | ratio to COPY baseline | WAL bytes per event | table and index bytes per event |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	written := int64(res.events * b.cfg.ingestRounds)
 	for _, p := range res.paths {

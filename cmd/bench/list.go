@@ -74,6 +74,7 @@ func listShapes(s *loadStats) []listShape {
 	// index is not in time order, that is where neither walking the time
 	// index nor sorting the index's matches is cheap.
 	medium := max(1, s.events/300)
+	rare := max(1, s.events/10_000) // 0.01%
 	actionPrefixes, nets := map[string]int{}, map[string]int{}
 	for a, n := range s.actions {
 		p, _, _ := strings.Cut(a, ".")
@@ -87,6 +88,7 @@ func listShapes(s *loadStats) []listShape {
 	return []listShape{
 		{name: "no filter"},
 		{name: "action (common)", filter: audex.Filter{Actions: []string{topAction}}},
+		{name: "action (medium)", filter: audex.Filter{Actions: []string{nearest(s.actions, medium)}}},
 		{name: "action (rare)", filter: audex.Filter{Actions: []string{rareAction}}},
 		{name: "action, two values", filter: audex.Filter{Actions: []string{"document.deleted", "secret.rotated"}}},
 		{name: "action_prefix (common)", filter: audex.Filter{ActionPrefix: str("document.")}},
@@ -98,6 +100,8 @@ func listShapes(s *loadStats) []listShape {
 		{name: "target_id (common)", filter: audex.Filter{TargetID: str(mostCommon(s.targets))}},
 		{name: "target_id (rare)", filter: audex.Filter{TargetID: str(nearest(s.targets, 3))}},
 		{name: "target_type", filter: audex.Filter{TargetType: str("secret")}},
+		{name: "target_type (medium)", filter: audex.Filter{TargetType: str(nearest(s.targetTypes, medium))}},
+		{name: "target_type (rare)", filter: audex.Filter{TargetType: str(nearest(s.targetTypes, rare))}},
 		{name: "resource_prefix (common project)", filter: audex.Filter{ResourcePrefix: str(mostCommon(s.projects))}},
 		{name: "resource_prefix (medium project)", filter: audex.Filter{ResourcePrefix: str(nearest(s.projects, medium))}},
 		{name: "resource_prefix (rare project)", filter: audex.Filter{ResourcePrefix: str(nearest(s.projects, 300))}},
@@ -113,6 +117,7 @@ func listShapes(s *loadStats) []listShape {
 		{name: "order=asc", order: audex.OrderAsc},
 		{name: "actor (common) + action + 7 days", filter: audex.Filter{ActorID: str(topActor), Actions: []string{topActorAction}, Since: &weekAgo}},
 		{name: "actor (common) + action (rare) + 7 days", filter: audex.Filter{ActorID: str(topActor), Actions: []string{rareAction}, Since: &weekAgo}},
+		{name: "actor_type (common) + action (rare)", filter: audex.Filter{ActorType: str(mostCommon(s.actorTypes)), Actions: []string{rareAction}}},
 		{name: "actor (rare) + action + 7 days", filter: audex.Filter{ActorID: str(rareActor), Actions: []string{topAction}, Since: &weekAgo}},
 	}
 }

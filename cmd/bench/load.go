@@ -39,6 +39,8 @@ type loadStats struct {
 	actions      map[string]int
 	actorActions map[[2]string]int
 	targets      map[string]int
+	actorTypes   map[string]int
+	targetTypes  map[string]int
 	projects     map[string]int // by "projects/pN/"
 	ips          map[string]int
 	requestID    string // of the event in the middle of the tenant
@@ -47,7 +49,7 @@ type loadStats struct {
 func newLoadStats(end time.Time, events int) *loadStats {
 	return &loadStats{
 		end: end, events: events, actors: map[string]int{}, actions: map[string]int{},
-		actorActions: map[[2]string]int{}, targets: map[string]int{},
+		actorActions: map[[2]string]int{}, targets: map[string]int{}, actorTypes: map[string]int{}, targetTypes: map[string]int{},
 		projects: map[string]int{}, ips: map[string]int{},
 	}
 }
@@ -56,8 +58,14 @@ func (s *loadStats) observe(e *audex.Event) {
 	s.actors[e.Actor.ID]++
 	s.actions[e.Action]++
 	s.actorActions[[2]string{e.Actor.ID, e.Action}]++
+	if e.Actor.Type != nil {
+		s.actorTypes[*e.Actor.Type]++
+	}
 	if e.Target != nil {
 		s.targets[*e.Target.ID]++
+		if e.Target.Type != nil {
+			s.targetTypes[*e.Target.Type]++
+		}
 	}
 	if rest, ok := strings.CutPrefix(*e.Resource, "projects/"); ok {
 		p, _, _ := strings.Cut(rest, "/")

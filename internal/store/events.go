@@ -167,9 +167,10 @@ func GetEvent(ctx context.Context, db DBTX, tenantID, id string) (audex.Event, e
 
 // ListEvents returns up to limit of the tenant's events that match f, in
 // order by (occurred_at, id), starting after the position after when it is
-// given. A filter by a range of one column (a prefix, an address block) or
-// by several actions is planned here rather than left to the planner's
-// estimates alone (list_ranges.go).
+// given. A page filtered by a range of one column (a prefix, an address
+// block) or by values of the keys index (actions, types, a request id) is
+// planned here rather than left to the planner's estimates alone
+// (list_ranges.go, list_keys.go).
 func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	events, err := listEvents(ctx, db, tenantID, f, order, after, limit)
 	if err != nil {
@@ -187,22 +188,17 @@ func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 		if events, ok, err := rareValueList(ctx, db, tenantID, f, order, after, limit); err != nil || ok {
 			return events, err
 		}
+		if events, ok, err := keysList(ctx, db, tenantID, f, order, after, limit); err != nil || ok {
+			return events, err
+		}
 	}
 	if r, rest, ok := singleColumnRange(f); ok {
-		events, ok, err := rangeList(ctx, db, tenantID, f, r, rest, order, after, limit, page)
+		events, ok, err := rangeList(ctx, db, tenantID, r, rest, order, after, limit, page)
 		if err != nil || ok {
 			return events, err
 		}
 		if page {
-			return wideRangeList(ctx, db, tenantID, f, r, rest, order, after, limit)
-		}
-	}
-	if page && len(f.Actions) > 1 && f.ActionPrefix == nil {
-		rest := f
-		rest.Actions = nil
-		events, ok, err := valuesList(ctx, db, tenantID, "action", "text", f.Actions, rest, order, after, limit)
-		if err != nil || ok {
-			return events, err
+			return wideRangeList(ctx, db, tenantID, r, rest, order, after, limit)
 		}
 	}
 	return plannedList(ctx, db, tenantID, f, order, after, limit)
@@ -240,8 +236,12 @@ func (q *queryBuilder) listOf(columns, sortKey, tenantID string, f audex.Filter,
 	if after != nil {
 		q.where(fmt.Sprintf("(occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID)))
 	}
-	return fmt.Sprintf("SELECT %s FROM events WHERE %s ORDER BY %s %s, id %s LIMIT %s",
-		columns, strings.Join(q.conds, " AND "), sortKey, dir, dir, q.arg(limit))
+	from := q.from
+	if from == "" {
+		from = "events"
+	}
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, id %s LIMIT %s",
+		columns, from, strings.Join(q.conds, " AND "), sortKey, dir, dir, q.arg(limit))
 }
 
 // queryBuilder collects the conditions and positional arguments of one
@@ -249,6 +249,9 @@ func (q *queryBuilder) listOf(columns, sortKey, tenantID string, f audex.Filter,
 type queryBuilder struct {
 	conds []string
 	args  []any
+	// from is what listOf reads: events when empty, else a subquery of
+	// it named events.
+	from string
 }
 
 // arg adds a positional argument and returns its placeholder.
@@ -258,6 +261,15 @@ func (q *queryBuilder) arg(v any) string {
 }
 
 func (q *queryBuilder) where(cond string) { q.conds = append(q.conds, cond) }
+
+// joined runs add on a builder that shares q's arguments and returns the
+// conditions that add wrote, joined by AND ("" for none).
+func (q *queryBuilder) joined(add func(*queryBuilder)) string {
+	c := queryBuilder{args: q.args}
+	add(&c)
+	q.args = c.args
+	return strings.Join(c.conds, " AND ")
+}
 
 // filter adds the conditions of f. Prefix filters become index ranges.
 func (q *queryBuilder) filter(f audex.Filter) {

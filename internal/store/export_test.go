@@ -1,5 +1,11 @@
 package store
 
+import (
+	"context"
+
+	"github.com/audex-dev/audex"
+)
+
 // ScanSummary exposes the scan that SummarizeEvents falls back on, so that
 // tests can hold the rollup path against it.
 var ScanSummary = scanSummary
@@ -14,3 +20,15 @@ var (
 	SelectEventColumns = selectEventColumns
 	ScanEventColumns   = scanEventAnd
 )
+
+// ListByKeyDays lists a page of f, which must hold values of the keys
+// index, as keysList does after its first read when the values are
+// common: from the keys index a day first, then dayChunkGrowth times as
+// many days each read.
+func ListByKeyDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	k, _, ok, err := keysOf(ctx, db, tenantID, f)
+	if err != nil || !ok || k.none() {
+		return []audex.Event{}, err
+	}
+	return k.listDays(ctx, db, f, order, after, 1, dayChunkGrowth, limit)
+}

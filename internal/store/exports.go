@@ -466,15 +466,35 @@ func CountExportEvents(ctx context.Context, db DBTX, e audex.Export) (int64, err
 // CountEvents counts exactly the tenant's events that f matches (a full
 // scan of what matches: for exports and the benchmark, not for requests).
 func CountEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (int64, error) {
-	var q queryBuilder
-	q.where("tenant_id = " + q.arg(tenantID))
-	q.filter(f)
+	q, err := countConditions(ctx, db, tenantID, f)
+	if err != nil {
+		return 0, translate(err)
+	}
 	var n int64
-	err := db.QueryRow(ctx, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args...).Scan(&n)
+	err = db.QueryRow(ctx, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args...).Scan(&n)
 	if err != nil {
 		return 0, translate(err)
 	}
 	return n, nil
+}
+
+// countConditions is the conditions of a count of the tenant's events
+// that f matches: f's, and the keys index's for f's values, so that a
+// rare action or type is counted from that index rather than by reading
+// the tenant's events.
+func countConditions(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (queryBuilder, error) {
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.filter(f)
+	k, _, ok, err := keysOf(ctx, db, tenantID, f)
+	if err != nil || !ok {
+		return q, err
+	}
+	first, last, ok, err := filterDays(ctx, db, tenantID, f)
+	if err == nil && ok && last.Sub(first) < time.Duration(k.maxDays())*24*time.Hour {
+		q.where(k.indexed(&q, first, last))
+	}
+	return q, err
 }
 
 // estimateExactUpTo is the size up to which EstimateEvents counts exactly.
@@ -494,12 +514,13 @@ type Estimate struct {
 // planner thinks fewer, a lower bound), so that it stays fast on any
 // range.
 func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Estimate, error) {
-	var q queryBuilder
-	q.where("tenant_id = " + q.arg(tenantID))
-	q.filter(f)
+	q, err := countConditions(ctx, db, tenantID, f)
+	if err != nil {
+		return Estimate{}, fmt.Errorf("estimate events: %w", translate(err))
+	}
 	where := strings.Join(q.conds, " AND ")
 	var n int64
-	err := db.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE %s LIMIT %d) capped`, where, estimateExactUpTo+1), q.args...).Scan(&n)
+	err = db.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE %s LIMIT %d) capped`, where, estimateExactUpTo+1), q.args...).Scan(&n)
 	if err != nil {
 		return Estimate{}, fmt.Errorf("estimate events: %w", translate(err))
 	}

@@ -10,8 +10,8 @@ import (
 	"github.com/audex-dev/audex"
 )
 
-// A list filtered by a range of one column (action_prefix,
-// resource_prefix, a source_ip block) has an index that serves each value
+// A list filtered by a range of one column (resource_prefix, a source_ip
+// block) has an index that serves each value
 // of the column in list order, (tenant_id, column, occurred_at, id), but
 // none that serves the range in list order. The planner then picks
 // between reading the time index and dropping what does not match (good
@@ -37,9 +37,17 @@ const (
 	rangeRowBudget = 20_000
 )
 
+// A selection is the part of a list's filter that an index serves out of
+// list order: a range of one column (columnRange), or values of the keys
+// index (eventKeys). Its condition is checked on the rows read down the
+// list order (walkSelection).
+type selection interface {
+	condition(q *queryBuilder) string
+}
+
 // columnRange is a range filter on one column of events.
 type columnRange struct {
-	column string // resource, action or source_ip
+	column string // resource or source_ip
 	typ    string // its SQL type
 	lower  string // the least value, inclusive
 	upper  string // for text: the bound, exclusive ("": none)
@@ -54,10 +62,6 @@ func singleColumnRange(f audex.Filter) (r columnRange, rest audex.Filter, ok boo
 	if f.ResourcePrefix != nil && *f.ResourcePrefix != "" {
 		n++
 		r, rest.ResourcePrefix = textRange("resource", *f.ResourcePrefix), nil
-	}
-	if f.ActionPrefix != nil && *f.ActionPrefix != "" {
-		n++
-		r, rest.ActionPrefix = textRange("action", *f.ActionPrefix), nil
 	}
 	if f.SourceIP != nil && !f.SourceIP.IsSingleIP() {
 		n++
@@ -144,7 +148,7 @@ const fewRangeEntriesPerPageRow = 50
 // sorted; only for a page, when planned is true) or few values (the page
 // of each value, merged). ok is false otherwise (the caller lists another
 // way).
-func rangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int, planned bool) (events []audex.Event, ok bool, err error) {
+func rangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int, planned bool) (events []audex.Event, ok bool, err error) {
 	most := mostMergedValues(limit)
 	cap := 0
 	if planned {
@@ -158,7 +162,7 @@ func rangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r 
 		return nil, false, err
 	}
 	if cap > 0 && p.entries <= cap {
-		events, err := sortedRangeList(ctx, db, tenantID, f, order, after, limit)
+		events, err := sortedRangeList(ctx, db, tenantID, r, rest, order, after, limit)
 		return events, true, err
 	}
 	if !p.ok {
@@ -224,18 +228,18 @@ func valuesList(ctx context.Context, db DBTX, tenantID, column, typ string, valu
 // 1,000 rows when the range holds 10% or more of them.
 const probeRowsPerPageRow = 10
 
-// wideRangeList is ListEvents for a filter f whose one range r has many
+// wideRangeList is ListEvents for a filter whose one range r has many
 // values, its other conditions being rest.
-func wideRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+func wideRangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	window := limit * probeRowsPerPageRow
-	events, end, err := walkRange(ctx, db, tenantID, r, rest, order, after, window, limit)
+	events, end, err := walkSelection(ctx, db, tenantID, r, rest, order, after, window, limit)
 	if err != nil || end == nil {
 		return events, err
 	}
 	// The tenant's size, with the share of the range among the rows read,
 	// says which way the rest of the page costs less.
-	var total int64
-	if err := db.QueryRow(ctx, `SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = $1 AND kind = 'action'`, tenantID).Scan(&total); err != nil {
+	total, err := tenantEvents(ctx, db, tenantID)
+	if err != nil {
 		return nil, err
 	}
 	walked := window
@@ -244,13 +248,13 @@ func wideRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 		share := float64(len(events)) / float64(walked)
 		walk := float64(need) / share // rows to read on down the list order
 		if len(events) == 0 || walk > share*float64(total) {
-			more, err := sortedRangeList(ctx, db, tenantID, f, order, end, need)
+			more, err := sortedRangeList(ctx, db, tenantID, r, rest, order, end, need)
 			return append(events, more...), err
 		}
 		// Reading on down the list's order costs less: about walk rows,
 		// read with room to spare.
 		window = int(min(2*walk, float64(total))) + limit
-		more, next, err := walkRange(ctx, db, tenantID, r, rest, order, end, window, need)
+		more, next, err := walkSelection(ctx, db, tenantID, r, rest, order, end, window, need)
 		if err != nil {
 			return nil, err
 		}
@@ -259,22 +263,31 @@ func wideRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 	return events, nil
 }
 
+// tenantEvents is how many events the tenant holds (from event_values:
+// one action each).
+func tenantEvents(ctx context.Context, db DBTX, tenantID string) (int64, error) {
+	var total int64
+	err := db.QueryRow(ctx, `SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = $1 AND kind = $2`, tenantID, ValueAction).Scan(&total)
+	return total, err
+}
+
 // sortedRangeList reads the page from the range's own index, all of the
-// range, sorted. The order is an expression that no index serves, so that
-// the planner reads the range rather than walk the time index, whatever
-// its statistics say; and only the keys are sorted, read from the index
-// alone where the table's visibility map allows (the index holds
-// occurred_at and id), before the page's rows are fetched by key: a range
-// of 3,000 events costs 3,000 index entries, not 3,000 rows.
-func sortedRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+// range (with rest), sorted. The order is an expression that no index
+// serves, so that the planner reads the range rather than walk the time
+// index, whatever its statistics say; and only the keys are sorted, read
+// from the index alone where the table's visibility map allows (the index
+// holds occurred_at and id), before the page's rows are fetched by key: a
+// range of 3,000 events costs 3,000 index entries, not 3,000 rows.
+func sortedRangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	var q queryBuilder
-	keys := q.listOf("occurred_at, id", "(occurred_at + interval '0 s')", tenantID, f, order, after, limit)
+	q.where(r.condition(&q))
+	keys := q.listOf("tenant_id, occurred_at, id", "(occurred_at + interval '0 s')", tenantID, rest, order, after, limit)
 	dir := "ASC"
 	if order == audex.OrderDesc {
 		dir = "DESC"
 	}
 	sql := fmt.Sprintf(`WITH k AS MATERIALIZED (%s)
-		SELECT %s FROM k JOIN events e USING (occurred_at, id) WHERE e.tenant_id = $1
+		SELECT %s FROM k JOIN events e USING (tenant_id, occurred_at, id)
 		ORDER BY occurred_at %s, id %s`, keys, selectEventColumns, dir, dir)
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
@@ -283,23 +296,25 @@ func sortedRangeList(ctx context.Context, db DBTX, tenantID string, f audex.Filt
 	return pgx.CollectRows(rows, scanEvent)
 }
 
-// walkRange reads the tenant's events that match rest after the position
-// after, in list order, for at most window rows, and returns those in the
-// range r, at most limit. end is nil when that is the whole answer (the
+// walkSelection reads the tenant's events that match rest after the
+// position after, in list order, for at most window rows, and returns
+// those that s selects, at most limit. end is nil when that is the whole answer (the
 // page is full, or fewer than window rows were left); otherwise it is the
 // position of the window's last row, from where the rest of the page is
 // to be found.
-func walkRange(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, window, limit int) (events []audex.Event, end *audex.Position, err error) {
-	// The window's LIMIT keeps the range out of the inner statement, so
+func walkSelection(ctx context.Context, db DBTX, tenantID string, s selection, rest audex.Filter, order audex.Order, after *audex.Position, window, limit int) (events []audex.Event, end *audex.Position, err error) {
+	// The window's LIMIT keeps the selection out of the inner statement, so
 	// that it is read in list order; row_number() numbers the rows in that
 	// order as they stream, and the outer LIMIT stops the read as soon as
 	// the page is full. The window's last row comes too, matching or not,
 	// to say where the window ended.
 	var q queryBuilder
 	inner := q.listOf("*", "occurred_at", tenantID, rest, order, after, window)
-	sql := fmt.Sprintf(`SELECT %s, in_range, n FROM (SELECT *, %s AS in_range, row_number() OVER () AS n FROM (%s) w) x
+	// (A row without the column's value is not in the range: the
+	// condition is NULL there.)
+	sql := fmt.Sprintf(`SELECT %s, in_range, n FROM (SELECT *, coalesce(%s, false) AS in_range, row_number() OVER () AS n FROM (%s) w) x
 		WHERE in_range OR n = %d LIMIT %s`,
-		selectEventColumns, r.condition(&q), inner, window, q.arg(limit))
+		selectEventColumns, s.condition(&q), inner, window, q.arg(limit))
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
 		return nil, nil, err

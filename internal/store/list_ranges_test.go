@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -15,15 +16,16 @@ import (
 )
 
 // TestListOfARange pages through lists filtered by a range (a prefix, an
-// address block) or by several actions, at several page sizes, in both
-// orders, and requires exactly the ids a plain SQL statement finds. The
-// data and the page sizes make each way of reading a range run: few
-// events (read whole from the range's index, sorted), few values (merged
-// pages), many values common enough to fill a page from the first rows
-// read, many values rarer than that (read on down the list order, or from
-// the range's index: pages of 2, for which the rarer ranges are not few
-// events), and none; and lists by a rare actor with more filters (read
-// whole from the actor's index, then filtered).
+// address block) or by values of the keys index (actions, an action
+// prefix, actor and target types, a request id), at several page sizes,
+// in both orders, and requires exactly the ids a plain SQL statement
+// finds. The data and the page sizes make each way of reading a range or
+// keys run: few events (read whole from the range's index, sorted), few
+// values (merged pages), many values common enough to fill a page from the
+// first rows read, many values rarer than that (read on down the list
+// order, or from the range's or the keys index: pages of 2, for which the
+// rarer ranges are not few events), and none; and lists by a rare actor
+// with more filters (read whole from the actor's index, then filtered).
 func TestListOfARange(t *testing.T) {
 	t.Parallel()
 	pool, tenant := storetest.Pool(t), storetest.NewTenant(t)
@@ -53,6 +55,9 @@ func TestListOfARange(t *testing.T) {
 			r = fmt.Sprintf("many/%03d", i%100) // about 69%, 100 values
 		}
 		e.Resource = &r
+		if i%50 == 49 {
+			e.Resource = nil // rows that no range holds, read down the list order
+		}
 		ip := netip.AddrFrom4([4]byte{10, byte(i % 3), byte(i % 200), byte(i % 7)}).String()
 		e.SourceIP = &ip
 		e.Action = []string{"doc.read", "doc.write", "user.login", "key.rotated"}[min(i%40, 3)]
@@ -60,6 +65,14 @@ func TestListOfARange(t *testing.T) {
 			e.Actor.ID = "rare-actor" // 31 events, of every action
 		}
 		e.Success = ptr(i%3 != 0)
+		e.Actor.Type = ptr("user")
+		if i%211 == 5 {
+			e.Actor.Type = ptr("robot") // 14 events
+		}
+		if i%3 == 0 {
+			e.Target = &audex.Target{ID: ptr("t1"), Type: ptr([]string{"doc", "doc", "key"}[i%9/3])}
+		}
+		e.RequestID = ptr(fmt.Sprintf("req-%d", i%1000)) // 3 events each
 		events = append(events, e)
 	}
 	_, err := store.InsertEvents(t.Context(), pool, tenant, events)
@@ -70,12 +83,7 @@ func TestListOfARange(t *testing.T) {
 		p := netip.MustParsePrefix(b)
 		return audex.Filter{SourceIP: &p}
 	}
-	cases := []struct {
-		name   string
-		filter audex.Filter
-		where  string // the filter in SQL, $2 its argument
-		arg    any
-	}{
+	cases := []listCase{
 		{"ManyValues", prefix("many/"), "starts_with(resource, $2)", "many/"},
 		{"FewValues", prefix("few/"), "starts_with(resource, $2)", "few/"},
 		{"OneValue", prefix("few/1"), "starts_with(resource, $2)", "few/1"},
@@ -94,7 +102,91 @@ func TestListOfARange(t *testing.T) {
 			"actor_id = 'rare-actor' AND success AND occurred_at >= $2 AND occurred_at < $2::timestamptz + interval '2 hours'", start.Add(3 * time.Hour)},
 		{"CommonActorAndAction", audex.Filter{ActorID: ptr("alice"), Actions: []string{"doc.write"}}, "actor_id = 'alice' AND action = $2", "doc.write"},
 		{"SeveralActions", audex.Filter{Actions: []string{"user.login", "key.rotated"}}, "action = ANY($2)", []string{"user.login", "key.rotated"}},
+		{"SeveralRareActions", audex.Filter{Actions: []string{"user.login", "doc.write"}}, "action = ANY($2)", []string{"user.login", "doc.write"}},
+		{"CommonAction", audex.Filter{Actions: []string{"key.rotated"}}, "action = $2", "key.rotated"},
+		{"RareAction", audex.Filter{Actions: []string{"doc.write"}}, "action = $2", "doc.write"},
+		{"ActionPrefix", audex.Filter{ActionPrefix: ptr("doc.")}, "starts_with(action, $2)", "doc."},
+		{"ActionPrefixOfNone", audex.Filter{ActionPrefix: ptr("nothing.")}, "starts_with(action, $2)", "nothing."},
+		{"ActionPrefixAndAction", audex.Filter{ActionPrefix: ptr("doc."), Actions: []string{"doc.read", "user.login"}}, "action = $2", "doc.read"},
+		{"RareActorType", audex.Filter{ActorType: ptr("robot")}, "actor_type = $2", "robot"},
+		{"RareActorTypeAndAction", audex.Filter{ActorType: ptr("robot"), Actions: []string{"key.rotated"}}, "actor_type = 'robot' AND action = $2", "key.rotated"},
+		{"TargetTypeAndRange", audex.Filter{TargetType: ptr("key"), ResourcePrefix: ptr("rare/")}, "target_type = 'key' AND starts_with(resource, $2)", "rare/"},
+		{"RequestID", audex.Filter{RequestID: ptr("req-7")}, "request_id = $2", "req-7"},
+		{"RequestIDAndAction", audex.Filter{RequestID: ptr("req-40"), Actions: []string{"doc.read"}}, "request_id = 'req-40' AND action = $2", "doc.read"},
 	}
+	requireListsMatch(t, pool, tenant, store.ListEvents, cases)
+}
+
+// TestListByKeysOverDays pages through lists by values of the keys index
+// whose events lie over 100 days (and across months, and one before
+// 1970), so that the keys index is read all days at once (128 at most)
+// and, through ListByKeyDays, a day, then 8, 64 and 128 days at a time,
+// skipping days without events, and the ranges (since, until) bound those
+// reads; every page must hold exactly the ids that plain SQL finds.
+func TestListByKeysOverDays(t *testing.T) {
+	t.Parallel()
+	pool, tenant := storetest.Pool(t), storetest.NewTenant(t)
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var events []audex.Event
+	for i := range 2400 {
+		e := newEvent(fmt.Sprintf("k%04d", i), start.Add(time.Duration(i)*time.Hour))
+		switch {
+		case i%400 == 7:
+			e.Action = "rare.done" // 6 events, 16 days apart
+		case i%50 == 3:
+			e.Action = "medium.done" // 2%: one a day or two
+		case i%2 == 0:
+			e.Action = "common.done"
+		}
+		e.Actor.Type = ptr("user")
+		if i%700 == 1 {
+			e.Actor.Type = ptr("robot")
+		}
+		e.RequestID = ptr(fmt.Sprintf("req-%d", i%1200))
+		events = append(events, e)
+	}
+	old := newEvent("before-1970", time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC))
+	old.Action = "rare.done"
+	events = append(events, old)
+	_, err := store.InsertEvents(t.Context(), pool, tenant, events)
+	require.NoError(t, err)
+
+	since, until := start.Add(500*time.Hour), start.Add(1900*time.Hour)
+	cases := []listCase{
+		{"RareAction", audex.Filter{Actions: []string{"rare.done"}}, "action = $2", "rare.done"},
+		{"MediumAction", audex.Filter{Actions: []string{"medium.done"}}, "action = $2", "medium.done"},
+		{"RareActionInARange", audex.Filter{Actions: []string{"rare.done"}, Since: &since, Until: &until},
+			"action = 'rare.done' AND occurred_at >= $2 AND occurred_at < $2::timestamptz + interval '1400 hours'", since},
+		{"MediumActionSince", audex.Filter{Actions: []string{"medium.done"}, Since: &since}, "action = 'medium.done' AND occurred_at >= $2", since},
+		{"RarePrefix", audex.Filter{ActionPrefix: ptr("rare.")}, "starts_with(action, $2)", "rare."},
+		{"RareActorType", audex.Filter{ActorType: ptr("robot")}, "actor_type = $2", "robot"},
+		{"RequestID", audex.Filter{RequestID: ptr("req-7")}, "request_id = $2", "req-7"},
+		{"TwoRareValues", audex.Filter{Actions: []string{"rare.done", "medium.done"}, ActorType: ptr("robot")},
+			"action IN ('rare.done', 'medium.done') AND actor_type = $2", "robot"},
+	}
+	requireListsMatch(t, pool, tenant, store.ListEvents, cases)
+	// The reads of a day, then 8, 64, ... days at a time, which keep a
+	// page of a medium value cheap, run here for values too rare to be
+	// read so by ListEvents.
+	t.Run("ByDays", func(t *testing.T) { requireListsMatch(t, pool, tenant, store.ListByKeyDays, cases) })
+}
+
+// listCase is a filter and the same filter in SQL ($2 its argument).
+type listCase struct {
+	name   string
+	filter audex.Filter
+	where  string
+	arg    any
+}
+
+// listFunc lists a page of events as store.ListEvents does.
+type listFunc func(ctx context.Context, db store.DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error)
+
+// requireListsMatch pages through the tenant's events with list and each
+// case's filter, in both orders and pages of 2, 10 and 100, and requires
+// the ids that the case's SQL finds, in order.
+func requireListsMatch(t *testing.T, pool store.DBTX, tenant string, list listFunc, cases []listCase) {
+	t.Helper()
 	for _, tc := range cases {
 		for _, order := range []audex.Order{audex.OrderAsc, audex.OrderDesc} {
 			for _, limit := range []int{2, 10, 100} {
@@ -111,7 +203,7 @@ func TestListOfARange(t *testing.T) {
 					got := []string{}
 					var after *audex.Position
 					for {
-						page, err := store.ListEvents(t.Context(), pool, tenant, tc.filter, order, after, limit)
+						page, err := list(t.Context(), pool, tenant, tc.filter, order, after, limit)
 						require.NoError(t, err)
 						for _, e := range page {
 							got = append(got, e.ID)

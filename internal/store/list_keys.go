@@ -1,0 +1,296 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/audex-dev/audex"
+)
+
+// Actions, actor types, target types and request ids have no B-tree index
+// of their own: one GIN index, events_keys_idx (migration 00015), holds
+// each event's values of the four as keys of its UTC day. A page of a list
+// filtered by them is read down the list order first (probeRowsPerPageRow
+// rows per page row), where a common value fills the page at once; then
+// from the keys index, on from where that read stopped, each read sorted,
+// until the page is full or the filter's days are done. The share found
+// in the first read, with the tenant's size, says how many days a read
+// covers: a value that matches few events in all (a rare one) is read
+// whole at once (maxReadKeys days x values at a time); one that matches
+// more (a medium one, 0.3% of a tenant's events, say) a day first, then
+// 8, 64, ... days (dayChunkGrowth), and fills a page from a day or two.
+// Days that hold none of the tenant's events are skipped. An
+// action_prefix becomes the tenant's actions that start with it (from
+// event_values, which ingest, purges and retention keep exact), as several
+// actions.
+
+// keysIndexed is the expression that events_keys_idx indexes.
+const keysIndexed = "audex_event_keys(tenant_id, occurred_at, action, actor_type, target_type, request_id)"
+
+const (
+	// maxPrefixActions is the most actions an action_prefix is turned
+	// into; a prefix of more is only checked row by row.
+	maxPrefixActions = 1000
+	// maxReadKeys bounds the keys that one read of the keys index asks
+	// for: days x the values of a set.
+	maxReadKeys = 128
+	// fewKeyMatchesPerPageRow is how many matches in all, per row of the
+	// page, a value may have for all its days to be read at once: sorting
+	// 1,000 rows found through the keys index costs about 4 ms (each is a
+	// heap fetch of its own), 6,000 about 20.
+	fewKeyMatchesPerPageRow = 10
+	// minKeysWindow is the fewest rows that the first read down the list
+	// order looks at, so that its share says something for short pages.
+	minKeysWindow = 1000
+	// dayChunkGrowth is how much longer each read of days is than the
+	// last.
+	dayChunkGrowth = 8
+)
+
+// keySet is values of one column of the keys index ("a" action, "y" actor
+// type, "z" target type, "r" request id: audex_event_key's kinds), of
+// which an event must hold one.
+type keySet struct {
+	kind   string
+	values []string
+}
+
+// eventKeys is the part of a list's filter that the keys index serves.
+type eventKeys struct {
+	tenantID string
+	// filter holds the part's conditions as they are checked on a row.
+	filter audex.Filter
+	// sets must each hold one of the event's keys.
+	sets []keySet
+}
+
+// keysOf returns the part of f that the keys index serves, and f without
+// it; ok is false when f has none. An action_prefix is looked up in
+// event_values.
+func keysOf(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (k eventKeys, rest audex.Filter, ok bool, err error) {
+	k.tenantID, rest = tenantID, f
+	k.filter = audex.Filter{Actions: f.Actions, ActionPrefix: f.ActionPrefix, ActorType: f.ActorType, TargetType: f.TargetType, RequestID: f.RequestID}
+	rest.Actions, rest.ActionPrefix, rest.ActorType, rest.TargetType, rest.RequestID = nil, nil, nil, nil, nil
+	if len(f.Actions) > 0 {
+		k.sets = append(k.sets, keySet{"a", f.Actions})
+	}
+	for _, v := range []struct {
+		kind  string
+		value *string
+	}{{"y", f.ActorType}, {"z", f.TargetType}, {"r", f.RequestID}} {
+		if v.value != nil {
+			k.sets = append(k.sets, keySet{v.kind, []string{*v.value}})
+		}
+	}
+	if p := f.ActionPrefix; p != nil && *p != "" {
+		actions, err := prefixActions(ctx, db, tenantID, *p)
+		if err != nil {
+			return k, f, false, err
+		}
+		if len(actions) <= maxPrefixActions {
+			k.sets = append(k.sets, keySet{"a", actions})
+		}
+	}
+	if len(k.sets) == 0 {
+		return eventKeys{}, f, false, nil
+	}
+	return k, rest, true, nil
+}
+
+// prefixActions returns the tenant's actions that start with p, up to
+// maxPrefixActions+1 of them.
+func prefixActions(ctx context.Context, db DBTX, tenantID, p string) ([]string, error) {
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.where("kind = " + q.arg(ValueAction))
+	q.prefix("value", &p)
+	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT value FROM event_values WHERE %s AND events > 0 ORDER BY value LIMIT %d`,
+		strings.Join(q.conds, " AND "), maxPrefixActions+1), q.args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// none is true when some set has no value: no event matches (an
+// action_prefix of none of the tenant's actions).
+func (k eventKeys) none() bool {
+	for _, s := range k.sets {
+		if len(s.values) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// condition is k's conditions as they are checked on a row.
+func (k eventKeys) condition(q *queryBuilder) string {
+	return q.joined(func(c *queryBuilder) { c.filter(k.filter) })
+}
+
+// indexed is k's condition on the keys index for events of the UTC days
+// of first to last.
+func (k eventKeys) indexed(q *queryBuilder, first, last time.Time) string {
+	tenant := q.arg(k.tenantID)
+	days := fmt.Sprintf("generate_series(audex_event_day(%s::timestamptz), audex_event_day(%s::timestamptz)) d", q.arg(first), q.arg(last))
+	conds := make([]string, len(k.sets))
+	for i, s := range k.sets {
+		conds[i] = fmt.Sprintf("%s && ARRAY(SELECT audex_event_key(%s, d::integer, '%s', v) FROM %s, unnest(%s::text[]) v)",
+			keysIndexed, tenant, s.kind, days, q.arg(s.values))
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// maxDays is the most days that one read of the keys index may cover.
+func (k eventKeys) maxDays() int {
+	most := 1
+	for _, s := range k.sets {
+		most = max(most, len(s.values))
+	}
+	return max(1, maxReadKeys/most)
+}
+
+// filterDays returns the first and last UTC days of f's range that hold
+// the tenant's events; ok is false when there are none.
+func filterDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (first, last time.Time, ok bool, err error) {
+	var oldest, newest *time.Time
+	if err := db.QueryRow(ctx, `SELECT min(occurred_at), max(occurred_at) FROM events WHERE tenant_id = $1`, tenantID).Scan(&oldest, &newest); err != nil || oldest == nil {
+		return first, last, false, err
+	}
+	if f.Since != nil && f.Since.After(*oldest) {
+		oldest = f.Since
+	}
+	if f.Until != nil {
+		if u := f.Until.Add(-time.Microsecond); u.Before(*newest) {
+			newest = &u
+		}
+	}
+	if oldest.After(*newest) {
+		return first, last, false, nil
+	}
+	return utcDay(*oldest), utcDay(*newest), true, nil
+}
+
+// nextEventDay returns the nearest UTC day past day, in order, that holds
+// one of the tenant's events in f's range; ok is false when none does.
+// (It lets a list skip the days that hold nothing.)
+func nextEventDay(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, day time.Time) (next time.Time, ok bool, err error) {
+	var q queryBuilder
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.filter(audex.Filter{Since: f.Since, Until: f.Until})
+	agg := "max"
+	if order == audex.OrderDesc {
+		q.where("occurred_at < " + q.arg(day))
+	} else {
+		agg = "min"
+		q.where("occurred_at >= " + q.arg(day.AddDate(0, 0, 1)))
+	}
+	var t *time.Time
+	err = db.QueryRow(ctx, fmt.Sprintf("SELECT %s(occurred_at) FROM events WHERE %s", agg, strings.Join(q.conds, " AND ")), q.args...).Scan(&t)
+	if err != nil || t == nil {
+		return next, false, err
+	}
+	return utcDay(*t), true, nil
+}
+
+// readDays reads, through the keys index, up to limit of the events that
+// f selects (k being a part of it) after the position after, of the UTC
+// days of first to last, in list order.
+func (k eventKeys) readDays(ctx context.Context, db DBTX, f audex.Filter, order audex.Order, after *audex.Position, first, last time.Time, limit int) ([]audex.Event, error) {
+	var q queryBuilder
+	// The fence (OFFSET 0) keeps the other conditions out of the index
+	// read, so that the planner does not AND it with a read of another
+	// index (the tenant's whole arrival index, right after a bulk ingest).
+	// The days' bounds leave out the partitions of other months.
+	q.from = fmt.Sprintf("(SELECT * FROM events WHERE %s AND occurred_at >= %s AND occurred_at < %s OFFSET 0) events",
+		k.indexed(&q, first, last), q.arg(first), q.arg(last.AddDate(0, 0, 1)))
+	rows, err := db.Query(ctx, q.listOf(selectEventColumns, "occurred_at", k.tenantID, f, order, after, limit), q.args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEvent)
+}
+
+// keysList is ListEvents for a page of a filter f that the keys index
+// serves in part; ok is false when it serves none of f.
+func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) (events []audex.Event, ok bool, err error) {
+	k, rest, ok, err := keysOf(ctx, db, tenantID, f)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if k.none() {
+		return []audex.Event{}, true, nil
+	}
+	window := max(limit*probeRowsPerPageRow, minKeysWindow)
+	events, end, err := walkSelection(ctx, db, tenantID, k, rest, order, after, window, limit)
+	if err != nil || end == nil {
+		return events, true, err
+	}
+	// Few matches in all, by the share in the window (at least one row of
+	// it, when it held none), and the tenant's size: read all days at
+	// once; else a day first, then more.
+	total, err := tenantEvents(ctx, db, tenantID)
+	if err != nil {
+		return nil, true, err
+	}
+	size, growth := k.maxDays(), 1
+	if float64(max(len(events), 1))/float64(window)*float64(total) > float64(fewKeyMatchesPerPageRow*max(limit, 100)) {
+		size, growth = 1, dayChunkGrowth
+	}
+	more, err := k.listDays(ctx, db, f, order, end, size, growth, limit-len(events))
+	return append(events, more...), true, err
+}
+
+// listDays reads up to limit of the events that f selects (k being a
+// part of it) after the position after (nil: from the range's first day),
+// in list order, from the keys index: size days at first, each read
+// growth times as many days as the last, skipping days that hold none of
+// the tenant's events.
+func (k eventKeys) listDays(ctx context.Context, db DBTX, f audex.Filter, order audex.Order, after *audex.Position, size, growth, limit int) ([]audex.Event, error) {
+	step := -1
+	if order == audex.OrderAsc {
+		step = 1
+	}
+	// The days of the range that hold the tenant's events: each key of
+	// a read costs a scan of the index's pending list, so no read asks
+	// for days before or after them.
+	first, last, ok, err := filterDays(ctx, db, k.tenantID, f)
+	if err != nil || !ok {
+		return []audex.Event{}, err
+	}
+	near, far := last, first
+	if step > 0 {
+		near, far = first, last
+	}
+	if after != nil {
+		near = utcDay(after.OccurredAt)
+	}
+	events := []audex.Event{}
+	for ; ; size *= growth {
+		edge := near.AddDate(0, 0, step*(min(size, k.maxDays())-1))
+		end := step < 0 && !edge.After(far) || step > 0 && !edge.Before(far)
+		if end {
+			edge = far
+		}
+		from, to := near, edge
+		if step < 0 {
+			from, to = edge, near
+		}
+		more, err := k.readDays(ctx, db, f, order, after, from, to, limit-len(events))
+		if err != nil {
+			return nil, err
+		}
+		if events = append(events, more...); len(events) >= limit || end {
+			return events, nil
+		}
+		next, ok, err := nextEventDay(ctx, db, k.tenantID, f, order, edge)
+		if err != nil || !ok {
+			return events, err
+		}
+		near = next
+	}
+}
