@@ -182,15 +182,18 @@ func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	// A page of a list route (at most 1,000 and the one that tells
 	// has_more) is planned here; the long reads of exports and downloads,
-	// which go on to the end of what matches, are the planner's.
+	// which go on to the end of what matches, are the planner's but for
+	// the filters of the keys index.
 	page := limit <= maxPlannedPage
 	if page {
 		if events, ok, err := rareValueList(ctx, db, tenantID, f, order, after, limit); err != nil || ok {
 			return events, err
 		}
-		if events, ok, err := keysList(ctx, db, tenantID, f, order, after, limit); err != nil || ok {
-			return events, err
-		}
+	}
+	// Filters of the keys index are planned for the long reads too: no
+	// index serves them in list order.
+	if events, ok, err := keysList(ctx, db, tenantID, f, order, after, limit); err != nil || ok {
+		return events, err
 	}
 	if r, rest, ok := singleColumnRange(f); ok {
 		events, ok, err := rangeList(ctx, db, tenantID, r, rest, order, after, limit, page)

@@ -183,13 +183,13 @@ type listCase struct {
 type listFunc func(ctx context.Context, db store.DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error)
 
 // requireListsMatch pages through the tenant's events with list and each
-// case's filter, in both orders and pages of 2, 10 and 100, and requires
+// case's filter, in both orders and pages of 2, 10, 100 and 2,000 (an export's), and requires
 // the ids that the case's SQL finds, in order.
 func requireListsMatch(t *testing.T, pool store.DBTX, tenant string, list listFunc, cases []listCase) {
 	t.Helper()
 	for _, tc := range cases {
 		for _, order := range []audex.Order{audex.OrderAsc, audex.OrderDesc} {
-			for _, limit := range []int{2, 10, 100} {
+			for _, limit := range []int{2, 10, 100, 2000} {
 				t.Run(fmt.Sprintf("%s/%s/%d", tc.name, order, limit), func(t *testing.T) {
 					dir := map[audex.Order]string{audex.OrderAsc: "ASC", audex.OrderDesc: "DESC"}[order]
 					rows, err := pool.Query(t.Context(), `SELECT id FROM events WHERE tenant_id = $1 AND `+tc.where+`
