@@ -171,6 +171,35 @@ func TestListByKeysOverDays(t *testing.T) {
 	t.Run("ByDays", func(t *testing.T) { requireListsMatch(t, pool, tenant, store.ListByKeyDays, cases) })
 }
 
+// TestListByACommonKey pages through lists by values of the keys index
+// common enough (5% of a tenant of 24,000 events) that a page reads on
+// down the list order after its first read rather than read the keys
+// index, and by one as common among the newest events that then fades,
+// so that the read down the list order stops and the keys index, a day
+// and then more days at a time, gives the rest.
+func TestListByACommonKey(t *testing.T) {
+	t.Parallel()
+	pool, tenant := storetest.Pool(t), storetest.NewTenant(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var events []audex.Event
+	for i := range 24000 {
+		e := newEvent(fmt.Sprintf("c%05d", i), start.Add(time.Duration(i)*2*time.Minute))
+		if i%20 == 0 {
+			e.Action = "five.pct"
+		}
+		if i%20 == 1 && (i > 22500 || i%1000 == 1) {
+			e.Action = "fading"
+		}
+		events = append(events, e)
+	}
+	_, err := store.InsertEvents(t.Context(), pool, tenant, events)
+	require.NoError(t, err)
+	requireListsMatch(t, pool, tenant, store.ListEvents, []listCase{
+		{"FivePercent", audex.Filter{Actions: []string{"five.pct"}}, "action = $2", "five.pct"},
+		{"Fading", audex.Filter{Actions: []string{"fading"}}, "action = $2", "fading"},
+	})
+}
+
 // listCase is a filter and the same filter in SQL ($2 its argument).
 type listCase struct {
 	name   string

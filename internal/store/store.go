@@ -108,14 +108,10 @@ type OpenOption func(*pgxpool.Config)
 const apiApplicationName = "audex-api"
 
 // ServingRequests marks the pool's sessions as the API's, serving clients:
-// a purge gives way to them. Their statements run without parallel
-// workers: a request's reads are small, and starting workers took 4-5 ms
-// of a 6 ms read of a day's events through the keys index; under
-// concurrent requests, workers would take the cores other requests need.
+// a purge gives way to them.
 func ServingRequests() OpenOption {
 	return func(cfg *pgxpool.Config) {
 		cfg.ConnConfig.RuntimeParams["application_name"] = apiApplicationName
-		cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	}
 }
 
