@@ -212,9 +212,12 @@ func (k eventKeys) readDays(ctx context.Context, db DBTX, f audex.Filter, order 
 	// The fence (OFFSET 0) keeps the other conditions out of the index
 	// read, so that the planner does not AND it with a read of another
 	// index (the tenant's whole arrival index, right after a bulk ingest).
-	// The days' bounds leave out the partitions of other months.
-	q.from = fmt.Sprintf("(SELECT * FROM events WHERE %s AND occurred_at >= %s AND occurred_at < %s OFFSET 0) events",
-		k.indexed(&q, first, last), q.arg(first), q.arg(last.AddDate(0, 0, 1)))
+	// No bounds on occurred_at there either: with statistics, the
+	// planner ANDed the keys with a scan of the whole time index for them
+	// (occurred_at is not its first column: 660 ms for 8 days at
+	// 10,000,000 events); each partition's keys index answers for days it
+	// does not hold at the cost of a probe per key.
+	q.from = fmt.Sprintf("(SELECT * FROM events WHERE %s OFFSET 0) events", k.indexed(&q, first, last))
 	sql := q.listOf(selectEventColumns, "occurred_at", k.tenantID, f, order, after, limit)
 	// The read is small whatever the planner guesses: without parallel
 	// workers (after ANALYZE it chose a parallel scan for a day's 240
