@@ -6,9 +6,10 @@
 -- columns, each a text that names the column, the event's UTC day and the
 -- tenant, so that no tenant's keys match another's and a list reads a
 -- value's events a few days at a time, newest first, rather than all of
--- them to sort (internal/store/list_keys.go). The index costs ingest less
--- than two of the B-trees it replaces (BENCHMARKS.md, "An index design
--- for ingest").
+-- them to sort (internal/store/list_keys.go). The index costs ingest
+-- about what two of the B-trees it replaces did: the four cost 2.2-2.6 s
+-- per 200,000 events, the index 1.0-1.4 s (BENCHMARKS.md, "An index
+-- design for ingest").
 
 -- audex_event_day is the UTC day of t, counted from 1970-01-01.
 -- +goose StatementBegin
