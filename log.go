@@ -56,8 +56,8 @@ type ManifestLog struct {
 	Excluded int64 `json:"excluded"`
 }
 
-// LogDeletion is a deletion record (an audit.purge_completed or
-// audit.event_deleted event, whose metadata's "leaves" are the [from, to)
+// LogDeletion is a deletion record (an audit.purge_completed,
+// audit.purge_failed or audit.event_deleted event, whose metadata's "leaves" are the [from, to)
 // ranges of the leaves it deleted) with its inclusion proof against the
 // manifest's checkpoint.
 type LogDeletion struct {

@@ -589,7 +589,7 @@ func (w *ExportWorker) startManifestLog(ctx context.Context, log *slog.Logger, e
 	go func() {
 		defer close(p.done)
 		started := time.Now()
-		p.log, p.err = w.Sealer.manifestLog(ctx, w.Pool, sink, e.TenantID, e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf)
+		p.log, p.err = w.Sealer.manifestLog(ctx, log, w.Pool, sink, e.TenantID, "", e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf)
 		if p.log != nil {
 			log.Info("export_log_written", slog.Int64("leaves", p.log.EndLeaf-p.log.FirstLeaf), slog.Duration("took", time.Since(started)))
 		}

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -14,11 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/integrity"
 	"github.com/audex-dev/audex/internal/jobs"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
 	"github.com/audex-dev/audex/internal/sinks/sinktest"
 	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
 )
 
 // exportWorker returns River's test worker for an export worker of b's
@@ -266,4 +269,86 @@ func (s *stalledSink) Put(ctx context.Context, key string, r io.Reader) (sinks.O
 	close(s.reached)
 	<-ctx.Done()
 	return sinks.Object{}, ctx.Err()
+}
+
+// TestExportManifestBesideAPurge checks that an export whose leaves
+// range around the leaves of events that a running purge deletes (older
+// events received between its records) waits for the purge to record
+// its deletions before it writes its manifest, and that the manifest
+// verifies: those leaves are the purge's, not records removed.
+func TestExportManifestBesideAPurge(t *testing.T) {
+	t.Parallel()
+	b := setupJobs(t)
+	ctx := t.Context()
+	keys, err := integrity.ParseKeys(storetest.LogKey(t))
+	require.NoError(t, err)
+	sealer := &jobs.LogSealer{Name: "audex", Keys: keys}
+	old, late := make([]audex.Event, 10), make([]audex.Event, 5)
+	for i := range old {
+		old[i] = audex.Event{ID: fmt.Sprintf("old-%02d", i), OccurredAt: time.Now().Add(-30 * 24 * time.Hour), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")}
+	}
+	for i := range late {
+		late[i] = audex.Event{ID: fmt.Sprintf("late-%02d", i), OccurredAt: time.Now().Add(-30 * time.Minute), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")}
+	}
+	b.ingest(t, b.tenant, old)
+	b.ingest(t, b.tenant, late)
+	require.NoError(t, sealer.SealTenant(ctx, b.pool, b.tenant))
+
+	// The purge has deleted 4 of the old events and runs on.
+	p := audex.Purge{TenantID: b.tenant, Before: time.Now().Add(-10 * 24 * time.Hour)}
+	require.NoError(t, store.CreatePurge(ctx, b.pool, &p))
+	p, blocked, err := store.StartPurge(ctx, b.pool, p.ID)
+	require.NoError(t, err)
+	require.False(t, blocked, "the export covers none of the purge's range")
+	_, next, err := store.PurgeBatch(ctx, b.pool, p, nil, 4, 0)
+	require.NoError(t, err)
+
+	id := b.storeExport(t, b.newExport())
+	w := newWorker(t, &jobs.ExportWorker{Pool: b.pool, Logger: b.logger, OpenSink: b.open, Sealer: sealer,
+		Timing: jobs.ExportTiming{Window: time.Minute, LeaseTTL: 5 * time.Second}})
+	type result struct {
+		res *rivertest.WorkResult
+		err error
+	}
+	worked := make(chan result, 1)
+	tx := b.tx(t)
+	go func() {
+		res, err := w.Work(ctx, t, tx, queue.ExportArgs{ExportID: id}, nil)
+		worked <- result{res, err}
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(b.logs.String(), `"msg":"manifest_waits_for_purge"`) },
+		20*time.Second, 20*time.Millisecond)
+	select {
+	case r := <-worked:
+		t.Fatalf("the export ended while the purge ran: %+v", r)
+	case <-time.After(2 * time.Second):
+	}
+	e, err := store.GetExportByID(ctx, b.pool, id)
+	require.NoError(t, err)
+	require.Equal(t, audex.ExportRunning, e.Status)
+
+	_, next, err = store.PurgeBatch(ctx, b.pool, p, next, 100, 0)
+	require.NoError(t, err)
+	require.Nil(t, next)
+	_, err = store.CompletePurge(ctx, b.pool, p.ID)
+	require.NoError(t, err)
+	r := <-worked
+	require.NoError(t, r.err)
+	require.Equal(t, river.EventKindJobCompleted, r.res.EventKind)
+
+	e, err = store.GetExportByID(ctx, b.pool, id)
+	require.NoError(t, err)
+	var ids []string
+	for _, f := range e.Files {
+		ids = append(ids, sinktest.ReadJSONLPart(t, b.sink(t), f)...)
+	}
+	require.Equal(t, exportOrder(append(b.events, late...)), ids)
+	v := sinktest.CheckSignedManifest(t, b.sink(t), *e.ManifestKey, keys.VerifierKeys())
+	require.Empty(t, v.Problems)
+	require.EqualValues(t, 30, v.Matched)
+	require.Len(t, v.Deleted, 1)
+	for by, n := range v.Deleted {
+		require.Contains(t, by, "audit.purge_completed")
+		require.EqualValues(t, 10, n)
+	}
 }

@@ -445,16 +445,35 @@ const manifestLogPage = 10_000
 // leaves whose events are gone with no deletion record. A leaf of the
 // range not in records whose event is stored is one the records' filter
 // left out. records must not be empty, and size must be a signed
-// checkpoint's.
-func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer) (audex.ManifestLog, error) {
+// checkpoint's. It reads one snapshot of the database.
+//
+// unrecorded names the deletions (purge ids, audit.event_deleted event
+// ids) of leaves of the range whose deletion records are not in that
+// tree: a purge still running, or a record not sealed yet. A manifest
+// written with any cannot be verified; the same call after they are
+// recorded and sealed returns none.
+func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer) (m audex.ManifestLog, unrecorded []string, err error) {
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		// One snapshot: a purge that commits meanwhile must not make a
+		// leaf read as stored look gone without a deletion record.
+		if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`); err != nil {
+			return err
+		}
+		m, unrecorded, err = writeManifestLog(ctx, tx, tenantID, records, size, w)
+		return err
+	})
+	return m, unrecorded, err
+}
+
+func writeManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer) (audex.ManifestLog, []string, error) {
 	var m audex.ManifestLog
 	m.FirstLeaf, m.EndLeaf = records.bounds()
 	if m.EndLeaf == 0 {
-		return m, errors.New("manifest log: no record is a leaf")
+		return m, nil, errors.New("manifest log: no record is a leaf")
 	}
 	var err error
 	if m.FirstLeaf, m.EndLeaf, err = widenOverGone(ctx, db, tenantID, m.FirstLeaf, m.EndLeaf, size); err != nil {
-		return m, err
+		return m, nil, err
 	}
 	m.Missing = []audex.MissingLeaf{}
 	var deleters []string
@@ -464,7 +483,7 @@ func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records Lea
 			WHERE tenant_id = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index`,
 			tenantID, begin, min(begin+manifestLogPage, m.EndLeaf))
 		if err != nil {
-			return m, fmt.Errorf("manifest log: %w", translate(err))
+			return m, nil, fmt.Errorf("manifest log: %w", translate(err))
 		}
 		var leaf int64
 		var eventID string
@@ -494,28 +513,29 @@ func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records Lea
 			err = fmt.Errorf("leaf %d of %s is missing from the log's table", next, tenantID)
 		}
 		if err != nil {
-			return m, fmt.Errorf("manifest log: %w", translate(err))
+			return m, nil, fmt.Errorf("manifest log: %w", translate(err))
 		}
 		if len(gone) > 0 {
 			missing, err := notStored(ctx, db, tenantID, gone)
 			if err != nil {
-				return m, err
+				return m, nil, err
 			}
 			m.Missing = append(m.Missing, missing...)
 		}
 	}
 	m.Excluded = m.EndLeaf - m.FirstLeaf - int64(records.count()) - deleted - int64(len(m.Missing))
-	if m.Deletions, err = deletionRecords(ctx, db, tenantID, deleters, size); err != nil {
-		return m, err
+	var unrecorded []string
+	if m.Deletions, unrecorded, err = deletionRecords(ctx, db, tenantID, deleters, size); err != nil {
+		return m, nil, err
 	}
 	r := newLogHashReader(ctx, db, tenantID)
 	if m.Left, err = compactRange(r, 0, m.FirstLeaf); err != nil {
-		return m, fmt.Errorf("manifest log: %w", translate(err))
+		return m, nil, fmt.Errorf("manifest log: %w", translate(err))
 	}
 	if m.Right, err = compactRange(r, m.EndLeaf, size); err != nil {
-		return m, fmt.Errorf("manifest log: %w", translate(err))
+		return m, nil, fmt.Errorf("manifest log: %w", translate(err))
 	}
-	return m, nil
+	return m, unrecorded, nil
 }
 
 // widenOverGone widens the leaves [first, end) of a manifest over the
@@ -583,38 +603,41 @@ func notStored(ctx context.Context, db DBTX, tenantID string, gone []audex.Missi
 
 // deletionRecords returns the deletion records that deleters (the values
 // of log_leaves.deleted_by: purge ids, audit.event_deleted event ids)
-// name, with their inclusion proofs in the tree of size leaves. A
-// deletion whose record is not in that tree yet (a purge still running)
-// has none.
-func deletionRecords(ctx context.Context, db DBTX, tenantID string, deleters []string, size int64) ([]audex.LogDeletion, error) {
+// name, with their inclusion proofs in the tree of size leaves, and the
+// deleters whose records are not in that tree (a purge still running, a
+// record not sealed yet).
+func deletionRecords(ctx context.Context, db DBTX, tenantID string, deleters []string, size int64) ([]audex.LogDeletion, []string, error) {
 	records := []audex.LogDeletion{}
+	var unrecorded []string
 	for _, by := range deleters {
-		// A purge's record is its audit.purge_completed; an
-		// audit.event_deleted is its own.
+		// A purge's record is its audit.purge_completed or
+		// audit.purge_failed; an audit.event_deleted is its own.
 		var id string
 		err := db.QueryRow(ctx, `SELECT id FROM events WHERE tenant_id = $1 AND target_type = 'purge' AND target_id = $2
-				AND action = 'audit.purge_completed'
+				AND action IN ('audit.purge_completed', 'audit.purge_failed')
 			UNION ALL SELECT id FROM event_ids WHERE tenant_id = $1 AND id = $2`, tenantID, by).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
-			continue // a purge still running
-		}
-		if err != nil {
-			return nil, fmt.Errorf("deletion record: %w", translate(err))
-		}
-		proof, err := ProveLogInclusion(ctx, db, tenantID, id, size)
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotSealed) || errors.Is(err, ErrNotInLog) {
+			unrecorded = append(unrecorded, by)
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, fmt.Errorf("deletion record: %w", translate(err))
+		}
+		proof, err := ProveLogInclusion(ctx, db, tenantID, id, size)
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotSealed) || errors.Is(err, ErrNotInLog) {
+			unrecorded = append(unrecorded, by)
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
 		}
 		e, err := GetEvent(ctx, db, tenantID, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		records = append(records, audex.LogDeletion{LeafIndex: proof.LeafIndex, Record: integrity.LeafData(&e), Hashes: proof.Hashes})
 	}
-	return records, nil
+	return records, unrecorded, nil
 }
 
 // compactRange returns the compact range of the leaves from begin to end

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -303,6 +304,16 @@ func TestManifestLog(t *testing.T) {
 	n, _, err := store.PurgeBatch(ctx, b.pool, p, nil, 100, 0)
 	require.NoError(t, err)
 	require.EqualValues(t, 1, n)
+	// While the purge runs, and before the deletion of e03 is sealed,
+	// neither deletion has a record in the log: the manifest names both.
+	size, _, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
+	require.NoError(t, err)
+	set, err := store.LeavesOf(ctx, b.pool, b.tenant, audex.Filter{Actions: []string{"doc.read"}}, time.Time{}, now.Add(time.Hour), size)
+	require.NoError(t, err)
+	_, unrecorded, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, io.Discard)
+	require.NoError(t, err)
+	require.Len(t, unrecorded, 2)
+	require.Contains(t, unrecorded, p.ID)
 	_, err = store.CompletePurge(ctx, b.pool, p.ID)
 	require.NoError(t, err)
 	for _, table := range []string{"events", "event_ids"} {
@@ -327,11 +338,12 @@ func TestManifestLog(t *testing.T) {
 	size, note, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
 	require.NoError(t, err)
 	require.EqualValues(t, 22, size)
-	set, err := store.LeavesOf(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), size)
+	set, err = store.LeavesOf(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), size)
 	require.NoError(t, err)
 	var leaves bytes.Buffer
-	m, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
+	m, unrecorded, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
 	require.NoError(t, err)
+	require.Empty(t, unrecorded)
 	m.Checkpoint = note
 	require.EqualValues(t, 1, m.FirstLeaf, "e00 is no record")
 	require.EqualValues(t, 20, m.EndLeaf)
@@ -353,4 +365,66 @@ func TestManifestLog(t *testing.T) {
 	require.EqualValues(t, 4, v.Excluded)
 	require.Len(t, v.Deleted, 2)
 	require.Equal(t, []string{`leaf 7 (event "e07") is MISSING: its event was deleted without a deletion record`}, v.Problems)
+}
+
+// TestFailedPurgeIsADeletionRecord checks that a purge that fails after
+// deleting some events records audit.purge_failed, listing their leaves,
+// and that a manifest of the leaves around them verifies with it.
+func TestFailedPurgeIsADeletionRecord(t *testing.T) {
+	t.Parallel()
+	b := setupLog(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	// e00 to e09 in one arrival (leaves in id order): the odd ones
+	// occurred long ago.
+	batch := make([]audex.Event, 10)
+	for i := range batch {
+		at := now.Add(-time.Duration(i) * time.Minute)
+		if i%2 == 1 {
+			at = now.Add(-240 * time.Hour)
+		}
+		batch[i] = audex.Event{ID: fmt.Sprintf("e%02d", i), OccurredAt: at, Action: "doc.read", Actor: audex.Actor{ID: "alice"}, Metadata: []byte(`{}`)}
+	}
+	_, err := store.InsertEvents(ctx, b.pool, b.tenant, batch)
+	require.NoError(t, err)
+	b.sealAll(t, 1000)
+	p := audex.Purge{TenantID: b.tenant, Before: now.Add(-100 * time.Hour)}
+	require.NoError(t, store.CreatePurge(ctx, b.pool, &p))
+	p, _, err = store.StartPurge(ctx, b.pool, p.ID)
+	require.NoError(t, err)
+	n, next, err := store.PurgeBatch(ctx, b.pool, p, nil, 3, 0)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+	require.NotNil(t, next, "two are left")
+	require.NoError(t, store.FailPurge(ctx, b.pool, p.ID, "gave up"))
+	b.sealAll(t, 1000)
+
+	failed, err := store.ListEvents(ctx, b.pool, b.tenant, audex.Filter{Actions: []string{"audit.purge_failed"}}, audex.OrderDesc, nil, 10)
+	require.NoError(t, err)
+	require.Len(t, failed, 1)
+	require.JSONEq(t, `{"before": "`+p.Before.Format(time.RFC3339Nano)+`", "deleted": 3, "reason": "request", "error": "gave up",
+		"leaves": [[1, 2], [3, 4], [5, 6]]}`, string(failed[0].Metadata))
+
+	size, note, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
+	require.NoError(t, err)
+	records := audex.Filter{Since: new(now.Add(-time.Hour)), Actions: []string{"doc.read"}}
+	set, err := store.LeavesOf(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), size)
+	require.NoError(t, err)
+	var leaves bytes.Buffer
+	m, unrecorded, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
+	require.NoError(t, err)
+	require.Empty(t, unrecorded)
+	m.Checkpoint = note
+	check, err := integrity.NewLogCheck(m, &leaves, b.keys.VerifierKeys())
+	require.NoError(t, err)
+	stored, err := store.ListArrivals(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), nil, 100)
+	require.NoError(t, err)
+	for i := range stored {
+		check.Record(stored[i].ID, integrity.LeafData(&stored[i]))
+	}
+	v := check.Verdict()
+	require.Empty(t, v.Problems)
+	require.EqualValues(t, 5, v.Matched)
+	require.Equal(t, map[string]int64{failed[0].ID + " (audit.purge_failed)": 3}, v.Deleted)
+	require.EqualValues(t, 1, v.Excluded, "e07, not purged (e09 is past the last record)")
 }

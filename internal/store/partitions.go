@@ -263,14 +263,7 @@ func finishDrop(ctx context.Context, db DBTX, name string) (DroppedPartition, er
 			if err := settleSummaryAfterPurge(ctx, tx, p.TenantID, p.Before); err != nil {
 				return err
 			}
-			leaves, err := deletedLeaves(ctx, tx, p.TenantID, p.ID)
-			if err != nil {
-				return err
-			}
-			if err := RecordAuditEvent(ctx, tx, p.TenantID, audex.Event{
-				Action: "audit.purge_completed", Actor: audex.SystemActor(), Target: audex.NewTarget("purge", p.ID),
-				Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason, "partition": name, "leaves": leaves}),
-			}); err != nil {
+			if err := recordPurgeEnd(ctx, tx, p, "audit.purge_completed", map[string]any{"partition": name}); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -270,6 +271,22 @@ func PurgeBatch(ctx context.Context, db DBTX, p audex.Purge, after *audex.Positi
 	return deleted, next, nil
 }
 
+// PurgesDeleting reports whether one of the tenant's purges named by ids
+// is running, and so will record its deletions when it ends. With a
+// stream id, a purge that waits for that stream to deliver what it
+// deletes (StreamsBehind) does not count: the stream must not wait for
+// it in turn.
+func PurgesDeleting(ctx context.Context, db DBTX, tenantID string, ids []string, streamID string) (bool, error) {
+	var deleting bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM purges p WHERE p.tenant_id = $1 AND p.id = ANY($2) AND p.status = 'running'
+			AND NOT EXISTS (SELECT 1 FROM streams s WHERE s.id = $3 AND s.status = 'active' AND s.watermark < p.created_at))`,
+		tenantID, ids, streamID).Scan(&deleting)
+	if err != nil {
+		return false, fmt.Errorf("purges deleting: %w", translate(err))
+	}
+	return deleting, nil
+}
+
 // APIBusy reports whether a session of the API (opened with
 // ServingRequests) is running a statement now: the signal on which a purge
 // gives way to the clients being served. Background work (River, rollups,
@@ -305,14 +322,7 @@ func CompletePurge(ctx context.Context, db DBTX, id string) (audex.Purge, error)
 		if p.Reason == audex.PurgeByRetention && p.Deleted == 0 {
 			return nil
 		}
-		leaves, err := deletedLeaves(ctx, tx, p.TenantID, p.ID)
-		if err != nil {
-			return err
-		}
-		return RecordAuditEvent(ctx, tx, p.TenantID, audex.Event{
-			Action: "audit.purge_completed", Actor: audex.SystemActor(), Target: audex.NewTarget("purge", p.ID),
-			Metadata: mustJSON(map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason, "leaves": leaves}),
-		})
+		return recordPurgeEnd(ctx, tx, p, "audit.purge_completed", nil)
 	})
 	if err != nil {
 		return p, fmt.Errorf("complete purge: %w", translate(err))
@@ -320,26 +330,48 @@ func CompletePurge(ctx context.Context, db DBTX, id string) (audex.Purge, error)
 	return p, nil
 }
 
-// FailPurge marks a purge failed with a message for operators, and makes
-// the summary counts exact for the events it did delete.
+// FailPurge marks a purge failed with a message for operators, makes the
+// summary counts exact for the events it did delete and records
+// audit.purge_failed: the deletion record of those events' leaves, which
+// manifests of the integrity log need as much as a completed purge's.
 func FailPurge(ctx context.Context, db DBTX, id, message string) error {
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		var tenantID string
-		var before time.Time
-		err := tx.QueryRow(ctx, `UPDATE purges SET status = 'failed', error = $2, completed_at = now()
-			WHERE id = $1 AND status IN ('queued', 'running') RETURNING tenant_id, before`, id, message).Scan(&tenantID, &before)
+		rows, err := tx.Query(ctx, `UPDATE purges SET status = 'failed', error = $2, completed_at = now()
+			WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+selectPurgeColumns, id, message)
+		if err != nil {
+			return err
+		}
+		p, err := pgx.CollectExactlyOneRow(rows, scanPurge)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		return settleSummaryAfterPurge(ctx, tx, tenantID, before)
+		if err := settleSummaryAfterPurge(ctx, tx, p.TenantID, p.Before); err != nil {
+			return err
+		}
+		return recordPurgeEnd(ctx, tx, p, "audit.purge_failed", map[string]any{"error": message})
 	})
 	if err != nil {
 		return fmt.Errorf("fail purge: %w", translate(err))
 	}
 	return nil
+}
+
+// recordPurgeEnd records the end of purge p as an audit event of action,
+// with the purge's cut-off, count, reason, the leaves it deleted (which
+// make it the deletion record of the integrity log) and extra metadata.
+func recordPurgeEnd(ctx context.Context, tx pgx.Tx, p audex.Purge, action string, extra map[string]any) error {
+	leaves, err := deletedLeaves(ctx, tx, p.TenantID, p.ID)
+	if err != nil {
+		return err
+	}
+	metadata := map[string]any{"before": p.Before, "deleted": p.Deleted, "reason": p.Reason, "leaves": leaves}
+	maps.Copy(metadata, extra)
+	return RecordAuditEvent(ctx, tx, p.TenantID, audex.Event{
+		Action: action, Actor: audex.SystemActor(), Target: audex.NewTarget("purge", p.ID), Metadata: mustJSON(metadata),
+	})
 }
 
 // RetentionDays returns the tenant's retention policy: nil keeps forever.
