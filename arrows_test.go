@@ -41,6 +41,8 @@ var arrowRules = []arrowRule{
 		"what the log signs and its verifiers check needs no database, queue or HTTP, so that offline verifiers can use it"},
 	{"./internal/queue", "deps", append([]string{module + "/"}, cloudSDKs...),
 		"job arguments and the insert client need River alone"},
+	{"./internal/pgserver", "deps", []string{module + "/", "github.com/"},
+		"a private server is PostgreSQL's own programs run in a folder: it needs no driver and nothing of audex"},
 	{".", "deps", []string{module + "/", "github.com/jackc/", "github.com/riverqueue/"},
 		"the domain package is the centre: it imports no other package of audex, nor the database"},
 	{"./internal/console", "deps", []string{module + "/", "github.com/"},

@@ -5,20 +5,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/client"
+	"github.com/audex-dev/audex/internal/pgserver"
 	"github.com/audex-dev/audex/internal/store"
 )
 
@@ -53,81 +50,22 @@ type listLoad struct {
 	elapsed   time.Duration
 }
 
-// standby is a hot standby of the benchmark's server.
-type standby struct {
-	dir, bin string
-	port     int
-	asOwner  []string
-}
-
-func (s *standby) run(name string, args ...string) error {
-	argv := append(append(append([]string{}, s.asOwner...), filepath.Join(s.bin, name)), args...)
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v: %s", name, err, out)
-	}
-	return nil
-}
-
-func (s *standby) stop() {
-	_ = s.run("pg_ctl", "-D", filepath.Join(s.dir, "data"), "stop", "-m", "immediate")
-	_ = os.RemoveAll(s.dir)
-}
-
-// startStandby makes a base backup of the server of databaseURL and
-// starts it as a hot standby on a free port of 127.0.0.1.
-func (b *bench) startStandby(ctx context.Context) (*standby, error) {
-	u, err := url.Parse(b.cfg.databaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("the database URL: %w", err)
-	}
+// startStandby makes a base backup of the benchmark's server and starts
+// it as a hot standby on a free port of 127.0.0.1.
+func (b *bench) startStandby(ctx context.Context) (*pgserver.Server, error) {
 	out, err := exec.CommandContext(ctx, "scripts/postgres.sh", "--bindir").Output()
 	if err != nil {
 		return nil, fmt.Errorf("scripts/postgres.sh --bindir: %w", err)
 	}
-	s := &standby{bin: strings.TrimSpace(string(out))}
-	base := ""
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root: the standby belongs to the
-		// postgres user, in a folder that user can reach.
-		owner, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, err
-		}
-		uid, _ := strconv.Atoi(owner.Uid)
-		gid, _ := strconv.Atoi(owner.Gid)
-		base = "/var/tmp"
-		s.asOwner = []string{"runuser", "-u", "postgres", "--"}
-		if s.dir, err = os.MkdirTemp(base, "audex-bench-standby-"); err != nil {
-			return nil, err
-		}
-		if err := os.Chown(s.dir, uid, gid); err != nil {
-			return s, err
-		}
-	} else if s.dir, err = os.MkdirTemp(base, "audex-bench-standby-"); err != nil {
+	s, err := pgserver.Standby(strings.TrimSpace(string(out)), b.cfg.databaseURL)
+	if err != nil {
 		return nil, err
 	}
-	if s.port, err = freePort(); err != nil {
-		return s, err
-	}
-	data := filepath.Join(s.dir, "data")
-	if err := s.run("pg_basebackup", "-h", u.Hostname(), "-p", u.Port(), "-U", u.User.Username(), "-D", data, "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
-		return s, err
-	}
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s", s.port, s.dir)
-	if err := s.run("pg_ctl", "-D", data, "-l", filepath.Join(s.dir, "server.log"), "-w", "-o", opts, "start"); err != nil {
-		return s, err
+	if err := s.Start(); err != nil {
+		s.Remove()
+		return nil, err
 	}
 	return s, nil
-}
-
-// freePort returns a TCP port of 127.0.0.1 that nothing listens on now.
-func freePort() (int, error) {
-	l, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // replicas runs the phase: list load and a download through the api on
@@ -138,9 +76,6 @@ func (b *bench) replicas(ctx context.Context, svc *services, readKey, exportKey 
 	var res replicaResult
 	start := time.Now()
 	sb, err := b.startStandby(ctx)
-	if sb != nil {
-		defer sb.stop()
-	}
 	if err != nil {
 		// A server that takes no replication connections (no
 		// "replication" line in pg_hba.conf) cannot be measured here.
@@ -148,9 +83,13 @@ func (b *bench) replicas(ctx context.Context, svc *services, readKey, exportKey 
 		b.logger.Warn("replicas_skipped", slog.String("reason", res.skipped))
 		return res, nil
 	}
+	defer sb.Remove()
 	res.backupTime = time.Since(start)
+	// The benchmark's database and user, on the standby.
 	u, _ := url.Parse(b.cfg.databaseURL)
-	standbyURL := fmt.Sprintf("postgres://%s@127.0.0.1:%d%s?sslmode=disable", u.User.Username(), sb.port, u.Path)
+	standby, _ := url.Parse(sb.URL)
+	standby.User, standby.Path = u.User, u.Path
+	standbyURL := standby.String()
 
 	apiEnv := append(serviceEnv(b.cfg.databaseURL, svc.configPath, "bench-api-replica"), "AUDEX_LISTEN=127.0.0.1:0", "AUDEX_READ_DATABASE_URL="+standbyURL)
 	api2, ready, err := b.startProcess(ctx, "api-replica", filepath.Join(svc.dir, "bin", "api"), apiEnv, "api_listening")

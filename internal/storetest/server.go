@@ -2,17 +2,10 @@ package storetest
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/audex-dev/audex/internal/pgserver"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/testenv"
 )
@@ -21,12 +14,13 @@ import (
 // and start again to see what the database going away does to audex.
 type Server struct {
 	// URL is the server's "postgres" database, migrated.
-	URL     string
-	bin     string
-	dir     string
-	port    int
-	asOwner []string
+	URL string
+	pg  *pgserver.Server
+	bin string
 }
+
+// testServerOptions make a test's server fast and its data disposable.
+const testServerOptions = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 
 // NewServer creates a cluster in a temporary folder with the server
 // programs in AUDEX_TEST_PG_BIN (scripts/test.sh sets it), starts it on a
@@ -36,12 +30,11 @@ type Server struct {
 func NewServer(t testing.TB) *Server {
 	t.Helper()
 	bin := testenv.Require(t, "AUDEX_TEST_PG_BIN", "run the tests with `make test`, which sets it")
-	s := newServerDir(t, bin)
-	if err := s.run(filepath.Join(bin, "initdb"), "-D", s.dataDir(), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"); err != nil {
+	pg, err := pgserver.Init(bin)
+	if err != nil {
 		t.Fatalf("initdb: %v", err)
 	}
-	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.port)
-	s.Start(t)
+	s := serve(t, pg, bin)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p, err := store.Open(ctx, s.URL)
@@ -55,64 +48,26 @@ func NewServer(t testing.TB) *Server {
 	return s
 }
 
-// newServerDir returns a Server (not yet created) in a new temporary
-// folder that its programs in bin may use, on a free port, removed with
-// the server when the test ends. PostgreSQL refuses to run as root: as
-// root the cluster belongs to the postgres user, in a folder that user
-// can reach.
-func newServerDir(t testing.TB, bin string) *Server {
-	t.Helper()
-	base := ""
-	var owner *user.User
-	if os.Geteuid() == 0 {
-		var err error
-		if owner, err = user.Lookup("postgres"); err != nil {
-			t.Fatalf("running as root needs the postgres user: %v", err)
-		}
-		base = "/var/tmp"
-	}
-	dir, err := os.MkdirTemp(base, "audex-test-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{bin: bin, dir: dir, port: freePort(t)}
-	if owner != nil {
-		uid, _ := strconv.Atoi(owner.Uid)
-		gid, _ := strconv.Atoi(owner.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		s.asOwner = []string{"runuser", "-u", "postgres", "--"}
-	}
-	t.Cleanup(func() {
-		_ = s.pgCtl("stop", "-m", "immediate")
-		_ = os.RemoveAll(dir)
-	})
-	return s
-}
-
-// NewStandby makes a streaming replica of s, as an operator would: a
-// base backup (pg_basebackup -R, which writes primary_conninfo and
-// standby.signal), started as a hot standby on a free port, with the
-// server settings of settings ("recovery_min_apply_delay = '300ms'", say)
-// added. Its URL reads the primary's "postgres" database as far as it has
-// replayed it.
+// NewStandby makes a streaming replica of s (pgserver.Standby) with the
+// server settings of settings ("recovery_min_apply_delay = '300ms'",
+// say) and starts it as a hot standby. Its URL reads the primary's
+// "postgres" database as far as it has replayed it.
 func (s *Server) NewStandby(t testing.TB, settings ...string) *Server {
 	t.Helper()
-	r := newServerDir(t, s.bin)
-	if err := r.run(filepath.Join(s.bin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(s.port), "-U", "postgres",
-		"-D", r.dataDir(), "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
-		t.Fatalf("pg_basebackup: %v", err)
+	pg, err := pgserver.Standby(s.bin, s.URL, settings...)
+	if err != nil {
+		t.Fatalf("standby: %v", err)
 	}
-	if len(settings) > 0 {
-		line := strings.Join(settings, "\n") + "\n"
-		if err := r.run("sh", "-c", `printf '%s' "$1" >> "$2"`, "sh", line, filepath.Join(r.dataDir(), "postgresql.auto.conf")); err != nil {
-			t.Fatalf("standby settings: %v", err)
-		}
-	}
-	r.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", r.port)
-	r.Start(t)
-	return r
+	return serve(t, pg, s.bin)
+}
+
+// serve starts pg, removed when the test ends.
+func serve(t testing.TB, pg *pgserver.Server, bin string) *Server {
+	t.Helper()
+	t.Cleanup(pg.Remove)
+	s := &Server{URL: pg.URL, pg: pg, bin: bin}
+	s.Start(t)
+	return s
 }
 
 // Stop shuts the server down the way a restart does: sessions are ended
@@ -120,43 +75,15 @@ func (s *Server) NewStandby(t testing.TB, settings ...string) *Server {
 // new connections are refused until Start.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
-	if err := s.pgCtl("stop", "-m", "fast"); err != nil {
-		t.Fatalf("stop PostgreSQL: %v", err)
+	if err := s.pg.Stop(); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // Start starts the server (again) and waits until it accepts connections.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off -c synchronous_commit=off -c full_page_writes=off", s.port, s.dir)
-	if err := s.pgCtl("start", "-w", "-l", filepath.Join(s.dir, "server.log"), "-o", opts); err != nil {
-		log, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
-		t.Fatalf("start PostgreSQL: %v\n%s", err, log)
-	}
-}
-
-func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
-
-func (s *Server) pgCtl(args ...string) error {
-	return s.run(filepath.Join(s.bin, "pg_ctl"), append([]string{"-D", s.dataDir()}, args...)...)
-}
-
-// run runs a server program as the cluster's owner.
-func (s *Server) run(name string, args ...string) error {
-	argv := append(append(append([]string{}, s.asOwner...), name), args...)
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
-		return fmt.Errorf("%s: %v: %s", filepath.Base(name), err, out)
-	}
-	return nil
-}
-
-// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := s.pg.Start(testServerOptions); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
