@@ -13,14 +13,17 @@ import (
 
 // Actions, actor types, target types and request ids have no B-tree index
 // of their own: one GIN index, events_keys_idx (migration 00015), holds
-// each event's values of the four as keys of its UTC day. A page of a list
-// filtered by them is read down the list order first (probeRowsPerPageRow
-// rows per page row), where a common value fills the page at once; then
-// from the keys index, on from where that read stopped, each read sorted,
-// until the page is full or the filter's days are done. The share found
-// in the first read, with the tenant's size, says how many days a read
-// covers: a value that matches few events in all (a rare one) is read
-// whole at once (maxReadKeys days x values at a time); one that matches
+// each event's values of the four as keys of its UTC day. A value that
+// matches few events in all (a rare one, as event_values counts it) is
+// read from the keys index whole at once (maxReadKeys days x values at a
+// time), sorted. A page of a list filtered by others is read down the
+// list order first (probeRowsPerPageRow rows per page row), where a common
+// value fills the page at once; then from the keys index, on from where
+// that read stopped, each read sorted, until the page is full or the
+// filter's days are done. The share found in the first read, with the
+// tenant's size, says how many days a read covers: a value with few
+// matches (a request id, which event_values does not count) is read whole
+// at once; one that matches
 // more (a medium one, 0.3% of a tenant's events, say) a day first, then
 // 8, 64, ... days (dayChunkGrowth), and fills a page from a day or two.
 // Days that hold none of the tenant's events are skipped. An
@@ -65,6 +68,10 @@ type keySet struct {
 	kind   string
 	values []string
 }
+
+// countedKinds are the event_values kinds of the keys index's kinds that
+// event_values counts (request ids it does not).
+var countedKinds = map[string]string{"a": ValueAction, "y": ValueActorType, "z": ValueTargetType}
 
 // eventKeys is the part of a list's filter that the keys index serves.
 type eventKeys struct {
@@ -132,6 +139,31 @@ func (k eventKeys) none() bool {
 		}
 	}
 	return false
+}
+
+// fewMatches reports whether event_values, which counts the tenant's
+// events by action, actor type and target type exactly, says that k
+// matches few events in all (fewKeyMatchesPerPageRow per row of a page
+// of limit): the least of its sets' counts. A set of request ids is not
+// counted; with no other set, it says false.
+func (k eventKeys) fewMatches(ctx context.Context, db DBTX, limit int) (bool, error) {
+	var q queryBuilder
+	tenant := q.arg(k.tenantID)
+	var counts []string
+	for _, s := range k.sets {
+		if kind, ok := countedKinds[s.kind]; ok {
+			counts = append(counts, fmt.Sprintf("(SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = %s AND kind = %s AND value = ANY(%s))",
+				tenant, q.arg(kind), q.arg(s.values)))
+		}
+	}
+	if len(counts) == 0 {
+		return false, nil
+	}
+	var least int64
+	if err := db.QueryRow(ctx, "SELECT least("+strings.Join(counts, ", ")+")", q.args...).Scan(&least); err != nil {
+		return false, err
+	}
+	return least <= int64(fewKeyMatchesPerPageRow*max(limit, 100)), nil
 }
 
 // condition is k's conditions as they are checked on a row.
@@ -251,14 +283,24 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 	if k.none() {
 		return []audex.Event{}, true, nil
 	}
+	// Few matches in all, as event_values counts them: a read down the
+	// list order would find next to none; read all days at once.
+	if few, err := k.fewMatches(ctx, db, limit); err != nil || few {
+		if err != nil {
+			return nil, true, err
+		}
+		events, err := k.listDays(ctx, db, f, order, after, k.maxDays(), 1, limit)
+		return events, true, err
+	}
 	window := max(limit*probeRowsPerPageRow, minKeysWindow)
 	events, end, err := walkSelection(ctx, db, tenantID, k, rest, order, after, window, limit)
 	if err != nil || end == nil {
 		return events, true, err
 	}
 	// Few matches in all, by the share in the window (at least one row of
-	// it, when it held none), and the tenant's size: read all days at
-	// once; else a day first, then more.
+	// it, when it held none), and the tenant's size (for request ids,
+	// which event_values does not count): read all days at once; else a
+	// day first, then more.
 	total, err := tenantEvents(ctx, db, tenantID)
 	if err != nil {
 		return nil, true, err
