@@ -21,6 +21,9 @@ var (
 	ScanEventColumns   = scanEventAnd
 )
 
+// LeavesOfInChunks is LeavesOf joining chunk arrivals at a time.
+var LeavesOfInChunks = leavesOf
+
 // ListByKeyDays lists a page of f, which must hold values of the keys
 // index, as keysList does after its first read when the values are
 // common: from the keys index a day first, then dayChunkGrowth times as

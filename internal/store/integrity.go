@@ -414,23 +414,75 @@ func (s LeafSet) bounds() (first, end int64) {
 // LeavesOf returns the leaves, in the tree of size leaves, of the
 // tenant's stored events that f matches and that were received from from
 // on and before through: those of an export (from its start to its as_of)
-// or of a stream batch.
+// or of a stream batch. through must be sealed.
+//
+// It joins the events with their leaves leavesChunk arrivals at a time:
+// leaves are in arrival order, so the leaves of the events received in a
+// span of time lie between the leaves of the first events received from
+// its start on and from its end on, and each join is bounded on both
+// sides (one join of a tenant's 5,000,000 events with its whole log ran
+// past the worker's 30 s budget).
 func LeavesOf(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, through time.Time, size int64) (LeafSet, error) {
-	var q queryBuilder
-	arrivals(&q, tenantID, f, from, through)
+	return leavesOf(ctx, db, tenantID, f, from, through, size, leavesChunk)
+}
+
+// leavesOf is LeavesOf joining chunk arrivals at a time.
+func leavesOf(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, through time.Time, size int64, chunk int) (LeafSet, error) {
 	set := newLeafSet(size)
-	leafSize := q.arg(size)
-	rows, err := db.Query(ctx, fmt.Sprintf(`SELECT l.leaf_index FROM (SELECT tenant_id, id FROM events WHERE %s) e
-		JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id
-		WHERE l.deleted_by IS NULL AND l.leaf_index < %s`, strings.Join(q.conds, " AND "), leafSize), q.args...)
+	first, err := firstLeafFrom(ctx, db, tenantID, from, through, 0)
 	if err != nil {
-		return nil, fmt.Errorf("leaves of events: %w", translate(err))
+		return nil, err
 	}
-	var leaf int64
-	if _, err := pgx.ForEachRow(rows, []any{&leaf}, func() error { set.add(leaf); return nil }); err != nil {
-		return nil, fmt.Errorf("leaves of events: %w", translate(err))
+	for {
+		end, more, err := arrivalsEnd(ctx, db, tenantID, audex.Filter{}, from, through, chunk)
+		if err != nil {
+			return nil, fmt.Errorf("leaves of events: %w", translate(err))
+		}
+		last := size
+		if more {
+			if last, err = firstLeafFrom(ctx, db, tenantID, end, through, size); err != nil {
+				return nil, err
+			}
+		}
+		var q queryBuilder
+		arrivals(&q, tenantID, f, from, end)
+		rows, err := db.Query(ctx, fmt.Sprintf(`SELECT l.leaf_index FROM (SELECT tenant_id, id FROM events WHERE %s) e
+			JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id
+			WHERE l.deleted_by IS NULL AND l.leaf_index >= %s AND l.leaf_index < %s`,
+			strings.Join(q.conds, " AND "), q.arg(first), q.arg(min(last, size))), q.args...)
+		if err != nil {
+			return nil, fmt.Errorf("leaves of events: %w", translate(err))
+		}
+		var leaf int64
+		if _, err := pgx.ForEachRow(rows, []any{&leaf}, func() error { set.add(leaf); return nil }); err != nil {
+			return nil, fmt.Errorf("leaves of events: %w", translate(err))
+		}
+		if !more {
+			return set, nil
+		}
+		from, first = end, last
 	}
-	return set, nil
+}
+
+// leavesChunk is how many arrivals one statement of LeavesOf joins with
+// their leaves: a hash of them fits PostgreSQL's default work_mem.
+const leavesChunk = 50_000
+
+// firstLeafFrom returns the leaf of the tenant's first stored event (in
+// arrival order) received from from on and before through: no leaf of an
+// event received from from on comes before it (an event of the tenant's
+// deleted behind audex's back and ingested again has two leaves: the
+// later is its own). none when there is no such event.
+func firstLeafFrom(ctx context.Context, db DBTX, tenantID string, from, through time.Time, none int64) (int64, error) {
+	leaf := none
+	err := db.QueryRow(ctx, `SELECT l.leaf_index FROM (SELECT tenant_id, id FROM events WHERE tenant_id = $1 AND received_at >= $2 AND received_at < $3
+			ORDER BY received_at, id LIMIT 1) e
+		JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id AND l.deleted_by IS NULL
+		ORDER BY l.leaf_index DESC LIMIT 1`, tenantID, from, through).Scan(&leaf)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("leaves of events: %w", translate(err))
+	}
+	return leaf, nil
 }
 
 // manifestLogPage is how many leaves WriteManifestLog reads per statement.

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/tlog"
@@ -427,4 +429,72 @@ func TestFailedPurgeIsADeletionRecord(t *testing.T) {
 	require.EqualValues(t, 5, v.Matched)
 	require.Equal(t, map[string]int64{failed[0].ID + " (audit.purge_failed)": 3}, v.Deleted)
 	require.EqualValues(t, 1, v.Excluded, "e07, not purged (e09 is past the last record)")
+}
+
+// TestLeavesOfInChunks checks that LeavesOf, joining a few arrivals at a
+// time with the leaves between theirs, finds exactly the leaves that one
+// join of all the events with the whole log finds: for every chunk size,
+// with events deleted one by one and by a purge, a time filter, and
+// arrival bounds that fall between and inside ingests.
+func TestLeavesOfInChunks(t *testing.T) {
+	t.Parallel()
+	b := setupLog(t)
+	ctx := t.Context()
+	var arrived []time.Time // each ingest's received_at
+	for i := range 6 {
+		b.ingest(t, b.tenant, fmt.Sprintf("b%d", i), 7)
+		var at time.Time
+		require.NoError(t, b.pool.QueryRow(ctx, `SELECT max(received_at) FROM events WHERE tenant_id = $1`, b.tenant).Scan(&at))
+		arrived = append(arrived, at)
+	}
+	require.NoError(t, store.DeleteEvent(ctx, b.pool, b.tenant, "b1-0003", audex.Actor{ID: "ops", Type: new("user")}))
+	b.sealAll(t, 1000)
+	p := audex.Purge{TenantID: b.tenant, Before: time.Now().Add(-36 * time.Hour)}
+	require.NoError(t, store.CreatePurge(ctx, b.pool, &p))
+	p, _, err := store.StartPurge(ctx, b.pool, p.ID)
+	require.NoError(t, err)
+	_, _, err = store.PurgeBatch(ctx, b.pool, p, nil, 5, 0) // some of the events of two days ago
+	require.NoError(t, err)
+	b.ingest(t, b.tenant, "late", 4) // not sealed: past the tree
+	size, _, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
+	require.NoError(t, err)
+
+	through := time.Now().Add(time.Hour)
+	for _, c := range []struct {
+		name     string
+		f        audex.Filter
+		from, to time.Time
+	}{
+		{"everything", audex.Filter{}, time.Time{}, through},
+		{"a day", audex.Filter{Since: new(time.Now().Add(-30 * time.Hour))}, time.Time{}, through},
+		{"from the third ingest", audex.Filter{}, arrived[2], through},
+		{"the second to the fifth ingest", audex.Filter{Since: new(time.Now().Add(-30 * time.Hour))}, arrived[1], arrived[4]},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var q strings.Builder
+			q.WriteString(`SELECT l.leaf_index FROM events e JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id
+				WHERE e.tenant_id = $1 AND e.received_at >= $2 AND e.received_at < $3 AND l.deleted_by IS NULL AND l.leaf_index < $4`)
+			args := []any{b.tenant, c.from, c.to, size}
+			if c.f.Since != nil {
+				q.WriteString(` AND e.occurred_at >= $5`)
+				args = append(args, *c.f.Since)
+			}
+			rows, err := b.pool.Query(ctx, q.String()+` ORDER BY 1`, args...)
+			require.NoError(t, err)
+			want, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			require.NoError(t, err)
+			require.NotEmpty(t, want)
+			for _, chunk := range []int{1, 2, 3, 7, 10, 1000} {
+				set, err := store.LeavesOfInChunks(ctx, b.pool, b.tenant, c.f, c.from, c.to, size, chunk)
+				require.NoError(t, err)
+				var got []int64
+				for i := range size {
+					if set.Has(i) {
+						got = append(got, i)
+					}
+				}
+				require.Equal(t, want, got, "chunks of %d", chunk)
+			}
+		})
+	}
 }
