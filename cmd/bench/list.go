@@ -198,6 +198,27 @@ func (r *recordingDB) Query(ctx context.Context, sql string, args ...any) (pgx.R
 	return r.DBTX.Query(ctx, sql, args...)
 }
 
+// Begin records the statements of the transaction too (a read of the
+// keys index runs in one of its own).
+func (r *recordingDB) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := r.DBTX.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return recordingTx{tx, r}, nil
+}
+
+// recordingTx is a transaction of a recordingDB.
+type recordingTx struct {
+	pgx.Tx
+	r *recordingDB
+}
+
+func (t recordingTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	t.r.sql, t.r.args = sql, args
+	return t.Tx.Query(ctx, sql, args...)
+}
+
 // list measures the first page (100 events) of every shape through the
 // HTTP API, one request at a time. Unless fresh, it waits for autovacuum
 // to be done first; fresh measures right away, as a tenant would list

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,8 +17,10 @@ import (
 // each event's values of the four as keys of its UTC day. A value that
 // matches few events in all (a rare one, as event_values counts it) is
 // read from the keys index whole at once (maxReadKeys days x values at a
-// time), sorted. A page of a list filtered by others is read down the
-// list order first (probeRowsPerPageRow rows per page row), where a common
+// time), sorted; one that matches too few for a read down the list order
+// to fill a page cheaply (a medium one), when nothing else filters rows,
+// a day at a time, then 8, 64, ... days (dayChunkGrowth). A page of a
+// list filtered by others is read down the list order first (probeRowsPerPageRow rows per page row), where a common
 // value fills the page at once; then from the keys index, on from where
 // that read stopped, each read sorted, until the page is full or the
 // filter's days are done. The share found in the first read, with the
@@ -80,7 +83,17 @@ type eventKeys struct {
 	filter audex.Filter
 	// sets must each hold one of the event's keys.
 	sets []keySet
+	// narrow are the sets that reads of the keys index ask for (nil: all
+	// of them); rows are checked against every set anyway.
+	narrow []keySet
 }
+
+// narrowSetFactor is how many times as many events as the set of fewest
+// matches another set may count and still be asked of the keys index: a
+// common value costs more entries of the index's posting lists than the
+// rows it would spare (a common actor type with a rare action: 5-7 ms
+// for the page, most of it the actor type's entries).
+const narrowSetFactor = 16
 
 // keysOf returns the part of f that the keys index serves, and f without
 // it; ok is false when f has none. An action_prefix is looked up in
@@ -141,29 +154,62 @@ func (k eventKeys) none() bool {
 	return false
 }
 
-// fewMatches reports whether event_values, which counts the tenant's
-// events by action, actor type and target type exactly, says that k
-// matches few events in all (fewKeyMatchesPerPageRow per row of a page
-// of limit): the least of its sets' counts. A set of request ids is not
-// counted; with no other set, it says false.
-func (k eventKeys) fewMatches(ctx context.Context, db DBTX, limit int) (bool, error) {
+// counted returns how many of the tenant's events k may match at most and
+// how many the tenant holds, from event_values, which counts them by
+// action, actor type and target type exactly: the least of k's sets'
+// counts. ok is false when k has only request ids, which it does not
+// count. When it counts every set, it narrows the reads of the keys
+// index to the sets of narrowSetFactor times that least count or fewer.
+func (k *eventKeys) counted(ctx context.Context, db DBTX) (matches, total int64, ok bool, err error) {
 	var q queryBuilder
 	tenant := q.arg(k.tenantID)
 	var counts []string
+	var counted []keySet
 	for _, s := range k.sets {
 		if kind, ok := countedKinds[s.kind]; ok {
 			counts = append(counts, fmt.Sprintf("(SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = %s AND kind = %s AND value = ANY(%s))",
 				tenant, q.arg(kind), q.arg(s.values)))
+			counted = append(counted, s)
 		}
 	}
 	if len(counts) == 0 {
-		return false, nil
+		return 0, 0, false, nil
 	}
-	var least int64
-	if err := db.QueryRow(ctx, "SELECT least("+strings.Join(counts, ", ")+")", q.args...).Scan(&least); err != nil {
-		return false, err
+	values := make([]int64, len(counts))
+	dest := []any{&total}
+	for i := range values {
+		dest = append(dest, &values[i])
 	}
-	return least <= int64(fewKeyMatchesPerPageRow*max(limit, 100)), nil
+	err = db.QueryRow(ctx, fmt.Sprintf("SELECT (SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = %s AND kind = %s), %s",
+		tenant, q.arg(ValueAction), strings.Join(counts, ", ")), q.args...).Scan(dest...)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	matches = slices.Min(values)
+	if len(counted) == len(k.sets) && len(counted) > 1 {
+		for i, s := range counted {
+			if values[i] <= narrowSetFactor*max(matches, 1) {
+				k.narrow = append(k.narrow, s)
+			}
+		}
+	}
+	return matches, total, true, nil
+}
+
+// indexSets are the sets that a read of the keys index asks for.
+func (k eventKeys) indexSets() []keySet {
+	if k.narrow != nil {
+		return k.narrow
+	}
+	return k.sets
+}
+
+// rowFilters reports whether f selects events by more than their times.
+func rowFilters(f audex.Filter) bool {
+	f.Since, f.Until, f.ReceivedBefore = nil, nil, nil
+	var q queryBuilder
+	q.filter(f)
+	return len(q.conds) > 0
 }
 
 // condition is k's conditions as they are checked on a row.
@@ -176,8 +222,9 @@ func (k eventKeys) condition(q *queryBuilder) string {
 func (k eventKeys) indexed(q *queryBuilder, first, last time.Time) string {
 	tenant := q.arg(k.tenantID)
 	days := fmt.Sprintf("generate_series(audex_event_day(%s::timestamptz), audex_event_day(%s::timestamptz)) d", q.arg(first), q.arg(last))
-	conds := make([]string, len(k.sets))
-	for i, s := range k.sets {
+	sets := k.indexSets()
+	conds := make([]string, len(sets))
+	for i, s := range sets {
 		conds[i] = fmt.Sprintf("%s && ARRAY(SELECT audex_event_key(%s, d::integer, '%s', v) FROM %s, unnest(%s::text[]) v)",
 			keysIndexed, tenant, s.kind, days, q.arg(s.values))
 	}
@@ -187,7 +234,7 @@ func (k eventKeys) indexed(q *queryBuilder, first, last time.Time) string {
 // maxDays is the most days that one read of the keys index may cover.
 func (k eventKeys) maxDays() int {
 	most := 1
-	for _, s := range k.sets {
+	for _, s := range k.indexSets() {
 		most = max(most, len(s.values))
 	}
 	return max(1, maxReadKeys/most)
@@ -283,13 +330,22 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 	if k.none() {
 		return []audex.Event{}, true, nil
 	}
-	// Few matches in all, as event_values counts them: a read down the
-	// list order would find next to none; read all days at once.
-	if few, err := k.fewMatches(ctx, db, limit); err != nil || few {
-		if err != nil {
-			return nil, true, err
-		}
+	// As event_values counts them: few matches in all are read from the
+	// keys index all days at once; matches too few for a read down the
+	// list order to fill the page cheaply (when nothing else filters
+	// rows), a day at a time. A read down the list order would find next
+	// to none of either.
+	matches, total, counted, err := k.counted(ctx, db)
+	if err != nil {
+		return nil, true, err
+	}
+	page := int64(max(limit, 100))
+	switch {
+	case counted && matches <= fewKeyMatchesPerPageRow*page:
 		events, err := k.listDays(ctx, db, f, order, after, k.maxDays(), 1, limit)
+		return events, true, err
+	case counted && !rowFilters(rest) && int64(limit)*total > keysWalkRowsPerPageRow*page*matches:
+		events, err := k.listDays(ctx, db, f, order, after, 1, dayChunkGrowth, limit)
 		return events, true, err
 	}
 	window := max(limit*probeRowsPerPageRow, minKeysWindow)
@@ -301,9 +357,10 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 	// it, when it held none), and the tenant's size (for request ids,
 	// which event_values does not count): read all days at once; else a
 	// day first, then more.
-	total, err := tenantEvents(ctx, db, tenantID)
-	if err != nil {
-		return nil, true, err
+	if !counted {
+		if total, err = tenantEvents(ctx, db, tenantID); err != nil {
+			return nil, true, err
+		}
 	}
 	share := float64(max(len(events), 1)) / float64(window)
 	size, growth := k.maxDays(), 1
