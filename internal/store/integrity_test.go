@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -101,6 +100,43 @@ func (b *logBundle) sealAll(t *testing.T, maxLeaves int) int64 {
 		total, more = total+n, m
 	}
 	return total
+}
+
+// checkedManifest is what a manifest says of the tenant's log in its
+// latest checkpoint (WriteManifestLog), the deletions it could not record
+// and how many records there are, and the verifier's verdict on it from
+// the records as stored.
+type checkedManifest struct {
+	log        audex.ManifestLog
+	unrecorded []string
+	records    int
+	verdict    integrity.Verdict
+}
+
+// checkManifest works out the manifest of the tenant's events that
+// records matches, received before through, and checks it as a verifier
+// would.
+func (b *logBundle) checkManifest(t *testing.T, records audex.Filter, through time.Time) checkedManifest {
+	t.Helper()
+	ctx := t.Context()
+	size, note, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
+	require.NoError(t, err)
+	set, err := store.LeavesOf(ctx, b.pool, b.tenant, records, time.Time{}, through, size)
+	require.NoError(t, err)
+	var c checkedManifest
+	var leaves bytes.Buffer
+	c.log, c.unrecorded, err = store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
+	require.NoError(t, err)
+	c.log.Checkpoint = note
+	check, err := integrity.NewLogCheck(c.log, &leaves, b.keys.VerifierKeys())
+	require.NoError(t, err)
+	stored, err := store.ListArrivals(ctx, b.pool, b.tenant, records, time.Time{}, through, nil, 1000)
+	require.NoError(t, err)
+	for i := range stored {
+		check.Record(stored[i].ID, integrity.LeafData(&stored[i]))
+	}
+	c.records, c.verdict = len(stored), check.Verdict()
+	return c
 }
 
 // latest returns the tenant's latest checkpoint, opened with the keys.
@@ -308,14 +344,10 @@ func TestManifestLog(t *testing.T) {
 	require.EqualValues(t, 1, n)
 	// While the purge runs, and before the deletion of e03 is sealed,
 	// neither deletion has a record in the log: the manifest names both.
-	size, _, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
-	require.NoError(t, err)
-	set, err := store.LeavesOf(ctx, b.pool, b.tenant, audex.Filter{Actions: []string{"doc.read"}}, time.Time{}, now.Add(time.Hour), size)
-	require.NoError(t, err)
-	_, unrecorded, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, io.Discard)
-	require.NoError(t, err)
-	require.Len(t, unrecorded, 2)
-	require.Contains(t, unrecorded, p.ID)
+	records := audex.Filter{Actions: []string{"doc.read"}}
+	running := b.checkManifest(t, records, now.Add(time.Hour))
+	require.Len(t, running.unrecorded, 2)
+	require.Contains(t, running.unrecorded, p.ID)
 	_, err = store.CompletePurge(ctx, b.pool, p.ID)
 	require.NoError(t, err)
 	for _, table := range []string{"events", "event_ids"} {
@@ -323,7 +355,6 @@ func TestManifestLog(t *testing.T) {
 		require.NoError(t, err)
 	}
 	b.sealAll(t, 1000) // the deletion records become leaves 20 and 21
-	records := audex.Filter{Actions: []string{"doc.read"}}
 	var deletionRecords []audex.Event
 	for _, action := range []string{"audit.event_deleted", "audit.purge_completed"} {
 		e, err := store.ListEvents(ctx, b.pool, b.tenant, audex.Filter{Actions: []string{action}}, audex.OrderDesc, nil, 10)
@@ -337,16 +368,12 @@ func TestManifestLog(t *testing.T) {
 		require.Equal(t, want, meta.Leaves, "%s lists the leaves it deleted", deletionRecords[i].Action)
 	}
 
-	size, note, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
+	size, _, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
 	require.NoError(t, err)
 	require.EqualValues(t, 22, size)
-	set, err = store.LeavesOf(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), size)
-	require.NoError(t, err)
-	var leaves bytes.Buffer
-	m, unrecorded, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
-	require.NoError(t, err)
-	require.Empty(t, unrecorded)
-	m.Checkpoint = note
+	c := b.checkManifest(t, records, now.Add(time.Hour))
+	require.Empty(t, c.unrecorded)
+	m := c.log
 	require.EqualValues(t, 1, m.FirstLeaf, "e00 is no record")
 	require.EqualValues(t, 20, m.EndLeaf)
 	require.Equal(t, []audex.MissingLeaf{{LeafIndex: 7, EventID: "e07"}}, m.Missing)
@@ -354,15 +381,8 @@ func TestManifestLog(t *testing.T) {
 	require.Len(t, m.Deletions, 2)
 
 	// The verifier's reckoning, from the records alone.
-	check, err := integrity.NewLogCheck(m, &leaves, b.keys.VerifierKeys())
-	require.NoError(t, err)
-	stored, err := store.ListArrivals(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), nil, 100)
-	require.NoError(t, err)
-	require.Len(t, stored, 12, "15 doc.read events, less e03, e05 and e07")
-	for i := range stored {
-		check.Record(stored[i].ID, integrity.LeafData(&stored[i]))
-	}
-	v := check.Verdict()
+	require.Equal(t, 12, c.records, "15 doc.read events, less e03, e05 and e07")
+	v := c.verdict
 	require.Equal(t, v.Records, v.Matched)
 	require.EqualValues(t, 4, v.Excluded)
 	require.Len(t, v.Deleted, 2)
@@ -407,24 +427,9 @@ func TestFailedPurgeIsADeletionRecord(t *testing.T) {
 	require.JSONEq(t, `{"before": "`+p.Before.Format(time.RFC3339Nano)+`", "deleted": 3, "reason": "request", "error": "gave up",
 		"leaves": [[1, 2], [3, 4], [5, 6]]}`, string(failed[0].Metadata))
 
-	size, note, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
-	require.NoError(t, err)
-	records := audex.Filter{Since: new(now.Add(-time.Hour)), Actions: []string{"doc.read"}}
-	set, err := store.LeavesOf(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), size)
-	require.NoError(t, err)
-	var leaves bytes.Buffer
-	m, unrecorded, err := store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
-	require.NoError(t, err)
-	require.Empty(t, unrecorded)
-	m.Checkpoint = note
-	check, err := integrity.NewLogCheck(m, &leaves, b.keys.VerifierKeys())
-	require.NoError(t, err)
-	stored, err := store.ListArrivals(ctx, b.pool, b.tenant, records, time.Time{}, now.Add(time.Hour), nil, 100)
-	require.NoError(t, err)
-	for i := range stored {
-		check.Record(stored[i].ID, integrity.LeafData(&stored[i]))
-	}
-	v := check.Verdict()
+	c := b.checkManifest(t, audex.Filter{Since: new(now.Add(-time.Hour)), Actions: []string{"doc.read"}}, now.Add(time.Hour))
+	require.Empty(t, c.unrecorded)
+	v := c.verdict
 	require.Empty(t, v.Problems)
 	require.EqualValues(t, 5, v.Matched)
 	require.Equal(t, map[string]int64{failed[0].ID + " (audit.purge_failed)": 3}, v.Deleted)

@@ -180,8 +180,7 @@ func (k *eventKeys) counted(ctx context.Context, db DBTX) (matches, total int64,
 	for i := range values {
 		dest = append(dest, &values[i])
 	}
-	err = db.QueryRow(ctx, fmt.Sprintf("SELECT (SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = %s AND kind = %s), %s",
-		tenant, q.arg(ValueAction), strings.Join(counts, ", ")), q.args...).Scan(dest...)
+	err = db.QueryRow(ctx, fmt.Sprintf("SELECT (%s), %s", tenantEventsQuery(&q, tenant), strings.Join(counts, ", ")), q.args...).Scan(dest...)
 	if err != nil {
 		return 0, 0, false, err
 	}

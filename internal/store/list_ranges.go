@@ -263,12 +263,19 @@ func wideRangeList(ctx context.Context, db DBTX, tenantID string, r columnRange,
 	return events, nil
 }
 
-// tenantEvents is how many events the tenant holds (from event_values:
-// one action each).
+// tenantEvents is how many events the tenant holds.
 func tenantEvents(ctx context.Context, db DBTX, tenantID string) (int64, error) {
+	var q queryBuilder
+	sql := tenantEventsQuery(&q, q.arg(tenantID))
 	var total int64
-	err := db.QueryRow(ctx, `SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = $1 AND kind = $2`, tenantID, ValueAction).Scan(&total)
+	err := db.QueryRow(ctx, sql, q.args...).Scan(&total)
 	return total, err
+}
+
+// tenantEventsQuery is the statement of how many events the tenant of
+// the placeholder tenant holds (from event_values: one action each).
+func tenantEventsQuery(q *queryBuilder, tenant string) string {
+	return fmt.Sprintf("SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = %s AND kind = %s", tenant, q.arg(ValueAction))
 }
 
 // sortedRangeList reads the page from the range's own index, all of the
@@ -298,10 +305,10 @@ func sortedRangeList(ctx context.Context, db DBTX, tenantID string, r columnRang
 
 // walkSelection reads the tenant's events that match rest after the
 // position after, in list order, for at most window rows, and returns
-// those that s selects, at most limit. end is nil when that is the whole answer (the
-// page is full, or fewer than window rows were left); otherwise it is the
-// position of the window's last row, from where the rest of the page is
-// to be found.
+// those that s selects, at most limit. end is nil when that is the whole
+// answer (the page is full, or fewer than window rows were left);
+// otherwise it is the position of the window's last row, from where the
+// rest of the page is to be found.
 func walkSelection(ctx context.Context, db DBTX, tenantID string, s selection, rest audex.Filter, order audex.Order, after *audex.Position, window, limit int) (events []audex.Event, end *audex.Position, err error) {
 	// The window's LIMIT keeps the selection out of the inner statement, so
 	// that it is read in list order; row_number() numbers the rows in that
