@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/audex-dev/audex"
 )
 
@@ -29,9 +31,14 @@ var LeavesOfInChunks = leavesOf
 // common: from the keys index a day first, then dayChunkGrowth times as
 // many days each read.
 func ListByKeyDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
-	k, _, ok, err := keysOf(ctx, db, tenantID, f)
-	if err != nil || !ok || k.none() {
-		return []audex.Event{}, err
-	}
-	return k.listDays(ctx, db, f, order, after, 1, dayChunkGrowth, limit)
+	events := []audex.Event{}
+	err := withListPlans(ctx, db, func(tx pgx.Tx) error {
+		k, _, ok, err := keysOf(ctx, tx, tenantID, f)
+		if err != nil || !ok || k.none() {
+			return err
+		}
+		events, err = k.listDays(ctx, tx, f, order, after, 1, dayChunkGrowth, limit)
+		return err
+	})
+	return events, err
 }

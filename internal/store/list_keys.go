@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -242,8 +243,12 @@ func (k eventKeys) maxDays() int {
 // filterDays returns the first and last UTC days of f's range that hold
 // the tenant's events; ok is false when there are none.
 func filterDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (first, last time.Time, ok bool, err error) {
+	// Each an ordered read of the time index (min and max, without
+	// statistics of the tenant, were planned as a read of all its rows).
 	var oldest, newest *time.Time
-	if err := db.QueryRow(ctx, `SELECT min(occurred_at), max(occurred_at) FROM events WHERE tenant_id = $1`, tenantID).Scan(&oldest, &newest); err != nil || oldest == nil {
+	if err := db.QueryRow(ctx, `SELECT
+		(SELECT occurred_at FROM events WHERE tenant_id = $1 ORDER BY occurred_at LIMIT 1),
+		(SELECT occurred_at FROM events WHERE tenant_id = $1 ORDER BY occurred_at DESC LIMIT 1)`, tenantID).Scan(&oldest, &newest); err != nil || oldest == nil {
 		return first, last, false, err
 	}
 	if f.Since != nil && f.Since.After(*oldest) {
@@ -267,19 +272,22 @@ func nextEventDay(ctx context.Context, db DBTX, tenantID string, f audex.Filter,
 	var q queryBuilder
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(audex.Filter{Since: f.Since, Until: f.Until})
-	agg := "max"
+	dir := "DESC"
 	if order == audex.OrderDesc {
 		q.where("occurred_at < " + q.arg(day))
 	} else {
-		agg = "min"
+		dir = "ASC"
 		q.where("occurred_at >= " + q.arg(day.AddDate(0, 0, 1)))
 	}
-	var t *time.Time
-	err = db.QueryRow(ctx, fmt.Sprintf("SELECT %s(occurred_at) FROM events WHERE %s", agg, strings.Join(q.conds, " AND ")), q.args...).Scan(&t)
-	if err != nil || t == nil {
+	var t time.Time
+	err = db.QueryRow(ctx, fmt.Sprintf("SELECT occurred_at FROM events WHERE %s ORDER BY occurred_at %s LIMIT 1", strings.Join(q.conds, " AND "), dir), q.args...).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return next, false, nil
+	}
+	if err != nil {
 		return next, false, err
 	}
-	return utcDay(*t), true, nil
+	return utcDay(t), true, nil
 }
 
 // readDays reads, through the keys index, up to limit of the events that
@@ -297,22 +305,7 @@ func (k eventKeys) readDays(ctx context.Context, db DBTX, f audex.Filter, order 
 	// does not hold at the cost of a probe per key.
 	q.from = fmt.Sprintf("(SELECT * FROM events WHERE %s OFFSET 0) events", k.indexed(&q, first, last))
 	sql := q.listOf(selectEventColumns, "occurred_at", k.tenantID, f, order, after, limit)
-	// The read is small whatever the planner guesses: without parallel
-	// workers (after ANALYZE it chose a parallel scan for a day's 240
-	// rows, and starting its workers took 4-5 ms of 6) and without JIT
-	// (without statistics, right after a bulk ingest, its guess of many
-	// rows made JIT compile the plan: 15-30 ms for 259 rows). The settings
-	// end with the transaction, or with the savepoint when db is a
-	// transaction already.
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, "SELECT set_config('max_parallel_workers_per_gather', '0', true), set_config('jit', 'off', true)"); err != nil {
-		return nil, err
-	}
-	rows, err := tx.Query(ctx, sql, q.args...)
+	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
 		return nil, err
 	}

@@ -21,15 +21,18 @@ import (
 // statistics, that estimate is a default guess, and a first page of a
 // range matching 22% of 200,000 events took 171 ms sorting 44,000 rows.
 //
-// rangeList instead finds the distinct values of the column in the range
-// (a skip scan of the column's index: one probe per value) and, when there
-// are few (maxRangeValues, rangeRowBudget), reads the page from each
-// value's own index range in list order and merges them: at most values x
-// limit rows, whatever the range's share and whatever the statistics say.
-// A range of few events it reads whole (below); a range of more values and
-// events is left to wideRangeList (a page) or the planner.
+// A list by such a range is read one of three ways, by what the range
+// holds. A range of few events (a rare or medium prefix or block) is read
+// whole from its own index, keys only, and sorted (sortedRangeList); a
+// statement counts its index entries first, up to a bound. A range of more
+// is read down the list order first (wideRangeList), where a common range
+// fills the page at once; when it does not, a range of few distinct values
+// gives each value's page from its own index range, merged
+// (mergedValuesList: at most values x limit rows, whatever the range's
+// share), and one of many values is read on down the list order or sorted,
+// by its share among the rows read.
 
-// maxRangeValues is the most distinct values that rangeList merges, and
+// maxRangeValues is the most distinct values that mergedValuesList merges, and
 // rangeRowBudget the most rows it may read for a page (values x limit):
 // a page of 100 merges up to 64 values, a page of 2,000 (an export's) 10.
 const (
@@ -84,91 +87,91 @@ func textRange(column, p string) columnRange {
 	return r
 }
 
-// rangeProbe is what one statement finds out about a range: how many of
-// the tenant's events it holds, counted up to cap+1 (when cap > 0), and,
-// when that is over cap, its distinct values (up to most+1 of them, in
-// index order, as text; ok when there are most or fewer).
-type rangeProbe struct {
-	values  []string
-	ok      bool
-	entries int
-}
-
-// probeRange counts r's entries in its column's index (keys only, where
-// the visibility map allows) up to cap+1 when cap > 0, and then, if there
-// are more, reads r's distinct values with a skip scan of that index (one
-// probe per value), in one statement.
-func probeRange(ctx context.Context, db DBTX, tenantID string, r columnRange, most, cap int) (rangeProbe, error) {
-	var q queryBuilder
-	tenant, lower := q.arg(tenantID), q.arg(r.lower)+"::"+r.typ
-	col := r.column
-	bound := ""
+// bound is the condition of the column's index that holds r past
+// the lower bound, as SQL, with its arguments added to q.
+func (r columnRange) bound(q *queryBuilder) string {
 	switch {
 	case r.block != "":
-		bound = fmt.Sprintf(" AND %s <<= %s::inet", col, q.arg(r.block))
+		return fmt.Sprintf(" AND %s <<= %s::inet", r.column, q.arg(r.block))
 	case r.upper != "":
-		bound = fmt.Sprintf(" AND %s < %s", col, q.arg(r.upper))
+		return fmt.Sprintf(" AND %s < %s", r.column, q.arg(r.upper))
 	}
-	// The count first: the values are read (the CTE runs) only when the
-	// count is over cap.
-	count, wanted := "SELECT 0 AS n", "true"
-	if cap > 0 {
-		// In the column's order, so that the column's index is read.
-		count = fmt.Sprintf(`SELECT count(*) AS n FROM (SELECT 1 FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT %[5]d) e`,
-			col, tenant, lower, bound, cap+1)
-		wanted = fmt.Sprintf("c.n > %d", cap)
-	}
+	return ""
+}
+
+// countRange counts r's entries in its column's index (keys only, where
+// the visibility map allows), up to cap+1.
+func countRange(ctx context.Context, db DBTX, tenantID string, r columnRange, cap int) (int, error) {
+	var q queryBuilder
+	tenant, lower := q.arg(tenantID), q.arg(r.lower)+"::"+r.typ
+	// In the column's order, so that the column's index is read.
+	sql := fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT %[5]d) e`,
+		r.column, tenant, lower, r.bound(&q), cap+1)
+	var n int
+	err := db.QueryRow(ctx, sql, q.args...).Scan(&n)
+	return n, err
+}
+
+// rangeValues reads r's distinct values (as text, in index order) with a
+// skip scan of the column's index, one probe per value, up to most+1 of
+// them; ok is true when there are most or fewer.
+func rangeValues(ctx context.Context, db DBTX, tenantID string, r columnRange, most int) (values []string, ok bool, err error) {
+	var q queryBuilder
+	tenant, lower := q.arg(tenantID), q.arg(r.lower)+"::"+r.typ
+	bound := r.bound(&q)
 	sql := fmt.Sprintf(`WITH RECURSIVE v(val) AS (
 			(SELECT %[1]s FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT 1)
 			UNION ALL
 			SELECT (SELECT %[1]s FROM events WHERE tenant_id = %[2]s AND %[1]s > v.val%[4]s ORDER BY %[1]s LIMIT 1)
 			FROM v WHERE v.val IS NOT NULL)
-		SELECT c.n, CASE WHEN %[7]s THEN ARRAY(SELECT val::text FROM v WHERE val IS NOT NULL LIMIT %[5]d) END
-		FROM (%[6]s) c`, col, tenant, lower, bound, most+1, count, wanted)
-	var p rangeProbe
-	if err := db.QueryRow(ctx, sql, q.args...).Scan(&p.entries, &p.values); err != nil {
-		return rangeProbe{}, err
+		SELECT val::text FROM v WHERE val IS NOT NULL LIMIT %[5]d`, r.column, tenant, lower, bound, most+1)
+	rows, err := db.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, false, err
 	}
-	p.ok = p.values != nil && len(p.values) <= most
-	return p, nil
+	values, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	return values, err == nil && len(values) <= most, err
 }
 
 // A range of few events (a rare or medium prefix or block) is read whole
 // from its own index and sorted (sortedRangeList): for a page of 100, the
 // 5,000 index entries that the most such a range holds cost about what
 // the first window down the list order costs alone (1,000 rows), before
-// the statements that would follow it. The probe counts the range's
+// the statements that would follow it. countRange counts the range's
 // entries up to that many.
 
 // fewRangeEntriesPerPageRow is that many entries per row of the page.
 const fewRangeEntriesPerPageRow = 50
 
-// rangeList is ListEvents for a filter f whose one range is r and whose
-// other conditions are rest, when the range has few events (read whole and
-// sorted; only for a page, when planned is true) or few values (the page
-// of each value, merged). ok is false otherwise (the caller lists another
-// way).
-func rangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int, planned bool) (events []audex.Event, ok bool, err error) {
-	most := mostMergedValues(limit)
-	cap := 0
-	if planned {
-		cap = fewRangeEntriesPerPageRow * limit
-	}
-	if most < 2 {
-		return nil, false, nil // pages too long to merge (never a planned one)
-	}
-	p, err := probeRange(ctx, db, tenantID, r, most, cap)
+// rangePage is ListEvents for a page of a filter whose one range is r
+// and whose other conditions are rest: read whole and sorted when the
+// range has few events, else down the list order first (wideRangeList).
+func rangePage(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	cap := fewRangeEntriesPerPageRow * limit
+	n, err := countRange(ctx, db, tenantID, r, cap)
 	if err != nil {
+		return nil, err
+	}
+	if n <= cap {
+		return sortedRangeList(ctx, db, tenantID, r, rest, order, after, limit)
+	}
+	return wideRangeList(ctx, db, tenantID, r, rest, order, after, limit)
+}
+
+// mergedValuesList is ListEvents for a filter whose one range is r and
+// whose other conditions are rest, when the range has few values: the
+// page of each value, merged (valuesList). ok is false when it has more
+// values than mostMergedValues (the caller lists another way).
+func mergedValuesList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) (events []audex.Event, ok bool, err error) {
+	most := mostMergedValues(limit)
+	if most < 2 {
+		return nil, false, nil // pages too long to merge
+	}
+	values, ok, err := rangeValues(ctx, db, tenantID, r, most)
+	if err != nil || !ok {
 		return nil, false, err
 	}
-	if cap > 0 && p.entries <= cap {
-		events, err := sortedRangeList(ctx, db, tenantID, r, rest, order, after, limit)
-		return events, true, err
-	}
-	if !p.ok {
-		return nil, false, nil
-	}
-	return valuesList(ctx, db, tenantID, r.column, r.typ, p.values, rest, order, after, limit)
+	return valuesList(ctx, db, tenantID, r.column, r.typ, values, rest, order, after, limit)
 }
 
 // mostMergedValues is how many values' pages valuesList merges at most
@@ -220,21 +223,26 @@ func valuesList(ctx context.Context, db DBTX, tenantID, column, typ string, valu
 // tenant's events sort 225,000 rows for a page of 100. wideRangeList
 // measures the share instead: it reads down the list's order for at most
 // probeRows rows, which ends the page at once when the range is common;
-// otherwise the share among those rows says which way the rest of the page
-// is cheaper, and it continues that way.
+// otherwise a range of few values gives the rest of the page by merging
+// each value's (mergedValuesList), and the share of one of many among
+// those rows says which way the rest of the page is cheaper, and it
+// continues that way.
 
 // probeRowsPerPageRow is how many rows, per row of the page, the first
 // read down the list order may look at: a page of 100 fills from those
 // 1,000 rows when the range holds 10% or more of them.
 const probeRowsPerPageRow = 10
 
-// wideRangeList is ListEvents for a filter whose one range r has many
-// values, its other conditions being rest.
+// wideRangeList is ListEvents for a page of a filter whose one range r
+// has more than few events, its other conditions being rest.
 func wideRangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	window := limit * probeRowsPerPageRow
 	events, end, err := walkSelection(ctx, db, tenantID, r, rest, order, after, window, limit)
 	if err != nil || end == nil {
 		return events, err
+	}
+	if more, ok, err := mergedValuesList(ctx, db, tenantID, r, rest, order, end, limit-len(events)); err != nil || ok {
+		return append(events, more...), err
 	}
 	// The tenant's size, with the share of the range among the rows read,
 	// says which way the rest of the page costs less.

@@ -1,0 +1,108 @@
+package store_test
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/audex-dev/audex"
+	"github.com/audex-dev/audex/internal/store"
+	"github.com/audex-dev/audex/internal/storetest"
+)
+
+// TestListsOfATenantTheStatisticsMiss lists the first page of a tenant
+// that bulk-ingested 40,000 events after the planner's statistics were
+// gathered, when another tenant was all there was: the statistics then
+// say the new tenant holds next to nothing, and a plan that reads all of
+// its matching rows and sorts them looks as cheap as one that reads a
+// page down an index. Every shape must read at most a bounded number of
+// the table's rows for its page (counted by PostgreSQL in the
+// transaction), not all of the tenant's (a first page of no filter took
+// 815 ms on a tenant of 1,000,000 so, every shape of a range or of the
+// keys index 300 ms to 1.5 s).
+func TestListsOfATenantTheStatisticsMiss(t *testing.T) {
+	t.Parallel()
+	pool := storetest.IsolatedPool(t)
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	var known []audex.Event
+	for i := range 2000 {
+		known = append(known, newEvent(fmt.Sprintf("k%05d", i), now.Add(-time.Duration(i)*time.Minute)))
+	}
+	_, err := store.InsertEvents(ctx, pool, "known", known)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, "ANALYZE events")
+	require.NoError(t, err)
+
+	// 40,000 events over 20 days (two monthly partitions, mostly): half
+	// of them of one project, one address block and one actor; a few of a
+	// rare action, a rare project and a rare block.
+	const n = 40_000
+	var events []audex.Event
+	for i := range n {
+		e := newEvent(fmt.Sprintf("n%05d", i), now.Add(-time.Duration(i)*43*time.Second))
+		resource, ip := fmt.Sprintf("projects/p%d/docs/d%d", 1+i%7, i), netip.AddrFrom4([4]byte{172, 16, byte(i % 200), byte(i % 250)})
+		if i%2 == 0 {
+			resource, ip = fmt.Sprintf("projects/p0/docs/d%d", i), netip.AddrFrom4([4]byte{10, 1, byte(i / 256 % 256), byte(i % 256)})
+			e.Actor.ID = "sa_0"
+		}
+		if i%997 == 5 {
+			resource, ip = fmt.Sprintf("projects/rare/d%d", i), netip.AddrFrom4([4]byte{10, 9, 9, byte(i % 256)})
+			e.Action = "rare.done"
+		}
+		e.Resource, e.SourceIP = &resource, ptr(ip.String())
+		e.RequestID = ptr(fmt.Sprintf("req-%d", i))
+		events = append(events, e)
+	}
+	for start := 0; start < n; start += 5000 {
+		_, err := store.InsertEvents(ctx, pool, "new", events[start:start+5000])
+		require.NoError(t, err)
+	}
+
+	block := func(s string) *netip.Prefix { p := netip.MustParsePrefix(s); return &p }
+	for _, tc := range []struct {
+		name   string
+		filter audex.Filter
+	}{
+		{"NoFilter", audex.Filter{}},
+		{"CommonActor", audex.Filter{ActorID: ptr("sa_0")}},
+		{"CommonProject", audex.Filter{ResourcePrefix: ptr("projects/p0/")}},
+		{"RareProject", audex.Filter{ResourcePrefix: ptr("projects/rare/")}},
+		{"CommonBlock", audex.Filter{SourceIP: block("10.1.0.0/16")}},
+		{"RareBlock", audex.Filter{SourceIP: block("10.9.9.0/24")}},
+		{"RareAction", audex.Filter{Actions: []string{"rare.done"}}},
+		{"RequestID", audex.Filter{RequestID: ptr("req-12345")}},
+		{"CommonActorRareAction", audex.Filter{ActorID: ptr("sa_0"), Actions: []string{"rare.done"}}},
+	} {
+		for _, order := range []audex.Order{audex.OrderDesc, audex.OrderAsc} {
+			t.Run(fmt.Sprintf("%s/%s", tc.name, order), func(t *testing.T) {
+				// Rows of events read from the table, as the session's
+				// statistics count them (index entries read without a
+				// visit to the table are not counted: they are cheap);
+				// they are not reported before the transaction ends.
+				const rowsRead = `SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)
+					FROM pg_stat_xact_user_tables WHERE relname LIKE 'events%'`
+				var page []audex.Event
+				var before, after int64
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					if err := tx.QueryRow(ctx, rowsRead).Scan(&before); err != nil {
+						return err
+					}
+					var err error
+					if page, err = store.ListEvents(ctx, tx, "new", tc.filter, order, nil, 101); err != nil {
+						return err
+					}
+					return tx.QueryRow(ctx, rowsRead).Scan(&after)
+				})
+				require.NoError(t, err)
+				require.NotEmpty(t, page)
+				require.LessOrEqual(t, after-before, int64(10_000), "rows of events read for a page of 101")
+			})
+		}
+	}
+}
