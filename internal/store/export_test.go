@@ -42,3 +42,7 @@ func ListByKeyDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 	})
 	return events, err
 }
+
+// LastAddr exposes the last address of a block, the bound of its index
+// range.
+var LastAddr = lastAddr

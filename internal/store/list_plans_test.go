@@ -106,3 +106,20 @@ func TestListsOfATenantTheStatisticsMiss(t *testing.T) {
 		}
 	}
 }
+
+// TestLastAddr checks the last address of blocks, the upper bound of the
+// index range that a source_ip block is read from.
+func TestLastAddr(t *testing.T) {
+	t.Parallel()
+	for block, want := range map[string]string{
+		"10.30.70.0/23":   "10.30.71.255",
+		"10.30.70.77/23":  "10.30.71.255",
+		"10.0.0.0/8":      "10.255.255.255",
+		"1.2.3.4/32":      "1.2.3.4",
+		"0.0.0.0/0":       "255.255.255.255",
+		"2001:db8::/32":   "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+		"2001:db8::1/128": "2001:db8::1",
+	} {
+		require.Equal(t, want, store.LastAddr(netip.MustParsePrefix(block)).String(), block)
+	}
+}

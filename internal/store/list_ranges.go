@@ -55,6 +55,7 @@ type columnRange struct {
 	lower  string // the least value, inclusive
 	upper  string // for text: the bound, exclusive ("": none)
 	block  string // for source_ip: the block (the range is <<= block)
+	last   string // for source_ip: the block's last address
 }
 
 // singleColumnRange returns f's one range filter and f without it; ok is
@@ -69,7 +70,7 @@ func singleColumnRange(f audex.Filter) (r columnRange, rest audex.Filter, ok boo
 	if f.SourceIP != nil && !f.SourceIP.IsSingleIP() {
 		n++
 		block := f.SourceIP.Masked()
-		r = columnRange{column: "source_ip", typ: "inet", lower: block.Addr().String(), block: block.String()}
+		r = columnRange{column: "source_ip", typ: "inet", lower: block.Addr().String(), block: block.String(), last: lastAddr(block).String()}
 		rest.SourceIP = nil
 	}
 	if n != 1 {
@@ -92,7 +93,7 @@ func textRange(column, p string) columnRange {
 func (r columnRange) bound(q *queryBuilder) string {
 	switch {
 	case r.block != "":
-		return fmt.Sprintf(" AND %s <<= %s::inet", r.column, q.arg(r.block))
+		return fmt.Sprintf(" AND %[1]s <= %[2]s::inet AND %[1]s <<= %[3]s::inet", r.column, q.arg(r.last), q.arg(r.block))
 	case r.upper != "":
 		return fmt.Sprintf(" AND %s < %s", r.column, q.arg(r.upper))
 	}
@@ -355,7 +356,7 @@ func walkSelection(ctx context.Context, db DBTX, tenantID string, s selection, r
 // condition adds r's arguments to q and returns r's condition.
 func (r columnRange) condition(q *queryBuilder) string {
 	if r.block != "" {
-		return fmt.Sprintf("%s <<= %s::inet", r.column, q.arg(r.block))
+		return blockCondition(q, r.column, r.lower, r.last, r.block)
 	}
 	cond := fmt.Sprintf("%s >= %s", r.column, q.arg(r.lower))
 	if r.upper != "" {

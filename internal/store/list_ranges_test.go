@@ -63,6 +63,9 @@ func TestListOfARange(t *testing.T) {
 			e.Resource = nil // rows that no range holds, read down the list order
 		}
 		ip := netip.AddrFrom4([4]byte{10, byte(i % 3), byte(i % 200), byte(i % 7)}).String()
+		if i%50 == 48 {
+			ip = fmt.Sprintf("2001:db8:0:%x::%x", i%3, i) // 2%, IPv6
+		}
 		e.SourceIP = &ip
 		e.Action = []string{"doc.read", "doc.write", "user.login", "key.rotated"}[min(i%40, 3)]
 		if i%97 == 0 {
@@ -101,6 +104,8 @@ func TestListOfARange(t *testing.T) {
 		{"NoValue", prefix("none/"), "starts_with(resource, $2)", "none/"},
 		{"WideBlock", block("10.1.0.0/16"), "source_ip <<= $2::inet", "10.1.0.0/16"},
 		{"NarrowBlockOfManyAddresses", block("10.2.0.0/20"), "source_ip <<= $2::inet", "10.2.0.0/20"},
+		{"IPv6Block", block("2001:db8:0:1::/64"), "source_ip <<= $2::inet", "2001:db8:0:1::/64"},
+		{"WideIPv6Block", block("2001:db8::/32"), "source_ip <<= $2::inet", "2001:db8::/32"},
 		{"RareActorAndAction", audex.Filter{ActorID: ptr("rare-actor"), Actions: []string{"doc.write"}}, "actor_id = 'rare-actor' AND action = $2", "doc.write"},
 		{"RareActorAndRange", audex.Filter{ActorID: ptr("rare-actor"), ResourcePrefix: ptr("many/")}, "actor_id = 'rare-actor' AND starts_with(resource, $2)", "many/"},
 		{"RareActorInADay", audex.Filter{ActorID: ptr("rare-actor"), Since: ptr(start.Add(3 * time.Hour)), Until: ptr(start.Add(5 * time.Hour)), Success: ptr(true)},
