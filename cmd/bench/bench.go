@@ -95,6 +95,10 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	b.printIngest(res.ingest)
+	if res.missedLists, err = b.listMissed(ctx, ld.stats); err != nil {
+		return err
+	}
+	b.printMissedLists(res.missedLists, res.ingest.events*b.cfg.ingestRounds)
 
 	if len(b.cfg.phases) == 0 {
 		b.printTargets(res)
@@ -216,14 +220,16 @@ func (b *bench) run(ctx context.Context) error {
 type results struct {
 	lists      []listResult
 	freshLists []listResult // before VACUUM (ANALYZE)
-	ingest     ingestResult
-	summary    *summaryResult
-	console    *consoleResult
-	download   *downloadResult
-	exports    *exportResult
-	streams    *streamResult
-	log        *logResult
-	purge      *purgeResult
+	// missedLists are of a tenant ingested after the statistics.
+	missedLists []listResult
+	ingest      ingestResult
+	summary     *summaryResult
+	console     *consoleResult
+	download    *downloadResult
+	exports     *exportResult
+	streams     *streamResult
+	log         *logResult
+	purge       *purgeResult
 }
 
 func (b *bench) printf(format string, args ...any) {
