@@ -340,7 +340,7 @@ func (b *bench) machineFacts(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("read postgres version: %w", err)
 	}
 	names := []string{"shared_buffers", "effective_cache_size", "work_mem", "max_wal_size",
-		"synchronous_commit", "fsync", "random_page_cost", "max_parallel_workers_per_gather", "jit"}
+		"synchronous_commit", "fsync", "random_page_cost", "max_parallel_workers_per_gather", "jit", "autovacuum"}
 	rows, err := b.pool.Query(ctx, `SELECT name, current_setting(name) FROM unnest($1::text[]) AS name`, names)
 	if err != nil {
 		return nil, fmt.Errorf("read postgres settings: %w", err)

@@ -452,7 +452,7 @@ func summarisePlan(plan string) string {
 func (b *bench) printList(results []listResult, fresh bool) {
 	if fresh {
 		b.printf("\n## List right after the load: first page of 100 on a tenant holding %s events, before any VACUUM (ANALYZE)\n\n", thousands(int64(b.cfg.events)))
-		b.printf("Measured as soon as the load has committed, with no manual `VACUUM (ANALYZE)` (autovacuum may run meanwhile): the plans have no statistics of the new rows, as after a tenant's bulk ingest. ")
+		b.printf("Measured as soon as the load has committed, with no manual `VACUUM (ANALYZE)` (autovacuum, when the server runs it, may run meanwhile: see its setting above): the plans have no statistics of the new rows, as after a tenant's bulk ingest. ")
 	} else {
 		b.printf("\n## List: first page of 100 on a tenant holding %s events\n\n", thousands(int64(b.cfg.events)))
 	}

@@ -249,7 +249,7 @@ func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 			return nil, err
 		}
 	}
-	if rowFilters(f) {
+	if indexedFilters(f) > 1 {
 		// The planner weighs one value's index against another's by
 		// their statistics: planned for these values.
 		if _, err := db.Exec(ctx, `SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`); err != nil {
@@ -257,6 +257,18 @@ func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 		}
 	}
 	return plannedList(ctx, db, tenantID, f, order, after, limit)
+}
+
+// indexedFilters is how many of f's filters have a B-tree index of their
+// own (an actor, a target, a resource prefix, a source address).
+func indexedFilters(f audex.Filter) int {
+	n := 0
+	for _, set := range []bool{f.ActorID != nil, f.TargetID != nil, f.ResourcePrefix != nil && *f.ResourcePrefix != "", f.SourceIP != nil} {
+		if set {
+			n++
+		}
+	}
+	return n
 }
 
 // maxPlannedPage is the largest page that listEvents plans itself: a list
