@@ -244,12 +244,12 @@ func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 			return events, err
 		}
 		// A long read of a range of many values is the planner's to the
-		// end, which may sort the range rather than walk the whole list.
-		if _, err := db.Exec(ctx, `SELECT set_config('enable_sort', 'on', true)`); err != nil {
+		// end, for the range's values: it may sort a rare range rather
+		// than walk the whole list, and walk the list for a common one.
+		if _, err := db.Exec(ctx, `SELECT set_config('enable_sort', 'on', true), set_config('plan_cache_mode', 'force_custom_plan', true)`); err != nil {
 			return nil, err
 		}
-	}
-	if indexedFilters(f) > 1 {
+	} else if indexedFilters(f) > 1 {
 		// The planner weighs one value's index against another's by
 		// their statistics: planned for these values.
 		if _, err := db.Exec(ctx, `SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`); err != nil {

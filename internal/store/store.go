@@ -72,7 +72,8 @@ func translate(err error) error {
 // Open connects a pool to databaseURL and checks that the database answers.
 // Plans are made for each query's actual values (plan_cache_mode), because
 // tenants differ in size by orders of magnitude and a generic plan that
-// suits one tenant can scan the whole of another.
+// suits one tenant can scan the whole of another (ListEvents, whose
+// statements are written for the plan it chose, keeps generic plans).
 func Open(ctx context.Context, databaseURL string, opts ...OpenOption) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
