@@ -473,7 +473,7 @@ func TestWorkerProcesses(t *testing.T) {
 		}
 		// A worker logs export_completed after the completion commits,
 		// which the loop above may see first: the last line can lag.
-		require.Eventually(t, func() bool { return w1.exportsCompleted()+w2.exportsCompleted() >= 20 }, 5*time.Second, 10*time.Millisecond)
+		require.Eventually(t, func() bool { return w1.exportsCompleted()+w2.exportsCompleted() >= 20 }, 30*time.Second, 10*time.Millisecond)
 		require.Equal(t, 20, w1.exportsCompleted()+w2.exportsCompleted())
 		require.Positive(t, w1.exportsCompleted(), "the first process did work")
 		require.Positive(t, w2.exportsCompleted(), "the second process did work")

@@ -552,10 +552,8 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	if _, err := w.Sealer.putManifest(ctx, sink, e.TenantID, manifestKey, manifest); err != nil {
 		return err
 	}
-	if err := store.CompleteExport(ctx, w.Pool, e.ID, owner, manifestKey, completedAt); err != nil {
-		if !errors.Is(err, store.ErrLeaseLost) {
-			return err
-		}
+	err = store.CompleteExport(ctx, w.Pool, e.ID, owner, manifestKey, completedAt)
+	if errors.Is(err, store.ErrLeaseLost) {
 		now, getErr := store.GetExportByID(context.WithoutCancel(ctx), w.Pool, e.ID)
 		if getErr == nil && now.Status == audex.ExportCancelled {
 			// Cancelled while the manifest went up: no manifest may stay.
@@ -567,9 +565,22 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 		// the one it wrote.
 		return err
 	}
+	// The answer to the commit can be lost while the commit holds (the
+	// attempt stopped as it committed): then this attempt completed the
+	// export all the same, and says so, as no later attempt will.
+	if err != nil && !completedAtTime(ctx, w.Pool, e.ID, completedAt) {
+		return err
+	}
 	metrics.ExportsFinished.WithLabelValues(audex.ExportCompleted).Inc()
 	log.Info("export_completed", slog.Int64("records", count), slog.Int("parts", done.Progress.PartsWritten))
 	return nil
+}
+
+// completedAtTime reports whether the export is completed, at
+// completedAt (by the attempt that chose that time).
+func completedAtTime(ctx context.Context, db store.DBTX, id string, completedAt time.Time) bool {
+	now, err := store.GetExportByID(context.WithoutCancel(ctx), db, id)
+	return err == nil && now.Status == audex.ExportCompleted && now.CompletedAt != nil && now.CompletedAt.Equal(completedAt)
 }
 
 // pendingLog is what a manifest will say of the integrity log, being
