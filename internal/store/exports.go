@@ -466,35 +466,53 @@ func CountExportEvents(ctx context.Context, db DBTX, e audex.Export) (int64, err
 // CountEvents counts exactly the tenant's events that f matches (a full
 // scan of what matches: for exports and the benchmark, not for requests).
 func CountEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (int64, error) {
-	q, err := countConditions(ctx, db, tenantID, f)
+	q, keyed, err := countConditions(ctx, db, tenantID, f)
 	if err != nil {
 		return 0, translate(err)
 	}
-	var n int64
-	err = db.QueryRow(ctx, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args...).Scan(&n)
+	n, err := countOf(ctx, db, keyed, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args)
 	if err != nil {
 		return 0, translate(err)
 	}
 	return n, nil
 }
 
+// countOf runs the count statement sql. A count that reads the keys
+// index (keyed) runs as a list's statements do (withListPlans): planned
+// for the statement, not for statistics that may predate the tenant's
+// events (with which the count of a rare action on a tenant ingested
+// after them read all of its rows in a partition).
+func countOf(ctx context.Context, db DBTX, keyed bool, sql string, args []any) (n int64, err error) {
+	if !keyed {
+		err = db.QueryRow(ctx, sql, args...).Scan(&n)
+		return n, err
+	}
+	err = withListPlans(ctx, db, func(tx pgx.Tx) error { return tx.QueryRow(ctx, sql, args...).Scan(&n) })
+	return n, err
+}
+
 // countConditions is the conditions of a count of the tenant's events
-// that f matches: f's, and the keys index's for f's values, so that a
-// rare action or type is counted from that index rather than by reading
-// the tenant's events.
-func countConditions(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (queryBuilder, error) {
-	var q queryBuilder
+// that f matches: f's, and the keys index's for f's values (keyed), so
+// that a rare action or type is counted from that index rather than by
+// reading the tenant's events.
+func countConditions(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (q queryBuilder, keyed bool, err error) {
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)
 	k, _, ok, err := keysOf(ctx, db, tenantID, f)
 	if err != nil || !ok {
-		return q, err
+		return q, false, err
 	}
-	first, last, ok, err := filterDays(ctx, db, tenantID, f)
+	// Read in order, as a list's are, whatever the statistics say.
+	var first, last time.Time
+	err = withListPlans(ctx, db, func(tx pgx.Tx) (err error) {
+		first, last, ok, err = filterDays(ctx, tx, tenantID, f)
+		return err
+	})
 	if err == nil && ok && last.Sub(first) < time.Duration(k.maxDays())*24*time.Hour {
 		q.where(k.indexed(&q, first, last))
+		keyed = true
 	}
-	return q, err
+	return q, keyed, err
 }
 
 // estimateExactUpTo is the size up to which EstimateEvents counts exactly.
@@ -514,13 +532,12 @@ type Estimate struct {
 // planner thinks fewer, a lower bound), so that it stays fast on any
 // range.
 func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (Estimate, error) {
-	q, err := countConditions(ctx, db, tenantID, f)
+	q, keyed, err := countConditions(ctx, db, tenantID, f)
 	if err != nil {
 		return Estimate{}, fmt.Errorf("estimate events: %w", translate(err))
 	}
 	where := strings.Join(q.conds, " AND ")
-	var n int64
-	err = db.QueryRow(ctx, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE %s LIMIT %d) capped`, where, estimateExactUpTo+1), q.args...).Scan(&n)
+	n, err := countOf(ctx, db, keyed, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE %s LIMIT %d) capped`, where, estimateExactUpTo+1), q.args)
 	if err != nil {
 		return Estimate{}, fmt.Errorf("estimate events: %w", translate(err))
 	}

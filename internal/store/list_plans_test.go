@@ -14,7 +14,8 @@ import (
 	"github.com/audex-dev/audex/internal/storetest"
 )
 
-// TestListsOfATenantTheStatisticsMiss lists the first page of a tenant
+// TestListsOfATenantTheStatisticsMiss lists the first page (and counts
+// the events of a rare action, as an export does) of a tenant
 // that bulk-ingested 40,000 events after the planner's statistics were
 // gathered, when another tenant was all there was: the statistics then
 // say the new tenant holds next to nothing, and a plan that reads all of
@@ -81,30 +82,55 @@ func TestListsOfATenantTheStatisticsMiss(t *testing.T) {
 	} {
 		for _, order := range []audex.Order{audex.OrderDesc, audex.OrderAsc} {
 			t.Run(fmt.Sprintf("%s/%s", tc.name, order), func(t *testing.T) {
-				// Rows of events read from the table, as the session's
-				// statistics count them (index entries read without a
-				// visit to the table are not counted: they are cheap);
-				// they are not reported before the transaction ends.
-				const rowsRead = `SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)
-					FROM pg_stat_xact_user_tables WHERE relname LIKE 'events%'`
 				var page []audex.Event
-				var before, after int64
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					if err := tx.QueryRow(ctx, rowsRead).Scan(&before); err != nil {
-						return err
-					}
-					var err error
-					if page, err = store.ListEvents(ctx, tx, "new", tc.filter, order, nil, 101); err != nil {
-						return err
-					}
-					return tx.QueryRow(ctx, rowsRead).Scan(&after)
+				read := rowsReadBy(t, pool, func(tx pgx.Tx) (err error) {
+					page, err = store.ListEvents(ctx, tx, "new", tc.filter, order, nil, 101)
+					return err
 				})
-				require.NoError(t, err)
 				require.NotEmpty(t, page)
-				require.LessOrEqual(t, after-before, int64(10_000), "rows of events read for a page of 101")
+				require.LessOrEqual(t, read, int64(10_000), "rows of events read for a page of 101")
 			})
 		}
 	}
+	// A count by a rare action (an export's) reads the keys index, from
+	// the tenant's first and last days, read in order too.
+	var rare int64
+	read := rowsReadBy(t, pool, func(tx pgx.Tx) (err error) {
+		rare, err = store.CountEvents(ctx, tx, "new", audex.Filter{Actions: []string{"rare.done"}})
+		return err
+	})
+	require.Equal(t, int64(41), rare)
+	require.LessOrEqual(t, read, int64(1_000), "rows of events read to count a rare action")
+	var estimate store.Estimate
+	read = rowsReadBy(t, pool, func(tx pgx.Tx) (err error) {
+		estimate, err = store.EstimateEvents(ctx, tx, "new", audex.Filter{Actions: []string{"rare.done"}})
+		return err
+	})
+	require.Equal(t, store.Estimate{Records: 41}, estimate)
+	require.LessOrEqual(t, read, int64(1_000), "rows of events read to estimate a rare action's export")
+}
+
+// rowsReadBy returns how many rows of events read does, in a transaction
+// of its own, as the session's statistics count them (index entries read
+// without a visit to the table are not counted: they are cheap). They are
+// not reported before the transaction ends, so one count before and one
+// after read, in the same transaction, tell read's rows.
+func rowsReadBy(t *testing.T, pool store.DBTX, read func(tx pgx.Tx) error) int64 {
+	t.Helper()
+	const rowsRead = `SELECT coalesce(sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)), 0)
+		FROM pg_stat_xact_user_tables WHERE relname LIKE 'events%'`
+	var before, after int64
+	err := pgx.BeginFunc(t.Context(), pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(t.Context(), rowsRead).Scan(&before); err != nil {
+			return err
+		}
+		if err := read(tx); err != nil {
+			return err
+		}
+		return tx.QueryRow(t.Context(), rowsRead).Scan(&after)
+	})
+	require.NoError(t, err)
+	return after - before
 }
 
 // TestLastAddr checks the last address of blocks, the upper bound of the
