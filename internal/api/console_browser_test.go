@@ -613,8 +613,10 @@ func TestConsoleInABrowser(t *testing.T) {
 	})
 }
 
-// browser starts headless Chromium for the test (closed when it ends, two
-// minutes at most) and returns its context.
+// browser starts headless Chromium for the test (closed when it ends, four
+// minutes at most: under make test's load one export of the console's
+// took 90 s, and two minutes ran out for the views after it) and returns
+// its context.
 func browser(t *testing.T, chromium string) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -630,7 +632,7 @@ func browser(t *testing.T, chromium string) context.Context {
 	t.Cleanup(cancelAlloc)
 	ctx, cancelBrowser := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancelBrowser)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
 	t.Cleanup(cancelTimeout)
 	_, err := chromedp.Call(ctx, network.Enable, network.EnableParams{})
 	require.NoError(t, err)
