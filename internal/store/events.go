@@ -200,23 +200,56 @@ func ListEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 // planned once per connection (a generic plan), not at every call:
 // planning a statement on the partitioned events, every partition's
 // indexes weighed, cost 0.5-2.5 ms, more than most of them take to run.
-const listPlanSettings = `SELECT set_config('enable_sort', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true),
-	set_config('max_parallel_workers_per_gather', '0', true), set_config('jit', 'off', true)`
+var listPlanSettings = localSettings("enable_sort", "off", "plan_cache_mode", "force_generic_plan",
+	"max_parallel_workers_per_gather", "0", "jit", "off")
 
-// withListPlans runs read in a transaction (a savepoint when db is a
-// transaction already) with listPlanSettings. It is rolled back, never
-// committed: a savepoint's release would keep the settings for the rest
-// of the caller's transaction.
+// withListPlans runs read with listPlanSettings (withSettings).
 func withListPlans(ctx context.Context, db DBTX, read func(tx pgx.Tx) error) error {
-	tx, err := db.Begin(ctx)
+	return withSettings(ctx, db, listPlanSettings, read)
+}
+
+// localSettings is the statement that sets the settings of pairs (name,
+// value, name, value, ...: constants of this package) for the rest of
+// the transaction.
+func localSettings(pairs ...string) string {
+	calls := make([]string, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		calls = append(calls, fmt.Sprintf("set_config('%s', '%s', true)", pairs[i], pairs[i+1]))
+	}
+	return "SELECT " + strings.Join(calls, ", ")
+}
+
+// withSettings runs read in a transaction (a savepoint when db is a
+// transaction already) with settings, a localSettings statement. It is
+// rolled back, never committed: a savepoint's release would keep the
+// settings for the rest of the caller's transaction. From a pool the
+// settings go with the BEGIN, in one round trip.
+func withSettings(ctx context.Context, db DBTX, settings string, read func(tx pgx.Tx) error) error {
+	tx, err := beginWith(ctx, db, settings)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, listPlanSettings); err != nil {
-		return err
-	}
 	return read(tx)
+}
+
+// beginWith begins a transaction of db (a savepoint when db is one) and
+// runs settings in it.
+func beginWith(ctx context.Context, db DBTX, settings string) (pgx.Tx, error) {
+	if pool, ok := db.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		return pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; " + settings})
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, settings); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return tx, nil
 }
 
 func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
@@ -246,13 +279,13 @@ func listEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter, o
 		// A long read of a range of many values is the planner's to the
 		// end, for the range's values: it may sort a rare range rather
 		// than walk the whole list, and walk the list for a common one.
-		if _, err := db.Exec(ctx, `SELECT set_config('enable_sort', 'on', true), set_config('plan_cache_mode', 'force_custom_plan', true)`); err != nil {
+		if _, err := db.Exec(ctx, localSettings("enable_sort", "on", "plan_cache_mode", "force_custom_plan")); err != nil {
 			return nil, err
 		}
 	} else if indexedFilters(f) > 1 {
 		// The planner weighs one value's index against another's by
 		// their statistics: planned for these values.
-		if _, err := db.Exec(ctx, `SELECT set_config('plan_cache_mode', 'force_custom_plan', true)`); err != nil {
+		if _, err := db.Exec(ctx, localSettings("plan_cache_mode", "force_custom_plan")); err != nil {
 			return nil, err
 		}
 	}

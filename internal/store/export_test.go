@@ -46,3 +46,6 @@ func ListByKeyDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 // LastAddr exposes the last address of a block, the bound of its index
 // range.
 var LastAddr = lastAddr
+
+// WithListPlans exposes the transaction that a list's statements run in.
+var WithListPlans = withListPlans

@@ -460,10 +460,7 @@ func leavesOf(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fro
 // statistics made it a nested loop, which for 50,000 leaves and as many
 // events ran past the worker's budget.
 func joinLeaves(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, to time.Time, first, last int64, set LeafSet) error {
-	return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT set_config('enable_nestloop', 'off', true), set_config('enable_mergejoin', 'off', true)"); err != nil {
-			return err
-		}
+	return withSettings(ctx, db, localSettings("enable_nestloop", "off", "enable_mergejoin", "off"), func(tx pgx.Tx) error {
 		var q queryBuilder
 		arrivals(&q, tenantID, f, from, to)
 		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT l.leaf_index FROM (SELECT tenant_id, id FROM events WHERE %s) e

@@ -149,3 +149,41 @@ func TestLastAddr(t *testing.T) {
 		require.Equal(t, want, store.LastAddr(netip.MustParsePrefix(block)).String(), block)
 	}
 }
+
+// TestListPlanSettings checks that a list's statements see its planner
+// settings, begun from a pool (the settings sent with the BEGIN) and
+// from a transaction (a savepoint), and that the settings end with them.
+func TestListPlanSettings(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	// One connection, so that "after" reads the one the list used.
+	pool, err := store.Open(ctx, storetest.IsolatedDatabaseURL(t), store.MaxConns(1))
+	require.NoError(t, err)
+	defer pool.Close()
+	show := func(db store.DBTX) (sort, plans string) {
+		require.NoError(t, db.QueryRow(ctx, `SELECT current_setting('enable_sort'), current_setting('plan_cache_mode')`).Scan(&sort, &plans))
+		return sort, plans
+	}
+	for name, db := range map[string]func(t *testing.T) (store.DBTX, func()){
+		"Pool": func(t *testing.T) (store.DBTX, func()) { return pool, func() {} },
+		"Transaction": func(t *testing.T) (store.DBTX, func()) {
+			tx, err := pool.Begin(ctx)
+			require.NoError(t, err)
+			return tx, func() { require.NoError(t, tx.Rollback(ctx)) }
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			db, done := db(t)
+			defer done()
+			require.NoError(t, store.WithListPlans(ctx, db, func(tx pgx.Tx) error {
+				sort, plans := show(tx)
+				require.Equal(t, "off", sort)
+				require.Equal(t, "force_generic_plan", plans)
+				return nil
+			}))
+			sort, plans := show(db)
+			require.Equal(t, "on", sort)
+			require.Equal(t, "force_custom_plan", plans)
+		})
+	}
+}
