@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -405,11 +404,7 @@ func TestWorkerProcesses(t *testing.T) {
 		updates := b.recordExportUpdates(t)
 		// An ingest under way holds the export at its as_of barrier, with
 		// its lease taken: a quiet period longer than the lease's TTL.
-		ingest, err := b.pool.Begin(t.Context())
-		require.NoError(t, err)
-		defer ingest.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
-		_, err = ingest.Exec(t.Context(), `SELECT pg_advisory_xact_lock_shared(hashtextextended('audex_ingest:' || $1, 0))`, b.tenant)
-		require.NoError(t, err)
+		ingest := storetest.HoldIngest(t, b.pool, b.tenant)
 		id := b.createExport(t, `{"since":"2026-04-01","until":"2026-05-01","format":"jsonl","destination":{"name":"local"},"part_max_records":20000}`)
 		w := b.startWorker(t)
 		var owner string

@@ -392,16 +392,17 @@ func TestConsoleInABrowser(t *testing.T) {
 
 		// An ingest that has not committed holds the next export at its
 		// start, running, until the page cancels it.
-		tx, err := b.pool.Begin(t.Context())
-		require.NoError(t, err)
-		defer tx.Rollback(context.WithoutCancel(t.Context()))
-		_, err = tx.Exec(t.Context(), `SELECT pg_advisory_xact_lock_shared(hashtextextended('audex_ingest:' || $1, 0))`, b.tenant)
-		require.NoError(t, err)
+		// The cancel is pressed while the export waits at its barrier:
+		// the cancel's own self-audit event must not wait behind it.
+		tx := storetest.HoldIngest(t, b.pool, b.tenant)
 		require.NoError(t, chromedp.Do(ctx,
 			chromedp.Navigate(b.url+"/console/exports"),
 			chromedp.WaitVisible(chromedp.ID("new-export")),
 			chromedp.Click(chromedp.CSS(`#new-export button[type="submit"]`)),
 			chromedp.WaitVisible(`//strong[@id="export-status" and text()="running"]`),
+		))
+		require.Eventually(t, func() bool { return storetest.AtIngestBarrier(t, b.pool) }, time.Minute, 10*time.Millisecond)
+		require.NoError(t, chromedp.Do(ctx,
 			chromedp.Click(chromedp.ID("cancel-export")),
 			chromedp.WaitVisible(`//strong[@id="export-status" and text()="cancelled"]`),
 		))
@@ -411,6 +412,34 @@ func TestConsoleInABrowser(t *testing.T) {
 		b.do(t, "GET", "/v1/audit/exports/"+strings.TrimPrefix(loc, "/console/exports/"), b.key, nil).decode(t, &cancelled)
 		require.Equal(t, audex.ExportCancelled, cancelled.Status)
 		require.NoError(t, tx.Rollback(t.Context()))
+	})
+
+	t.Run("AnExportsViewRidesOutAFailedRefresh", func(t *testing.T) {
+		tx := storetest.HoldIngest(t, b.pool, b.tenant) // the export stays running
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.Navigate(b.url+"/console/exports"),
+			chromedp.WaitVisible(chromedp.ID("new-export")),
+			chromedp.Click(chromedp.CSS(`#new-export button[type="submit"]`)),
+			chromedp.WaitVisible(`//strong[@id="export-status" and text()="running"]`),
+		))
+		// The page's requests for the export fail, as on a network that
+		// drops: the view stays, says so, and tries again.
+		block := func(patterns ...*network.BlockPattern) {
+			t.Helper()
+			_, err := chromedp.Call(ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{URLPatterns: patterns})
+			require.NoError(t, err)
+		}
+		block(&network.BlockPattern{URLPattern: b.url + "/v1/audit/exports/*", Block: true})
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.WaitVisible(`//p[@id="live-error" and starts-with(text(), "Could not refresh")]`),
+			chromedp.WaitVisible(`//strong[@id="export-status" and text()="running"]`),
+		))
+		block()
+		require.NoError(t, tx.Rollback(t.Context()))
+		require.NoError(t, chromedp.Do(ctx,
+			chromedp.WaitVisible(`//strong[@id="export-status" and text()="completed"]`),
+			chromedp.WaitNotPresent(chromedp.ID("live-error")),
+		))
 	})
 
 	t.Run("AStreamsStatusAndBatches", func(t *testing.T) {

@@ -42,11 +42,7 @@ func TestRiverUIInABrowser(t *testing.T) {
 
 	// An ingest that has not committed holds the export at its start, in
 	// River's running state, until the transaction ends.
-	tx, err := b.pool.Begin(t.Context())
-	require.NoError(t, err)
-	defer tx.Rollback(context.WithoutCancel(t.Context()))
-	_, err = tx.Exec(t.Context(), `SELECT pg_advisory_xact_lock_shared(hashtextextended('audex_ingest:' || $1, 0))`, b.tenant)
-	require.NoError(t, err)
+	tx := storetest.HoldIngest(t, b.pool, b.tenant)
 	exportID := eb.createExport(t, map[string]any{"since": "2020-01-01", "until": "2100-01-01", "format": "jsonl", "destination": map[string]any{"name": "local"}})
 	require.Eventually(t, func() bool {
 		var e audex.Export
@@ -56,7 +52,7 @@ func TestRiverUIInABrowser(t *testing.T) {
 
 	operator := storetest.NewKey(t, b.pool, b.tenant, audex.ScopeOperator)
 	ctx := browserWithKey(t, chromium, operator)
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(b.url+"/admin/river/jobs?state=running"),
 		chromedp.WaitVisible(chromedp.Search(`//*[contains(text(), "`+exportID+`")]`)),
 	)

@@ -10,30 +10,8 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/storetest"
 )
-
-// holdIngest begins a transaction that holds the tenant's ingest lock as
-// an ingest under way does, so that an export attempt waits at its as_of
-// barrier with its lease taken. It returns what ends the transaction.
-func (b *jobsBundle) holdIngest(t *testing.T) func() {
-	t.Helper()
-	tx, err := b.pool.Begin(t.Context())
-	require.NoError(t, err)
-	_, err = tx.Exec(t.Context(), `SELECT pg_advisory_xact_lock_shared(hashtextextended('audex_ingest:' || $1, 0))`, b.tenant)
-	require.NoError(t, err)
-	end := func() { _ = tx.Rollback(context.Background()) }
-	t.Cleanup(end)
-	return end
-}
-
-// atBarrier reports whether an export attempt waits at its as_of barrier.
-func (b *jobsBundle) atBarrier(t *testing.T) bool {
-	t.Helper()
-	var waits bool
-	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-		WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock(%')`).Scan(&waits))
-	return waits
-}
 
 // lease returns the export's lease owner ("" for none) and its end.
 func (b *jobsBundle) lease(t *testing.T, id string) (string, time.Time) {
@@ -56,12 +34,13 @@ func TestExportLease(t *testing.T) {
 	setup := func(t *testing.T) (*jobsBundle, string, func()) {
 		t.Helper()
 		b := setupJobs(t)
-		goOn := b.holdIngest(t)
+		ingest := storetest.HoldIngest(t, b.pool, b.tenant)
+		goOn := func() { _ = ingest.Rollback(context.Background()) }
 		id, _ := b.createExport(t, nil)
 		b.startWith(t, timing)
 		require.Eventually(t, func() bool {
 			owner, _ := b.lease(t, id)
-			return owner != "" && b.atBarrier(t)
+			return owner != "" && storetest.AtIngestBarrier(t, b.pool)
 		}, 20*time.Second, 10*time.Millisecond, "the attempt takes the lease and waits at its barrier")
 		return b, id, goOn
 	}
@@ -73,7 +52,7 @@ func TestExportLease(t *testing.T) {
 		time.Sleep(2 * timing.LeaseTTL)
 		now, until := b.lease(t, id)
 		require.Equal(t, owner, now, "the same attempt holds it two TTLs on")
-		require.True(t, b.atBarrier(t))
+		require.True(t, storetest.AtIngestBarrier(t, b.pool))
 		require.WithinDuration(t, time.Now().Add(timing.LeaseTTL), until, timing.LeaseTTL/2, "renewed every third of the TTL")
 		goOn()
 		e := b.waitStatus(t, id, audex.ExportCompleted)

@@ -96,7 +96,8 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 }
 
 // ingestLockKey is the advisory lock key, from the tenant id in $1, that
-// every ingest transaction holds shared and WaitForIngests takes alone.
+// every ingest transaction holds shared and whose holders WaitForIngests
+// waits for.
 const ingestLockKey = `hashtextextended('audex_ingest:' || $1, 0)`
 
 // IngestBarrier returns a time before which every event of the tenant is
@@ -113,16 +114,15 @@ func IngestBarrier(ctx context.Context, db DBTX, tenantID string) (time.Time, er
 }
 
 // WaitForIngests returns once every ingest transaction of the tenant that
-// was under way when it was called has ended. Ingests that start meanwhile
-// wait for it (briefly: ingest transactions are short) and get a later
-// received_at. An export created at as_of calls it after as_of, and then
-// every event with received_at before as_of is committed.
+// was under way when it was called has ended; an ingest that starts
+// meanwhile is not waited for, and gets a later received_at. An export
+// created at as_of calls it after as_of, and then every event with
+// received_at before as_of is committed. It waits for the holders of the
+// tenant's ingest lock without asking for the lock: an exclusive request
+// would make every new ingest of the tenant, and every self-audit event,
+// queue behind the slowest ingest under way (migration 00016).
 func WaitForIngests(ctx context.Context, db DBTX, tenantID string) error {
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(`+ingestLockKey+`)`, tenantID)
-		return err
-	})
-	if err != nil {
+	if _, err := db.Exec(ctx, `SELECT audex_wait_for_lock_holders(`+ingestLockKey+`)`, tenantID); err != nil {
 		return fmt.Errorf("wait for ingests: %w", translate(err))
 	}
 	return nil

@@ -117,3 +117,74 @@ func TestAPIBusy(t *testing.T) {
 	sleep(api)
 	require.Eventually(t, busy, 800*time.Millisecond, 20*time.Millisecond, "a statement of the API counts")
 }
+
+func TestWaitForIngests(t *testing.T) {
+	t.Parallel()
+	pool := storetest.Pool(t)
+	tenant := storetest.NewTenant(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	// An ingest under way: its transaction holds the tenant's ingest lock.
+	slow, err := pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer slow.Rollback(context.WithoutCancel(t.Context())) //nolint:errcheck // committed below
+	_, err = store.InsertEvents(t.Context(), slow, tenant, []audex.Event{newEvent("slow", now)})
+	require.NoError(t, err)
+
+	at, waited := time.Time{}, make(chan error, 1)
+	go func() {
+		var err error
+		at, err = store.IngestBarrier(t.Context(), pool, tenant)
+		waited <- err
+	}()
+	require.Eventually(t, func() bool { return storetest.AtIngestBarrier(t, pool) },
+		10*time.Second, 5*time.Millisecond, "the barrier waits for the ingest under way")
+
+	// While it waits, the tenant's other ingests and self-audit events go
+	// through: the barrier does not stand in their way. (Of another
+	// action: ingests of one action take turns on its count.)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	meanwhile := newEvent("meanwhile", now)
+	meanwhile.Action = "doc.write"
+	stored, err := store.InsertEvents(ctx, pool, tenant, []audex.Event{meanwhile})
+	require.NoError(t, err, "an ingest that starts while the barrier waits is not held")
+	require.Equal(t, []bool{true}, stored)
+	require.NoError(t, store.RecordAuditEvent(ctx, pool, tenant, audex.Event{Action: "audit.test", Actor: audex.Actor{ID: "admin"}}))
+	// An ingest that takes the lock after the barrier began is not waited
+	// for: it receives its events after the barrier's time.
+	later, err := pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer later.Rollback(context.WithoutCancel(t.Context())) //nolint:errcheck // rolled back at the end
+	laterEvent := newEvent("later", now)
+	laterEvent.Action = "doc.share"
+	_, err = store.InsertEvents(t.Context(), later, tenant, []audex.Event{laterEvent})
+	require.NoError(t, err)
+	select {
+	case err := <-waited:
+		t.Fatalf("the barrier returned (%v) while the ingest under way had not ended", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+
+	require.NoError(t, slow.Commit(t.Context()))
+	select {
+	case err := <-waited:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the barrier still waits after the ingest under way ended")
+	}
+	var received time.Time
+	require.NoError(t, later.QueryRow(t.Context(), `SELECT received_at FROM events WHERE tenant_id = $1 AND id = 'later'`, tenant).Scan(&received))
+	require.True(t, received.After(at), "an ingest not waited for receives after the barrier (%s, barrier %s)", received, at)
+	require.NoError(t, pool.QueryRow(t.Context(), `SELECT received_at FROM events WHERE tenant_id = $1 AND id = 'slow'`, tenant).Scan(&received))
+	require.True(t, received.Before(at), "the ingest waited for received before the barrier")
+
+	// A transaction that holds the lock itself does not wait for itself.
+	own, err := pool.Begin(t.Context())
+	require.NoError(t, err)
+	defer own.Rollback(context.WithoutCancel(t.Context())) //nolint:errcheck // rolled back at the end
+	_, err = store.InsertEvents(t.Context(), own, tenant, []audex.Event{newEvent("own", now)})
+	require.NoError(t, err)
+	require.NoError(t, later.Rollback(t.Context()))
+	require.NoError(t, store.WaitForIngests(ctx, own, tenant))
+}

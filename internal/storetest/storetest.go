@@ -209,6 +209,44 @@ func ForgeEvent(t testing.TB, pool *pgxpool.Pool, tenant, id, forged string) {
 	}
 }
 
+// HoldIngest begins a transaction that holds the tenant's ingest lock as
+// an ingest under way does, so that an export waits at its as_of barrier
+// until the transaction ends, and returns it. It is rolled back when the
+// test ends, if it has not ended before.
+func HoldIngest(t testing.TB, pool *pgxpool.Pool, tenant string) pgx.Tx {
+	t.Helper()
+	tx, err := pool.Begin(context.Background())
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(context.Background(), `SELECT pg_advisory_xact_lock_shared(hashtextextended('audex_ingest:' || $1, 0))`, tenant); err != nil {
+		t.Fatalf("hold the ingest lock: %v", err)
+	}
+	return tx
+}
+
+// AtIngestBarrier reports whether a session of pool's database waits for
+// the ingests under way (store.WaitForIngests), having seen which they
+// are: it sleeps between its looks at them, and is looked at for up to
+// 100 ms.
+func AtIngestBarrier(t testing.TB, pool *pgxpool.Pool) bool {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < 100*time.Millisecond; time.Sleep(2 * time.Millisecond) {
+		var waits bool
+		err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()
+				AND query LIKE '%audex_wait_for_lock_holders(%' AND wait_event = 'PgSleep')`).Scan(&waits)
+		if err != nil {
+			t.Fatalf("read pg_stat_activity: %v", err)
+		}
+		if waits {
+			return true
+		}
+	}
+	return false
+}
+
 // IsolatedDatabaseURL creates a migrated database for this test alone,
 // dropped when the test ends: for tests that run River, whose workers
 // would otherwise take other tests' jobs.

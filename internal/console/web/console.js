@@ -201,21 +201,38 @@ function fieldList(pairs, attrs = {}) {
 // showLive shows one export, stream or purge: load() fetches it (fail
 // shows why it could not), and draw(item, refresh) renders it and says
 // whether it is still live; a live one is fetched again every `every` ms
-// while the page stays on view. refresh fetches and draws it at once.
+// while the page stays on view. refresh(notice) fetches and draws it at
+// once, with notice (what an action on it could not do) above it. Once it
+// is shown, a fetch that fails for a passing reason (the network, 429, a
+// 5xx) leaves it on view with a notice, and is tried again.
 async function showLive(view, every, load, fail, draw) {
   stopPolling();
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-  const refresh = async () => {
+  let shown = false;
+  const notify = (text) => {
+    main.querySelector('#live-error')?.remove();
+    main.querySelector('h1')?.after(h('p', { class: 'error', role: 'alert', id: 'live-error' }, text));
+  };
+  const refresh = async (notice) => {
     stopPolling();
     let item;
     try {
       item = await load();
     } catch (err) {
-      fail(err);
+      if (!shown || err.status === 401 || err.status === 403 || err.status === 404) {
+        fail(err);
+        return;
+      }
+      if (location.pathname !== view) return;
+      notify(`Could not refresh: ${err.message}. Trying again.`);
+      pollTimer = setTimeout(refresh, every);
       return;
     }
     if (location.pathname !== view) return; // the reader moved on
-    if (draw(item, refresh)) pollTimer = setTimeout(refresh, every);
+    shown = true;
+    const live = draw(item, refresh);
+    if (notice) notify(notice);
+    if (live) pollTimer = setTimeout(refresh, every);
   };
   await refresh();
 }
@@ -694,7 +711,8 @@ async function showExport(id) {
         try {
           await api('POST', `${path}/cancel`);
         } catch (err) {
-          // The status below says what became of it.
+          refresh(`Could not cancel: ${err.message}`);
+          return;
         }
         refresh();
       },
@@ -762,7 +780,8 @@ async function showStream(id) {
         try {
           await api('PATCH', path, { status: toggle });
         } catch (err) {
-          // The status below says what became of it.
+          refresh(`Could not ${toggle === 'paused' ? 'pause' : 'resume'}: ${err.message}`);
+          return;
         }
         refresh();
       },
