@@ -437,6 +437,23 @@ func (b *bench) waitQuiet(ctx context.Context) {
 	}
 }
 
+// timeCalls makes warmup untimed calls of call, then n timed ones, one
+// at a time, and returns the n calls' times; i counts all calls from 0.
+// It stops at the first error.
+func timeCalls(warmup, n int, call func(i int) error) ([]time.Duration, error) {
+	times := make([]time.Duration, 0, n)
+	for i := range warmup + n {
+		start := time.Now()
+		if err := call(i); err != nil {
+			return times, err
+		}
+		if i >= warmup {
+			times = append(times, time.Since(start))
+		}
+	}
+	return times, nil
+}
+
 // percentile returns the nearest-rank p-th percentile (0 < p <= 1) of ds.
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {

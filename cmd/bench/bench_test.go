@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -174,6 +175,36 @@ func TestPercentile(t *testing.T) {
 	require.Equal(t, time.Millisecond, percentile(ds, 0.001))
 	require.Equal(t, time.Duration(0), percentile(nil, 0.5))
 	require.Equal(t, 100*time.Millisecond, ds[0], "the input is left as it was")
+}
+
+func TestTimeCalls(t *testing.T) {
+	t.Parallel()
+	var calls []int
+	times, err := timeCalls(2, 3, func(i int) error {
+		calls = append(calls, i)
+		if i >= 2 {
+			time.Sleep(time.Duration(i) * time.Millisecond) // only the timed calls take time
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 1, 2, 3, 4}, calls, "the warm-up calls, then the timed ones")
+	require.Len(t, times, 3)
+	for i, d := range times {
+		require.GreaterOrEqual(t, d, time.Duration(i+2)*time.Millisecond, "call %d's own time", i+2)
+	}
+
+	calls = nil
+	failed := errors.New("refused")
+	_, err = timeCalls(1, 5, func(i int) error {
+		calls = append(calls, i)
+		if i == 2 {
+			return failed
+		}
+		return nil
+	})
+	require.ErrorIs(t, err, failed)
+	require.Equal(t, []int{0, 1, 2}, calls, "it stops at the first error")
 }
 
 func TestSummarisePlan(t *testing.T) {

@@ -254,15 +254,12 @@ func (b *bench) listMissed(ctx context.Context, stats *loadStats) ([]listResult,
 		}
 		res := listResult{shape: shape}
 		res.query, _ = url.QueryUnescape(filterQuery(shape.filter, shape.order).Encode())
-		durations := make([]time.Duration, 0, b.cfg.listRequests)
-		for i := range listWarmup + b.cfg.listRequests {
-			start := time.Now()
-			if _, err := store.ListEvents(ctx, b.pool, ingestTenant, shape.filter, order, nil, 101); err != nil {
-				return nil, fmt.Errorf("list %s: %w", shape.name, err)
-			}
-			if i >= listWarmup {
-				durations = append(durations, time.Since(start))
-			}
+		durations, err := timeCalls(listWarmup, b.cfg.listRequests, func(int) error {
+			_, err := store.ListEvents(ctx, b.pool, ingestTenant, shape.filter, order, nil, 101)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", shape.name, err)
 		}
 		res.p50, res.p99 = percentile(durations, 0.5), percentile(durations, 0.99)
 		b.logger.Info("list_measured", slog.String("tenant", ingestTenant), slog.String("shape", shape.name),
@@ -331,18 +328,12 @@ func (b *bench) measureList(ctx context.Context, key string, shape listShape) (l
 
 	// The timed requests read the answer without decoding it, as the
 	// figures always have: the SDK's decoding would be timed too.
-	for range listWarmup {
-		if _, err := b.get(ctx, target, key); err != nil {
-			return res, err
-		}
-	}
-	durations := make([]time.Duration, 0, b.cfg.listRequests)
-	for range b.cfg.listRequests {
-		start := time.Now()
-		if _, err := b.get(ctx, target, key); err != nil {
-			return res, err
-		}
-		durations = append(durations, time.Since(start))
+	durations, err := timeCalls(listWarmup, b.cfg.listRequests, func(int) error {
+		_, err := b.get(ctx, target, key)
+		return err
+	})
+	if err != nil {
+		return res, err
 	}
 	res.p50, res.p99 = percentile(durations, 0.5), percentile(durations, 0.99)
 

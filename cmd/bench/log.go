@@ -102,24 +102,25 @@ func (b *bench) proofs(ctx context.Context, svc *services, key string) (logResul
 		return res, err
 	}
 	b.waitQuiet(ctx)
-	for i, id := range ids {
-		start := time.Now()
-		p, err := api.Log.Proof(ctx, id, c.Size)
-		took := time.Since(start)
-		if err != nil {
-			return res, fmt.Errorf("proof of %s: %w", id, err)
-		}
+	timed := max(0, len(ids)-listWarmup)
+	proofs := make([]client.InclusionProof, len(ids))
+	if res.proofs, err = timeCalls(min(listWarmup, len(ids)), timed, func(i int) error {
+		var err error
+		proofs[i], err = api.Log.Proof(ctx, ids[i], c.Size)
+		return err
+	}); err != nil {
+		return res, fmt.Errorf("proof: %w", err)
+	}
+	for i, p := range proofs {
 		if err := tlog.CheckRecord(p.Hashes, c.Size, c.Root, p.LeafIndex, p.LeafHash); err != nil {
-			return res, fmt.Errorf("proof of %s: %w", id, err)
+			return res, fmt.Errorf("proof of %s: %w", ids[i], err)
 		}
-		start = time.Now()
-		if _, err := api.Log.Checkpoint(ctx, 0); err != nil {
-			return res, err
-		}
-		if i >= listWarmup {
-			res.proofs = append(res.proofs, took)
-			res.checkpoints = append(res.checkpoints, time.Since(start))
-		}
+	}
+	if res.checkpoints, err = timeCalls(listWarmup, timed, func(int) error {
+		_, err := api.Log.Checkpoint(ctx, 0)
+		return err
+	}); err != nil {
+		return res, err
 	}
 	b.logger.Info("log_measured", slog.Int64("tree_size", c.Size), slog.String("proof_p99_ms", ms(percentile(res.proofs, 0.99))))
 	return res, nil

@@ -63,16 +63,16 @@ func (b *bench) summary(ctx context.Context, svc *services, key string, res summ
 	api := svc.client(key)
 	for i := range res.shapes {
 		sh := &res.shapes[i]
-		for j := range summaryWarmup + b.cfg.summaryRequests {
-			start := time.Now()
+		var err error
+		sh.times, err = timeCalls(summaryWarmup, b.cfg.summaryRequests, func(int) error {
 			answer, err := api.Events.Summary(ctx, sh.params)
-			if err != nil {
-				return res, err
+			if err == nil {
+				sh.total = answer.TotalEvents
 			}
-			if j >= summaryWarmup {
-				sh.times = append(sh.times, time.Since(start))
-			}
-			sh.total = answer.TotalEvents
+			return err
+		})
+		if err != nil {
+			return res, err
 		}
 		b.logger.Info("summary_measured", slog.String("shape", sh.name), slog.Int64("events", sh.total),
 			slog.String("p50_ms", ms(percentile(sh.times, 0.5))))
