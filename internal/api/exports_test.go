@@ -30,6 +30,7 @@ import (
 	"github.com/audex-dev/audex/internal/api"
 	"github.com/audex-dev/audex/internal/config"
 	"github.com/audex-dev/audex/internal/jobs"
+	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/metrics"
 	"github.com/audex-dev/audex/internal/queue"
 	"github.com/audex-dev/audex/internal/sinks"
@@ -91,7 +92,15 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 	}
 	logger := opts.logger
 	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+		// Kept, and shown when the test fails: what the worker did is
+		// what a failure of these tests turns on.
+		buf := &logtest.Buffer{}
+		logger = slog.New(slog.NewJSONHandler(buf, nil))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the server's and worker's last log lines:\n%s", buf.Tail(200))
+			}
+		})
 	}
 	pool := storetest.Pool(t)
 	if withWorker {

@@ -33,6 +33,15 @@ func (b *Buffer) String() string {
 	return b.buf.String()
 }
 
+// Tail returns the last n lines written so far.
+func (b *Buffer) Tail(n int) string {
+	lines := strings.SplitAfter(b.String(), "\n")
+	if last := len(lines) - 1; lines[last] == "" {
+		lines = lines[:last]
+	}
+	return strings.Join(lines[max(0, len(lines)-n):], "")
+}
+
 // NewLogger returns a logger of every level that writes JSON lines into
 // the returned buffer.
 func NewLogger() (*slog.Logger, *Buffer) {
