@@ -51,6 +51,8 @@ const reaperTimeout = 30 * time.Second
 // the export was not) would stay queued forever. It gets a new export job,
 // which resumes from the export's checkpoint: export work is idempotent,
 // and an operator who wants an export stopped cancels it through the API.
+// A jobless purge gets a new purge job likewise (a purge resumes where its
+// batches stopped): left running, it would hold every export of its range.
 //
 // It runs as a loop that needs no leader: after each run the job snoozes
 // until its next turn, at most 1.25 Interval away, and a snooze no longer
@@ -233,30 +235,45 @@ func (w *ExportReaperWorker) resumeStalled(ctx context.Context, client *river.Cl
 	return nil
 }
 
-// requeueJobless inserts an export job for each jobless export, in the
-// transaction that found and locked it, so that two reapers never insert
-// two.
+// joblessKinds are the work that the reaper gives a new job when it has
+// none: exports and purges, each found by its store function and named by
+// its job's args.
+var joblessKinds = []struct {
+	kind string
+	lock func(context.Context, pgx.Tx, string, time.Duration, int) ([]store.Jobless, error)
+	args func(id string) river.JobArgs
+}{
+	{queue.ExportArgs{}.Kind(), store.LockJoblessExports, func(id string) river.JobArgs { return queue.ExportArgs{ExportID: id} }},
+	{queue.PurgeArgs{}.Kind(), store.LockJoblessPurges, func(id string) river.JobArgs { return queue.PurgeArgs{PurgeID: id} }},
+}
+
+// requeueJobless inserts an export job for each jobless export, and a
+// purge job for each jobless purge, in the transaction that found and
+// locked it, so that two reapers never insert two.
 func (w *ExportReaperWorker) requeueJobless(ctx context.Context, client *river.Client[pgx.Tx]) error {
 	grace := w.JoblessGrace
 	if grace <= 0 {
 		grace = DefaultJoblessGrace
 	}
 	type requeued struct {
-		export store.JoblessExport
-		jobID  int64
+		msg, key string
+		row      store.Jobless
+		jobID    int64
 	}
 	var done []requeued
 	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
-		jobless, err := store.LockJoblessExports(ctx, tx, queue.ExportArgs{}.Kind(), grace, joblessBatch)
-		if err != nil {
-			return err
-		}
-		for _, e := range jobless {
-			res, err := client.InsertTx(ctx, tx, queue.ExportArgs{ExportID: e.ID}, nil)
+		for _, k := range joblessKinds {
+			rows, err := k.lock(ctx, tx, k.kind, grace, joblessBatch)
 			if err != nil {
-				return fmt.Errorf("requeue export %s: %w", e.ID, err)
+				return err
 			}
-			done = append(done, requeued{e, res.Job.ID})
+			for _, r := range rows {
+				res, err := client.InsertTx(ctx, tx, k.args(r.ID), nil)
+				if err != nil {
+					return fmt.Errorf("requeue %s %s: %w", k.kind, r.ID, err)
+				}
+				done = append(done, requeued{k.kind + "_job_requeued", k.kind + "_id", r, res.Job.ID})
+			}
 		}
 		return nil
 	})
@@ -264,7 +281,7 @@ func (w *ExportReaperWorker) requeueJobless(ctx context.Context, client *river.C
 		return err
 	}
 	for _, r := range done {
-		w.Logger.Info("export_job_requeued", slog.String("export_id", r.export.ID), slog.String("tenant_id", r.export.TenantID), slog.Int64("job_id", r.jobID))
+		w.Logger.Info(r.msg, slog.String(r.key, r.row.ID), slog.String("tenant_id", r.row.TenantID), slog.Int64("job_id", r.jobID))
 	}
 	return nil
 }

@@ -121,6 +121,36 @@ func TestExportReaperRequeuesJoblessExports(t *testing.T) {
 	})
 }
 
+func TestExportReaperRequeuesJoblessPurges(t *testing.T) {
+	t.Parallel()
+	b := setupJobs(t)
+	// A purge of the tenant's first 12 events whose job was cancelled from
+	// River's UI while the purge ran: nothing would end it, and it would
+	// hold every export of its range.
+	p := audex.Purge{TenantID: b.tenant, Before: b.occurredAt(exportOrder(b.events)[12])}
+	require.NoError(t, store.CreatePurge(t.Context(), b.pool, &p))
+	res, err := b.inserts.Insert(t.Context(), queue.PurgeArgs{PurgeID: p.ID}, nil)
+	require.NoError(t, err)
+	_, err = b.inserts.JobCancel(t.Context(), res.Job.ID)
+	require.NoError(t, err)
+	// Older than the reaper's grace, as are the events it deletes (a purge
+	// deletes what was received before it was asked for).
+	_, err = b.pool.Exec(t.Context(), `UPDATE purges SET status = 'running', started_at = now(), created_at = created_at - $2::interval WHERE id = $1`,
+		p.ID, 2*jobs.DefaultJoblessGrace)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(t.Context(), `UPDATE events SET received_at = received_at - $2::interval WHERE tenant_id = $1`, b.tenant, 3*jobs.DefaultJoblessGrace)
+	require.NoError(t, err)
+
+	b.start(t)
+	require.Eventually(t, func() bool {
+		done, err := store.GetPurgeByID(t.Context(), b.pool, p.ID)
+		require.NoError(t, err)
+		return done.Status == audex.PurgeCompleted
+	}, 30*time.Second, 50*time.Millisecond, "the purge gets a job and completes")
+	require.Len(t, b.eventIDs(t, b.tenant, "doc.read"), 13)
+	require.Contains(t, b.logs.String(), `"msg":"purge_job_requeued","purge_id":"`+p.ID+`","tenant_id":"`+b.tenant+`"`)
+}
+
 func TestExportReaperResumesStalledExports(t *testing.T) {
 	t.Parallel()
 

@@ -55,10 +55,26 @@ func (w *PurgeWorker) Timeout(*river.Job[queue.PurgeArgs]) time.Duration {
 
 // Work starts the purge (waiting while an export overlaps its range),
 // deletes batches until none is left or the window is used, and completes
-// it.
+// it. An error on the job's last attempt fails the purge: a purge left
+// running with no job to end it would hold every export of its range
+// for good.
 func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs]) error {
+	log := w.Logger.With(slog.String("purge_id", job.Args.PurgeID), slog.Int64("job_id", job.ID))
+	err := w.work(ctx, log, job)
+	var snooze *river.JobSnoozeError
+	var cancel *river.JobCancelError
+	if err == nil || job.Attempt < job.MaxAttempts || errors.As(err, &snooze) || errors.As(err, &cancel) {
+		return err
+	}
+	if failErr := store.FailPurge(context.WithoutCancel(ctx), w.Pool, job.Args.PurgeID, "gave up after repeated errors: "+err.Error()); failErr != nil {
+		log.Error("purge_not_failed", slog.Any("error", failErr))
+	}
+	return err
+}
+
+// work is Work but for what the job's last attempt does with an error.
+func (w *PurgeWorker) work(ctx context.Context, log *slog.Logger, job *river.Job[queue.PurgeArgs]) error {
 	id := job.Args.PurgeID
-	log := w.Logger.With(slog.String("purge_id", id), slog.Int64("job_id", job.ID))
 	p, blocked, err := store.StartPurge(ctx, w.Pool, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -92,9 +108,6 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs])
 		started := time.Now()
 		deleted, next, err := store.PurgeBatch(ctx, w.Pool, p, after, purgeBatchSize, w.BatchBudget)
 		if err != nil {
-			if job.Attempt >= job.MaxAttempts {
-				_ = store.FailPurge(context.WithoutCancel(ctx), w.Pool, id, "gave up after repeated database errors: "+err.Error())
-			}
 			return err
 		}
 		metrics.PurgedEvents.Add(float64(deleted))

@@ -108,6 +108,42 @@ func TestPurgeWorker(t *testing.T) {
 		}
 	})
 
+	t.Run("AnErrorOnTheLastAttemptFailsThePurge", func(t *testing.T) {
+		t.Parallel()
+		b, _, p := setup(t)
+		// The database refuses the purge's completion (its audit event),
+		// as it would refuse any statement of a database in trouble.
+		_, err := b.pool.Exec(t.Context(), `
+			CREATE FUNCTION refuse_purge_completed() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF NEW.action = 'audit.purge_completed' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+				RETURN NEW;
+			END $$;
+			CREATE TRIGGER refuse_purge_completed BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_purge_completed()`)
+		require.NoError(t, err)
+
+		// An attempt with attempts left leaves the purge running, for the
+		// next attempt to go on with.
+		w := worker(t, b)
+		_, err = w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 2})
+		require.ErrorContains(t, err, "refused by the test")
+		got, err := store.GetPurgeByID(t.Context(), b.pool, p.ID)
+		require.NoError(t, err)
+		require.Equal(t, audex.PurgeRunning, got.Status)
+
+		// The last attempt fails it, and the exports of its range may run.
+		_, err = w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 1})
+		require.ErrorContains(t, err, "refused by the test")
+		got, err = store.GetPurgeByID(t.Context(), b.pool, p.ID)
+		require.NoError(t, err)
+		require.Equal(t, audex.PurgeFailed, got.Status)
+		require.NotNil(t, got.Error)
+		require.Contains(t, *got.Error, "refused by the test")
+		mayRun, err := store.ExportMayRun(t.Context(), b.pool, b.tenant, p.Before.Add(-time.Hour))
+		require.NoError(t, err)
+		require.True(t, mayRun, "a failed purge holds no export")
+	})
+
 	t.Run("WaitsForAnExportOfItsRange", func(t *testing.T) {
 		t.Parallel()
 		b, _, p := setup(t)

@@ -39,14 +39,14 @@ func (b *exportJobsBundle) export(t *testing.T, status string, age time.Duration
 	return e.ID
 }
 
-// job inserts a River job row of kind for the export in state, as River
-// would leave it.
-func (b *exportJobsBundle) job(t *testing.T, kind, exportID, state string) {
+// job inserts a River job row of kind whose args name id under argKey,
+// in state, as River would leave it.
+func (b *exportJobsBundle) job(t *testing.T, kind, argKey, id, state string) {
 	t.Helper()
 	_, err := b.pool.Exec(t.Context(), `
 		INSERT INTO river_job (kind, args, max_attempts, queue, state, finalized_at)
-		VALUES ($1, jsonb_build_object('export_id', $2::text), 25, 'exports', $3::river_job_state,
-			CASE WHEN $3 IN ('completed', 'cancelled', 'discarded') THEN now() END)`, kind, exportID, state)
+		VALUES ($1, jsonb_build_object($4::text, $2::text), 25, 'exports', $3::river_job_state,
+			CASE WHEN $3 IN ('completed', 'cancelled', 'discarded') THEN now() END)`, kind, id, state, argKey)
 	require.NoError(t, err)
 }
 
@@ -97,7 +97,7 @@ func TestLockJoblessExports(t *testing.T) {
 			id := b.export(t, tc.status, tc.age)
 			names[id] = tc.name
 			if tc.jobState != "" {
-				b.job(t, "export", id, tc.jobState)
+				b.job(t, "export", "export_id", id, tc.jobState)
 			}
 			if tc.jobless {
 				want = append(want, id)
@@ -106,7 +106,7 @@ func TestLockJoblessExports(t *testing.T) {
 		// A live job of another kind that names the export does not work it.
 		other := b.export(t, "queued", old)
 		names[other] = "QueuedWithALiveJobOfAnotherKind"
-		b.job(t, "export_reaper", other, "available")
+		b.job(t, "export_reaper", "export_id", other, "available")
 		want = append(want, other)
 
 		tx, err := b.pool.Begin(t.Context())
@@ -127,6 +127,49 @@ func TestLockJoblessExports(t *testing.T) {
 			wantNames = append(wantNames, names[id])
 		}
 		require.ElementsMatch(t, wantNames, gotNames)
+	})
+
+	t.Run("FindsQueuedAndRunningPurgesWithoutALivePurgeJob", func(t *testing.T) {
+		t.Parallel()
+		b := setupExportJobs(t)
+		purge := func(status string, age time.Duration, jobState string) string {
+			p := audex.Purge{TenantID: b.tenant, Before: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}
+			require.NoError(t, store.CreatePurge(t.Context(), b.pool, &p))
+			_, err := b.pool.Exec(t.Context(), `UPDATE purges SET status = $2, created_at = now() - $3::interval WHERE id = $1`, p.ID, status, age)
+			require.NoError(t, err)
+			if jobState != "" {
+				b.job(t, "purge", "purge_id", p.ID, jobState)
+			}
+			return p.ID
+		}
+		old := 2 * time.Minute
+		want := []string{
+			purge("running", old, ""),          // its job deleted from River's UI
+			purge("running", old, "cancelled"), // cancelled there
+			purge("queued", old, "discarded"),
+		}
+		purge("running", old, "running")
+		purge("queued", old, "scheduled")
+		purge("running", 0, "") // younger than the grace
+		purge("completed", old, "")
+		purge("failed", old, "discarded")
+		// An export's job that names no purge works none.
+		b.job(t, "export", "export_id", want[0], "available")
+
+		tx, err := b.pool.Begin(t.Context())
+		require.NoError(t, err)
+		defer tx.Rollback(context.WithoutCancel(t.Context())) //nolint:errcheck
+		found, err := store.LockJoblessPurges(t.Context(), tx, "purge", time.Minute, 100)
+		require.NoError(t, err)
+		got := []string{}
+		for _, p := range found {
+			require.Equal(t, b.tenant, p.TenantID)
+			got = append(got, p.ID)
+		}
+		require.ElementsMatch(t, want, got)
+		exports, err := store.LockJoblessExports(t.Context(), tx, "export", time.Minute, 100)
+		require.NoError(t, err)
+		require.Empty(t, exports, "no export is jobless")
 	})
 
 	t.Run("ConcurrentCallersNeverTakeOneExportTwice", func(t *testing.T) {
