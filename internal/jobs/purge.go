@@ -63,7 +63,9 @@ func (w *PurgeWorker) Work(ctx context.Context, job *river.Job[queue.PurgeArgs])
 	err := w.work(ctx, log, job)
 	var snooze *river.JobSnoozeError
 	var cancel *river.JobCancelError
-	if err == nil || job.Attempt < job.MaxAttempts || errors.As(err, &snooze) || errors.As(err, &cancel) {
+	// An attempt stopped by its timeout or a shutdown fails nothing: the
+	// purge resumes, from a job of the reaper's when River has none left.
+	if err == nil || job.Attempt < job.MaxAttempts || errors.As(err, &snooze) || errors.As(err, &cancel) || ctx.Err() != nil {
 		return err
 	}
 	if failErr := store.FailPurge(context.WithoutCancel(ctx), w.Pool, job.Args.PurgeID, "gave up after repeated errors: "+err.Error()); failErr != nil {

@@ -144,6 +144,28 @@ func TestPurgeWorker(t *testing.T) {
 		require.True(t, mayRun, "a failed purge holds no export")
 	})
 
+	t.Run("ALastAttemptThatTimesOutLeavesThePurgeRunning", func(t *testing.T) {
+		t.Parallel()
+		b, _, p := setup(t)
+		// The purge's completion waits longer than the attempt's timeout:
+		// the attempt is stopped, not the purge failed (the reaper gives
+		// it a new job).
+		_, err := b.pool.Exec(t.Context(), `
+			CREATE FUNCTION slow_purge_completed() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				IF NEW.action = 'audit.purge_completed' THEN PERFORM pg_sleep(2); END IF;
+				RETURN NEW;
+			END $$;
+			CREATE TRIGGER slow_purge_completed BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_purge_completed()`)
+		require.NoError(t, err)
+		w := newWorker(t, &jobs.PurgeWorker{Pool: b.pool, Logger: b.logger, Window: 100 * time.Millisecond})
+		_, err = w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 1})
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		got, err := store.GetPurgeByID(t.Context(), b.pool, p.ID)
+		require.NoError(t, err)
+		require.Equal(t, audex.PurgeRunning, got.Status)
+	})
+
 	t.Run("WaitsForAnExportOfItsRange", func(t *testing.T) {
 		t.Parallel()
 		b, _, p := setup(t)
