@@ -31,6 +31,21 @@ func (b *jobsBundle) eventIDs(t *testing.T, tenant, action string) []string {
 	return ids
 }
 
+// onPurgeCompleted makes the bundle's database run statement (PL/pgSQL)
+// when a purge's completion records its audit event, as a database in
+// trouble would answer it: raise an error, or take long.
+func onPurgeCompleted(t *testing.T, b *jobsBundle, statement string) {
+	t.Helper()
+	_, err := b.pool.Exec(t.Context(), `
+		CREATE FUNCTION on_purge_completed() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.action = 'audit.purge_completed' THEN `+statement+`; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER on_purge_completed BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION on_purge_completed()`)
+	require.NoError(t, err)
+}
+
 func TestPurgeWorker(t *testing.T) {
 	t.Parallel()
 
@@ -113,19 +128,12 @@ func TestPurgeWorker(t *testing.T) {
 		b, _, p := setup(t)
 		// The database refuses the purge's completion (its audit event),
 		// as it would refuse any statement of a database in trouble.
-		_, err := b.pool.Exec(t.Context(), `
-			CREATE FUNCTION refuse_purge_completed() RETURNS trigger LANGUAGE plpgsql AS $$
-			BEGIN
-				IF NEW.action = 'audit.purge_completed' THEN RAISE EXCEPTION 'refused by the test'; END IF;
-				RETURN NEW;
-			END $$;
-			CREATE TRIGGER refuse_purge_completed BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION refuse_purge_completed()`)
-		require.NoError(t, err)
+		onPurgeCompleted(t, b, "RAISE EXCEPTION 'refused by the test'")
 
 		// An attempt with attempts left leaves the purge running, for the
 		// next attempt to go on with.
 		w := worker(t, b)
-		_, err = w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 2})
+		_, err := w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 2})
 		require.ErrorContains(t, err, "refused by the test")
 		got, err := store.GetPurgeByID(t.Context(), b.pool, p.ID)
 		require.NoError(t, err)
@@ -150,16 +158,9 @@ func TestPurgeWorker(t *testing.T) {
 		// The purge's completion waits longer than the attempt's timeout:
 		// the attempt is stopped, not the purge failed (the reaper gives
 		// it a new job).
-		_, err := b.pool.Exec(t.Context(), `
-			CREATE FUNCTION slow_purge_completed() RETURNS trigger LANGUAGE plpgsql AS $$
-			BEGIN
-				IF NEW.action = 'audit.purge_completed' THEN PERFORM pg_sleep(2); END IF;
-				RETURN NEW;
-			END $$;
-			CREATE TRIGGER slow_purge_completed BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION slow_purge_completed()`)
-		require.NoError(t, err)
+		onPurgeCompleted(t, b, "PERFORM pg_sleep(2)")
 		w := newWorker(t, &jobs.PurgeWorker{Pool: b.pool, Logger: b.logger, Window: 100 * time.Millisecond})
-		_, err = w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 1})
+		_, err := w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 1})
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		got, err := store.GetPurgeByID(t.Context(), b.pool, p.ID)
 		require.NoError(t, err)

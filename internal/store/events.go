@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -401,33 +400,13 @@ func (q *queryBuilder) filter(f audex.Filter) {
 		if f.SourceIP.IsSingleIP() {
 			q.where("source_ip = " + q.arg(*f.SourceIP) + "::inet")
 		} else {
-			block := f.SourceIP.Masked()
-			q.where(blockCondition(q, "source_ip", block.Addr().String(), lastAddr(block).String(), block.String()))
+			q.where(blockRange(*f.SourceIP).condition(q))
 		}
 	}
 	q.equal("request_id", f.RequestID)
 	if f.ReceivedBefore != nil {
 		q.where("received_at < " + q.arg(*f.ReceivedBefore))
 	}
-}
-
-// blockCondition is the condition that column (inet) is in the address
-// block, whose first and last addresses are first and last: the bounds
-// are the range of the column's index that holds the block, which the
-// planner derives from <<= only when the block is a constant, not a
-// parameter of a generic plan.
-func blockCondition(q *queryBuilder, column, first, last, block string) string {
-	return fmt.Sprintf("%[1]s >= %[2]s::inet AND %[1]s <= %[3]s::inet AND %[1]s <<= %[4]s::inet", column, q.arg(first), q.arg(last), q.arg(block))
-}
-
-// lastAddr is the last address of the block p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(a)*8; i++ {
-		a[i/8] |= 0x80 >> (i % 8)
-	}
-	last, _ := netip.AddrFromSlice(a)
-	return last.Unmap()
 }
 
 func (q *queryBuilder) equal(column string, value *string) {
@@ -437,15 +416,12 @@ func (q *queryBuilder) equal(column string, value *string) {
 }
 
 // prefix matches column values that start with value, as a range that a
-// btree index on the "C"-collated column serves.
+// btree index on the "C"-collated column serves (textRange).
 func (q *queryBuilder) prefix(column string, value *string) {
 	if value == nil || *value == "" {
 		return
 	}
-	q.where(column + " >= " + q.arg(*value))
-	if upper, ok := prefixUpperBound(*value); ok {
-		q.where(column + " < " + q.arg(upper))
-	}
+	q.where(textRange(column, *value).condition(q))
 }
 
 // prefixUpperBound returns the least valid UTF-8 string that is greater, in

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -69,8 +70,7 @@ func singleColumnRange(f audex.Filter) (r columnRange, rest audex.Filter, ok boo
 	}
 	if f.SourceIP != nil && !f.SourceIP.IsSingleIP() {
 		n++
-		block := f.SourceIP.Masked()
-		r = columnRange{column: "source_ip", typ: "inet", lower: block.Addr().String(), block: block.String(), last: lastAddr(block).String()}
+		r = blockRange(*f.SourceIP)
 		rest.SourceIP = nil
 	}
 	if n != 1 {
@@ -86,6 +86,25 @@ func textRange(column, p string) columnRange {
 		r.upper = upper
 	}
 	return r
+}
+
+// blockRange is the range of source_ip addresses in the block p: the
+// bounds are the range of the column's index that holds the block, which
+// the planner derives from <<= only when the block is a constant, not a
+// parameter of a generic plan.
+func blockRange(p netip.Prefix) columnRange {
+	block := p.Masked()
+	return columnRange{column: "source_ip", typ: "inet", lower: block.Addr().String(), block: block.String(), last: lastAddr(block).String()}
+}
+
+// lastAddr is the last address of the block p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(a)*8; i++ {
+		a[i/8] |= 0x80 >> (i % 8)
+	}
+	last, _ := netip.AddrFromSlice(a)
+	return last.Unmap()
 }
 
 // bound is the condition of the column's index that holds r past
@@ -104,10 +123,10 @@ func (r columnRange) bound(q *queryBuilder) string {
 // the visibility map allows), up to cap+1.
 func countRange(ctx context.Context, db DBTX, tenantID string, r columnRange, cap int) (int, error) {
 	var q queryBuilder
-	tenant, lower := q.arg(tenantID), q.arg(r.lower)+"::"+r.typ
+	tenant := q.arg(tenantID)
 	// In the column's order, so that the column's index is read.
-	sql := fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE tenant_id = %[2]s AND %[1]s >= %[3]s%[4]s ORDER BY %[1]s LIMIT %[5]d) e`,
-		r.column, tenant, lower, r.bound(&q), cap+1)
+	sql := fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE tenant_id = %s AND %s ORDER BY %s LIMIT %d) e`,
+		tenant, r.condition(&q), r.column, cap+1)
 	var n int
 	err := db.QueryRow(ctx, sql, q.args...).Scan(&n)
 	return n, err
@@ -355,14 +374,7 @@ func walkSelection(ctx context.Context, db DBTX, tenantID string, s selection, r
 
 // condition adds r's arguments to q and returns r's condition.
 func (r columnRange) condition(q *queryBuilder) string {
-	if r.block != "" {
-		return blockCondition(q, r.column, r.lower, r.last, r.block)
-	}
-	cond := fmt.Sprintf("%s >= %s", r.column, q.arg(r.lower))
-	if r.upper != "" {
-		cond += fmt.Sprintf(" AND %s < %s", r.column, q.arg(r.upper))
-	}
-	return cond
+	return fmt.Sprintf("%s >= %s::%s", r.column, q.arg(r.lower), r.typ) + r.bound(q)
 }
 
 // A list by an actor or a target and more (an action, a range, success)
