@@ -151,7 +151,14 @@ func (b *jobsBundle) start(t *testing.T) {
 // the test ends.
 func (b *jobsBundle) startWith(t *testing.T, timing jobs.ExportTiming) {
 	t.Helper()
-	client, err := jobs.NewClient(jobs.Config{Pool: b.pool, Logger: b.logger, OpenSink: b.open,
+	b.startOpening(t, timing, b.open)
+}
+
+// startOpening runs a worker with timing that opens sinks with open (and
+// the reaper every 100 ms) until the test ends.
+func (b *jobsBundle) startOpening(t *testing.T, timing jobs.ExportTiming, open jobs.SinkOpener) {
+	t.Helper()
+	client, err := jobs.NewClient(jobs.Config{Pool: b.pool, Logger: b.logger, OpenSink: open,
 		ExportTiming: timing, ReaperInterval: 100 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(context.WithoutCancel(t.Context())))

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertest"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/audex-dev/audex"
@@ -342,6 +343,65 @@ func TestStreamWorker(t *testing.T) {
 		require.Equal(t, b.arrivalOrder(t), ids)
 		require.Nil(t, b.getStream(t, due.ID).PendingThrough)
 	})
+}
+
+// TestAStreamWhoseJobIsCancelledDeliversEveryEventOnce is an operator
+// cancelling a stream's running job in River's UI: the run stops mid-batch
+// and gives its lease back, and the scheduler gives the stream a new job,
+// which delivers the batch: every event once, nothing else stored.
+func TestAStreamWhoseJobIsCancelledDeliversEveryEventOnce(t *testing.T) {
+	t.Parallel()
+	b := setupJobs(t)
+	s := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
+	held := heldSink{began: make(chan struct{}), uploads: new(atomic.Int32)}
+	b.startOpening(t, jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 2 * time.Second}, func(ctx context.Context, name string) (sinks.Sink, error) {
+		sink, err := b.open(ctx, name)
+		h := held
+		h.Sink = sink
+		return h, err
+	})
+	select {
+	case <-held.began:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream's job never began an upload")
+	}
+	var jobID int64
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT id FROM river_job WHERE kind = $1 AND state = 'running'`,
+		queue.StreamArgs{}.Kind()).Scan(&jobID))
+	_, err := b.inserts.JobCancel(t.Context(), jobID)
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		job, err := b.inserts.JobGet(t.Context(), jobID)
+		require.NoError(t, err)
+		return job.State == rivertype.JobStateCancelled
+	}, 30*time.Second, 50*time.Millisecond, "the job ends cancelled")
+	require.Eventually(t, func() bool {
+		return b.getStream(t, s.ID).Watermark.After(s.Watermark)
+	}, 30*time.Second, 50*time.Millisecond, "a new job delivers the stream")
+	ids, _ := b.requireChain(t, s)
+	require.Equal(t, b.arrivalOrder(t), ids)
+	var jobs int
+	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = $1 AND id > $2`,
+		queue.StreamArgs{}.Kind(), jobID).Scan(&jobs))
+	require.Positive(t, jobs, "delivered by another job")
+}
+
+// heldSink is a sink whose first upload, once begun (began is closed),
+// waits until its context ends: a run stopped mid-batch.
+type heldSink struct {
+	sinks.Sink
+	began   chan struct{}
+	uploads *atomic.Int32
+}
+
+func (s heldSink) Put(ctx context.Context, key string, r io.Reader) (sinks.Object, error) {
+	if s.uploads.Add(1) == 1 {
+		close(s.began)
+		<-ctx.Done()
+		return sinks.Object{}, ctx.Err()
+	}
+	return s.Sink.Put(ctx, key, r)
 }
 
 // hookEndpoint is a real HTTP server on 127.0.0.1 that answers the
