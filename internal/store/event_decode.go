@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -107,7 +108,8 @@ func decodeEvent(fields []pgconn.FieldDescription, raw [][]byte) (e audex.Event,
 			buf = append(buf, raw[i]...)
 		}
 	}
-	all := string(buf)
+	// buf is never written again: its bytes are the string's, uncopied.
+	all := unsafe.String(unsafe.SliceData(buf), len(buf))
 	var texts [colMetadata + 1]string
 	at := 0
 	for i, t := range eventColumnTypes {
