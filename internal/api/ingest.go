@@ -230,9 +230,14 @@ func parseParty(field string, raw json.RawMessage) (p partyInput, given bool, er
 	if err := decodeStrict(field, raw, &p); err != nil {
 		return p, true, err
 	}
-	for name, v := range map[string]*string{"id": p.ID, "type": p.Type, "name": p.Name} {
-		if v != nil {
-			if err := checkText(field+"."+name, *v, maxNameLength); err != nil {
+	// In a fixed order, so that a party with two bad fields always names
+	// the same one.
+	for _, t := range [...]struct {
+		name string
+		v    *string
+	}{{"id", p.ID}, {"type", p.Type}, {"name", p.Name}} {
+		if t.v != nil {
+			if err := checkText(field+"."+t.name, *t.v, maxNameLength); err != nil {
 				return p, true, err
 			}
 		}
