@@ -381,10 +381,10 @@ func TestAStreamWhoseJobIsCancelledDeliversEveryEventOnce(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "a new job delivers the stream")
 	ids, _ := b.requireChain(t, s)
 	require.Equal(t, b.arrivalOrder(t), ids)
-	var jobs int
+	var laterJobs int
 	require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM river_job WHERE kind = $1 AND id > $2`,
-		queue.StreamArgs{}.Kind(), jobID).Scan(&jobs))
-	require.Positive(t, jobs, "delivered by another job")
+		queue.StreamArgs{}.Kind(), jobID).Scan(&laterJobs))
+	require.Positive(t, laterJobs, "delivered by another job")
 }
 
 // heldSink is a sink whose first upload, once begun (began is closed),
