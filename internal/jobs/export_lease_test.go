@@ -37,7 +37,7 @@ func TestExportLease(t *testing.T) {
 		ingest := storetest.HoldIngest(t, b.pool, b.tenant)
 		goOn := func() { _ = ingest.Rollback(context.Background()) }
 		id, _ := b.createExport(t, nil)
-		b.startWith(t, timing)
+		b.startWith(t, timing, b.open)
 		require.Eventually(t, func() bool {
 			owner, _ := b.lease(t, id)
 			return owner != "" && storetest.AtIngestBarrier(t, b.pool)

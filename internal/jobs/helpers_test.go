@@ -144,19 +144,12 @@ func (b *jobsBundle) sink(t *testing.T) sinks.Sink {
 // start runs a worker (with the reaper every 100 ms) until the test ends.
 func (b *jobsBundle) start(t *testing.T) {
 	t.Helper()
-	b.startWith(t, jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second})
+	b.startWith(t, jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 5 * time.Second}, b.open)
 }
 
-// startWith runs a worker with timing (and the reaper every 100 ms) until
-// the test ends.
-func (b *jobsBundle) startWith(t *testing.T, timing jobs.ExportTiming) {
-	t.Helper()
-	b.startOpening(t, timing, b.open)
-}
-
-// startOpening runs a worker with timing that opens sinks with open (and
-// the reaper every 100 ms) until the test ends.
-func (b *jobsBundle) startOpening(t *testing.T, timing jobs.ExportTiming, open jobs.SinkOpener) {
+// startWith runs a worker with timing that opens sinks with open (and the
+// reaper every 100 ms) until the test ends.
+func (b *jobsBundle) startWith(t *testing.T, timing jobs.ExportTiming, open jobs.SinkOpener) {
 	t.Helper()
 	client, err := jobs.NewClient(jobs.Config{Pool: b.pool, Logger: b.logger, OpenSink: open,
 		ExportTiming: timing, ReaperInterval: 100 * time.Millisecond})

@@ -354,7 +354,7 @@ func TestAStreamWhoseJobIsCancelledDeliversEveryEventOnce(t *testing.T) {
 	b := setupJobs(t)
 	s := b.storeStream(t, b.newStream(time.Now().Add(-2*time.Hour)))
 	held := heldSink{began: make(chan struct{}), uploads: new(atomic.Int32)}
-	b.startOpening(t, jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 2 * time.Second}, func(ctx context.Context, name string) (sinks.Sink, error) {
+	b.startWith(t, jobs.ExportTiming{Window: 2 * time.Second, LeaseTTL: 2 * time.Second}, func(ctx context.Context, name string) (sinks.Sink, error) {
 		sink, err := b.open(ctx, name)
 		h := held
 		h.Sink = sink
