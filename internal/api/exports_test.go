@@ -519,7 +519,12 @@ func TestExportToEverySink(t *testing.T) {
 				e := b.waitExport(t, id)
 				require.Equal(t, "completed", e.Status, "%+v", e.Error)
 				requireSameIDs(t, want, b.readParts(t, e))
-				require.Len(t, e.Files, (len(want)+59_999)/60_000)
+				// A part may close before its limit when an attempt's
+				// window ends (a slow machine or destination), never after.
+				require.GreaterOrEqual(t, len(e.Files), (len(want)+59_999)/60_000)
+				for _, f := range e.Files {
+					require.LessOrEqual(t, f.Records, int64(60_000), f.Key)
+				}
 				require.Equal(t, "audit/runs/"+id+"/manifest.json", *e.ManifestKey)
 				status := b.do(t, "GET", "/v1/audit/exports/"+id, b.key, nil)
 				require.JSONEq(t, string(status.body), string(b.readObject(t, typ, *e.ManifestKey)))
