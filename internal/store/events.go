@@ -341,12 +341,8 @@ func (q *queryBuilder) listOf(columns, sortKey, tenantID string, f audex.Filter,
 	if after != nil {
 		q.where(fmt.Sprintf("(occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID)))
 	}
-	from := q.from
-	if from == "" {
-		from = "events"
-	}
 	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, id %s LIMIT %s",
-		columns, from, strings.Join(q.conds, " AND "), sortKey, dir, dir, q.arg(limit))
+		columns, q.source(), strings.Join(q.conds, " AND "), sortKey, dir, dir, q.arg(limit))
 }
 
 // queryBuilder collects the conditions and positional arguments of one
@@ -354,8 +350,8 @@ func (q *queryBuilder) listOf(columns, sortKey, tenantID string, f audex.Filter,
 type queryBuilder struct {
 	conds []string
 	args  []any
-	// from is what listOf reads: events when empty, else a subquery of
-	// it named events.
+	// from is what the statement reads: events when empty, else a
+	// subquery of it named events.
 	from string
 }
 
@@ -366,6 +362,14 @@ func (q *queryBuilder) arg(v any) string {
 }
 
 func (q *queryBuilder) where(cond string) { q.conds = append(q.conds, cond) }
+
+// source is what q's statement reads: from, or events.
+func (q *queryBuilder) source() string {
+	if q.from == "" {
+		return "events"
+	}
+	return q.from
+}
 
 // joined runs add on a builder that shares q's arguments and returns the
 // conditions that add wrote, joined by AND ("" for none).

@@ -470,7 +470,7 @@ func CountEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filter) 
 	if err != nil {
 		return 0, translate(err)
 	}
-	n, err := countOf(ctx, db, keyed, `SELECT count(*) FROM events WHERE `+strings.Join(q.conds, " AND "), q.args)
+	n, err := countOf(ctx, db, keyed, `SELECT count(*) FROM `+q.source()+` WHERE `+strings.Join(q.conds, " AND "), q.args)
 	if err != nil {
 		return 0, translate(err)
 	}
@@ -492,8 +492,9 @@ func countOf(ctx context.Context, db DBTX, keyed bool, sql string, args []any) (
 }
 
 // countConditions is the conditions of a count of the tenant's events
-// that f matches: f's, and the keys index's for f's values (keyed), so
-// that a rare action or type is counted from that index rather than by
+// that f matches (f's) and what it reads (q.source()): the events that
+// the keys index gives for f's values when it serves f (keyed), so that
+// a rare action or type is counted from that index rather than by
 // reading the tenant's events.
 func countConditions(ctx context.Context, db DBTX, tenantID string, f audex.Filter) (q queryBuilder, keyed bool, err error) {
 	q.where("tenant_id = " + q.arg(tenantID))
@@ -509,8 +510,7 @@ func countConditions(ctx context.Context, db DBTX, tenantID string, f audex.Filt
 		return err
 	})
 	if err == nil && ok && last.Sub(first) < time.Duration(k.maxDays())*24*time.Hour {
-		q.where(k.indexed(&q, first, last))
-		keyed = true
+		q.from, keyed = k.fenced(&q, first, last), true
 	}
 	return q, keyed, err
 }
@@ -537,7 +537,7 @@ func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filte
 		return Estimate{}, fmt.Errorf("estimate events: %w", translate(err))
 	}
 	where := strings.Join(q.conds, " AND ")
-	n, err := countOf(ctx, db, keyed, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM events WHERE %s LIMIT %d) capped`, where, estimateExactUpTo+1), q.args)
+	n, err := countOf(ctx, db, keyed, fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM %s WHERE %s LIMIT %d) capped`, q.source(), where, estimateExactUpTo+1), q.args)
 	if err != nil {
 		return Estimate{}, fmt.Errorf("estimate events: %w", translate(err))
 	}
@@ -551,7 +551,7 @@ func EstimateEvents(ctx context.Context, db DBTX, tenantID string, f audex.Filte
 		} `json:"Plan"`
 	}
 	var raw []byte
-	if err := db.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM events WHERE `+where, q.args...).Scan(&raw); err != nil {
+	if err := db.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM `+q.source()+` WHERE `+where, q.args...).Scan(&raw); err != nil {
 		return bound, nil //nolint:nilerr // the capped count is a fair estimate
 	}
 	if json.Unmarshal(raw, &plan) != nil || len(plan) == 0 || int64(plan[0].Plan.Rows) <= n {

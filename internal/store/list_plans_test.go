@@ -29,24 +29,33 @@ func TestListsOfATenantTheStatisticsMiss(t *testing.T) {
 	t.Parallel()
 	pool := storetest.IsolatedPool(t)
 	ctx := t.Context()
-	now := time.Now().UTC().Truncate(time.Microsecond)
+	// Times are fixed within this month, so that the partitions' statistics
+	// are the same on any day: the other tenant's events are of the 18th
+	// to the 20th.
+	now := time.Now().UTC()
+	month := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 
 	var known []audex.Event
 	for i := range 2000 {
-		known = append(known, newEvent(fmt.Sprintf("k%05d", i), now.Add(-time.Duration(i)*time.Minute)))
+		known = append(known, newEvent(fmt.Sprintf("k%05d", i), month.AddDate(0, 0, 19).Add(-time.Duration(i)*time.Minute)))
 	}
 	_, err := store.InsertEvents(ctx, pool, "known", known)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, "ANALYZE events")
 	require.NoError(t, err)
 
-	// 40,000 events over 20 days (two monthly partitions, mostly): half
-	// of them of one project, one address block and one actor; a few of a
-	// rare action, a rare project and a rare block.
+	// 40,000 events over the 20 days to the 5th of this month at noon:
+	// about 9,000 in this month's partition, whose statistics hold the
+	// other tenant's events, and 31,000 in last month's, which ANALYZE
+	// found empty (there, a count of a rare action read every one of them
+	// down the tenant's arrival index). Half of them of one project, one
+	// address block and one actor; a few of a rare action, a rare project
+	// and a rare block.
 	const n = 40_000
+	newest := month.AddDate(0, 0, 4).Add(12 * time.Hour)
 	var events []audex.Event
 	for i := range n {
-		e := newEvent(fmt.Sprintf("n%05d", i), now.Add(-time.Duration(i)*43*time.Second))
+		e := newEvent(fmt.Sprintf("n%05d", i), newest.Add(-time.Duration(i)*43*time.Second))
 		resource, ip := fmt.Sprintf("projects/p%d/docs/d%d", 1+i%7, i), netip.AddrFrom4([4]byte{172, 16, byte(i % 200), byte(i % 250)})
 		if i%2 == 0 {
 			resource, ip = fmt.Sprintf("projects/p0/docs/d%d", i), netip.AddrFrom4([4]byte{10, 1, byte(i / 256 % 256), byte(i % 256)})
