@@ -16,6 +16,7 @@ import (
 
 	"github.com/audex-dev/audex"
 	"github.com/audex-dev/audex/internal/api"
+	"github.com/audex-dev/audex/internal/logtest"
 	"github.com/audex-dev/audex/internal/store"
 	"github.com/audex-dev/audex/internal/storetest"
 )
@@ -35,13 +36,20 @@ func setup(t *testing.T) *testBundle {
 }
 
 // setupWith is setup with a server of cfg (its Pool, limits and the rest);
-// the logger and cursor secret are filled in.
+// the logger and cursor secret are filled in. The server's log is shown
+// when the test fails (why a download was cut short, say).
 func setupWith(t *testing.T, cfg api.Config) *testBundle {
 	t.Helper()
 	pool := cfg.Pool
 	secret, err := store.CursorSecret(t.Context(), pool)
 	require.NoError(t, err)
-	cfg.Logger, cfg.CursorSecret = slog.New(slog.DiscardHandler), secret
+	logger, logs := logtest.NewLogger()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the server's last log lines:\n%s", logs.Tail(40))
+		}
+	})
+	cfg.Logger, cfg.CursorSecret = logger, secret
 	srv := api.New(cfg)
 	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
 	t.Cleanup(ts.Close)
