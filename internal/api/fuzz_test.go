@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -126,6 +127,56 @@ func FuzzParseEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParseIngestBody checks that an ingest body parsed in one pass
+// (parseIngestBody) gives what parsing it by a raw value per event gives:
+// the same error, or the same events (ids that the server made aside).
+func FuzzParseIngestBody(f *testing.F) {
+	for _, s := range []string{
+		`{"events":[{"action":"a","actor":{"id":"x"}},{"id":"e2","action":"b","actor":{"id":"y","type":"user"},"target":{"id":"t"},"metadata":{"k":[1]}}]}`,
+		`{"events":[{"id":"e1","action":"a","actor":{"id":"x"}}],"events":[{"action":"b","actor":{"id":"y"}}]}`,
+		`{"events":[{"action":"a","actor":{"id":"x","type":"user"},"actor":{"id":"y"}}]}`,
+		`{"Events":[{"action":"a","actor":{"id":"x"}}]}`,
+		`{"events":[null]}`, `{"events":null}`, `{"events":[]}`, `{"events":[1]}`, `{"events":{}}`,
+		`{"events":[{"action":"a","actor":{"id":"x"}}]} {}`, `{"events":[{"action":"a","actor":{"id":"x"}}],"more":1}`,
+		`{"events":[{"action":"a","actor":{"id":"x"}},{"action":"a","actor":{"id":"x"},"extra":true}]}`,
+		`{"events":[{"action":"a","actor":{"id":"x"}},{"action":7}]}`,
+		`{"events":[{"action":"a","actor":{"id":"x"}},{"action":"audex.x","actor":{"id":"x"}}]}`,
+		` { "events" : [ { "action" : "a" , "actor" : { "id" : "x" } } ] } `,
+		`{"events":[{"action":"a","actor":{"id":"x"}}]`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		once, err := parseIngestBody(body, now)
+		byRaw, rawErr := parseEventsByRawValue(body, now)
+		requireClientError(t, err)
+		if (err == nil) != (rawErr == nil) || err != nil && err.Error() != rawErr.Error() {
+			t.Fatalf("%s: one pass: %v; by raw values: %v", body, err, rawErr)
+		}
+		if len(once) != len(byRaw) {
+			t.Fatalf("%s: one pass: %d events; by raw values: %d", body, len(once), len(byRaw))
+		}
+		for i := range once {
+			if a, b := once[i], byRaw[i]; a.ID != b.ID {
+				if !serverMadeID(a.ID) || !serverMadeID(b.ID) {
+					t.Fatalf("%s: event %d: id %q and %q", body, i, a.ID, b.ID)
+				}
+				once[i].ID, byRaw[i].ID = "", ""
+			}
+		}
+		if !reflect.DeepEqual(once, byRaw) {
+			t.Fatalf("%s: one pass: %+v; by raw values: %+v", body, once, byRaw)
+		}
+	})
+}
+
+// serverMadeID reports whether id has the form of an id that the server
+// makes for an event given without one.
+func serverMadeID(id string) bool {
+	return strings.HasPrefix(id, "evt_") && len(id) == len("evt_")+26
 }
 
 func FuzzCheckPrefix(f *testing.F) {

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -75,21 +74,13 @@ type partyInput struct {
 }
 
 func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, key audex.APIKey) error {
-	var req ingestRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	body, err := readBody(w, r)
+	if err != nil {
 		return err
 	}
-	if len(req.Events) == 0 || len(req.Events) > maxBatchEvents {
-		return invalid("events", "events must hold 1 to %d events", maxBatchEvents)
-	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	events := make([]audex.Event, len(req.Events))
-	for i, raw := range req.Events {
-		e, err := parseEvent(fmt.Sprintf("events[%d]", i), raw, now)
-		if err != nil {
-			return err
-		}
-		events[i] = e
+	events, err := parseIngestBody(body, time.Now().UTC().Truncate(time.Microsecond))
+	if err != nil {
+		return err
 	}
 	stored, err := store.InsertEvents(r.Context(), s.pool, key.TenantID, events)
 	if err != nil {
@@ -109,14 +100,114 @@ func (s *Server) handleIngest(w http.ResponseWriter, r *http.Request, key audex.
 	return nil
 }
 
-// parseEvent validates one ingested event and returns it ready to store,
-// with a server id when the client gave none and occurred_at defaulting to
-// now.
+// parseIngestBody returns the events of an ingest request's body, each
+// validated (eventFrom). Most bodies are decoded in one pass, every event
+// in place (decodeEventsOnce); a body that pass does not take whole is
+// parsed as a raw value per event (parseEventsByRawValue), which names
+// the field at fault. Both give the same events and the same errors
+// (FuzzParseIngestBody); the first decodes each event once, not three
+// times (about half the API's JSON work per event).
+func parseIngestBody(body []byte, now time.Time) ([]audex.Event, error) {
+	inputs, ok := decodeEventsOnce(body)
+	if !ok {
+		return parseEventsByRawValue(body, now)
+	}
+	if err := checkBatchSize(len(inputs)); err != nil {
+		return nil, err
+	}
+	events := make([]audex.Event, len(inputs))
+	for i, in := range inputs {
+		e, err := eventFrom(eventField(i), in, now)
+		if err != nil {
+			return nil, err
+		}
+		events[i] = e
+	}
+	return events, nil
+}
+
+// parseEventsByRawValue is parseIngestBody for any body: the body decoded
+// into a raw value per event, and each event parsed from its own.
+func parseEventsByRawValue(body []byte, now time.Time) ([]audex.Event, error) {
+	var req ingestRequest
+	if err := decodeStrict("", body, &req); err != nil {
+		return nil, err
+	}
+	if err := checkBatchSize(len(req.Events)); err != nil {
+		return nil, err
+	}
+	events := make([]audex.Event, len(req.Events))
+	for i, raw := range req.Events {
+		e, err := parseEvent(eventField(i), raw, now)
+		if err != nil {
+			return nil, err
+		}
+		events[i] = e
+	}
+	return events, nil
+}
+
+// decodeEventsOnce decodes a body of the plainest form, an object whose
+// only key is "events" (spelt so, as often as given: the last counts)
+// holding an array of event objects, into those events in one pass, as
+// strictly as decodeStrict. ok is false for any other body, even one
+// that decodeStrict takes (another spelling of the key, an event that is
+// null), and for every error: the caller then parses it by raw values,
+// which tells the error.
+func decodeEventsOnce(body []byte) (inputs []*eventInput, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	for dec.More() {
+		if t, err := dec.Token(); err != nil || t != "events" {
+			return nil, false
+		}
+		inputs = nil // a repeated key replaces the events, as decodeStrict's do
+		if err := dec.Decode(&inputs); err != nil {
+			return nil, false
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	for _, in := range inputs {
+		if in == nil {
+			return nil, false
+		}
+	}
+	return inputs, true
+}
+
+// checkBatchSize refuses a batch of no events or too many.
+func checkBatchSize(n int) error {
+	if n == 0 || n > maxBatchEvents {
+		return invalid("events", "events must hold 1 to %d events", maxBatchEvents)
+	}
+	return nil
+}
+
+// eventField is the name of the i-th event of a batch in errors.
+func eventField(i int) string { return "events[" + strconv.Itoa(i) + "]" }
+
+// parseEvent decodes one ingested event from its raw value and validates
+// it (eventFrom).
 func parseEvent(field string, raw json.RawMessage, now time.Time) (audex.Event, error) {
 	var in eventInput
 	if err := decodeStrict(field, raw, &in); err != nil {
 		return audex.Event{}, err
 	}
+	return eventFrom(field, &in, now)
+}
+
+// eventFrom validates one ingested event, decoded, and returns it ready
+// to store, with a server id when the client gave none and occurred_at
+// defaulting to now.
+func eventFrom(field string, in *eventInput, now time.Time) (audex.Event, error) {
 	f := func(name string) string { return field + "." + name }
 	if len(in.ReceivedAt) > 0 {
 		return audex.Event{}, invalid(f("received_at"), "received_at is set by the server and cannot be given")

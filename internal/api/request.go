@@ -32,18 +32,27 @@ func requireJSON(r *http.Request) error {
 // decodeBody reads a JSON object of at most maxBodyBytes, declared as
 // JSON, into v, rejecting unknown fields and trailing data.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	if err := requireJSON(r); err != nil {
+	body, err := readBody(w, r)
+	if err != nil {
 		return err
+	}
+	return decodeStrict("", body, v)
+}
+
+// readBody reads a request body of at most maxBodyBytes, declared as JSON.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if err := requireJSON(r); err != nil {
+		return nil, err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		var maxBytes *http.MaxBytesError
 		if errors.As(err, &maxBytes) {
-			return &Error{Code: CodePayloadTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", maxBodyBytes)}
+			return nil, &Error{Code: CodePayloadTooLarge, Message: fmt.Sprintf("request body is larger than %d bytes", maxBodyBytes)}
 		}
-		return invalid("", "could not read the request body")
+		return nil, invalid("", "could not read the request body")
 	}
-	return decodeStrict("", body, v)
+	return body, nil
 }
 
 // decodeStrict decodes one JSON object from data into v. Errors name the
