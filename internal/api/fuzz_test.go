@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -171,6 +172,70 @@ func FuzzParseIngestBody(f *testing.F) {
 			t.Fatalf("%s: one pass: %+v; by raw values: %+v", body, once, byRaw)
 		}
 	})
+}
+
+// FuzzParseMetadata checks parseMetadata's one read of the bytes against
+// a walk of the metadata's tokens (metadataProblemByTokens): the same
+// refusal, or none, for any JSON object.
+func FuzzParseMetadata(f *testing.F) {
+	for _, s := range []string{
+		`{"k":[1,2,{"z":null}],"s":"a\\u0000b","n":-1.5e3}`, `{"n":1e400}`, `{"n":1E-1001}`, `{"a\u0000":1}`,
+		`{"s":"\\\u0000"}`, `{"a":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`,
+		`{"a":[1e999,"\u0000"]}`, `{ "t" : true , "f" : false , "x" : [ 0 , -0.0 ] }`, `{"u":"\u00001"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) || len(raw) == 0 || raw[0] != '{' || len(raw) > maxMetadataBytes {
+			return
+		}
+		_, err := parseMetadata("metadata", raw)
+		want := metadataProblemByTokens(raw)
+		if got := errorText(err); got != want {
+			t.Fatalf("%s: %q, want %q", raw, got, want)
+		}
+	})
+}
+
+// metadataProblemByTokens is what parseMetadata refuses in valid JSON,
+// found by walking its tokens: the first of a nesting too deep, a NUL
+// character and a number out of numeric's range ("" for none).
+func metadataProblemByTokens(raw []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	depth := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			if v == '{' || v == '[' {
+				if depth++; depth > maxMetadataDepth {
+					return errorText(invalid("metadata", "metadata nests deeper than %d levels", maxMetadataDepth))
+				}
+			} else {
+				depth--
+			}
+		case string:
+			if strings.IndexByte(v, 0) >= 0 {
+				return errorText(invalid("metadata", "metadata must not contain NUL characters (\\u0000)"))
+			}
+		case json.Number:
+			if !numericInRange(string(v)) {
+				return errorText(invalid("metadata", "metadata holds a number out of range: %.40s", string(v)))
+			}
+		}
+	}
+}
+
+// errorText is err's text, "" for nil.
+func errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // serverMadeID reports whether id has the form of an id that the server

@@ -353,42 +353,53 @@ func parseMetadata(field string, raw json.RawMessage) (json.RawMessage, error) {
 	if raw[0] != '{' {
 		return nil, invalid(field, "metadata must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, invalid(field, "metadata is malformed JSON")
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			if v == '{' || v == '[' {
-				depth++
-				if depth > maxMetadataDepth {
-					return nil, invalid(field, "metadata nests deeper than %d levels", maxMetadataDepth)
-				}
-			} else {
-				depth--
-			}
-		case string:
-			if strings.IndexByte(v, 0) >= 0 {
-				return nil, invalid(field, "metadata must not contain NUL characters (\\u0000)")
-			}
-		case json.Number:
-			if !numericInRange(string(v)) {
-				return nil, invalid(field, "metadata holds a number out of range: %.40s", string(v))
-			}
-		}
-	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, raw); err != nil {
 		return nil, invalid(field, "metadata is malformed JSON")
 	}
+	if err := checkMetadataValues(field, compact.Bytes()); err != nil {
+		return nil, err
+	}
 	return compact.Bytes(), nil
+}
+
+// checkMetadataValues refuses, in compacted metadata (valid JSON with no
+// space between tokens), what jsonb cannot store or what bounds it:
+// nesting deeper than maxMetadataDepth, a NUL character (\u0000) in a
+// string, a number out of numeric's range. It reads the bytes once, in
+// order, so the first of them is the one named.
+func checkMetadataValues(field string, b []byte) error {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] != '\\' {
+					continue
+				}
+				i++ // the escaped character; \u's four hex digits are read on as text
+				if b[i] == 'u' && string(b[i+1:i+5]) == "0000" {
+					return invalid(field, "metadata must not contain NUL characters (\\u0000)")
+				}
+			}
+		case c == '{' || c == '[':
+			if depth++; depth > maxMetadataDepth {
+				return invalid(field, "metadata nests deeper than %d levels", maxMetadataDepth)
+			}
+		case c == '}' || c == ']':
+			depth--
+		case c == '-' || c >= '0' && c <= '9':
+			end := i + 1
+			for end < len(b) && strings.IndexByte("+-.eE0123456789", b[end]) >= 0 {
+				end++
+			}
+			if n := string(b[i:end]); !numericInRange(n) {
+				return invalid(field, "metadata holds a number out of range: %.40s", n)
+			}
+			i = end - 1
+		}
+	}
+	return nil
 }
 
 // numericInRange reports whether a JSON number's exponent is small enough

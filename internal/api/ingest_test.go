@@ -81,3 +81,30 @@ func TestParsePartyNamesItsFirstBadField(t *testing.T) {
 		require.Equal(t, "events[0].actor.type", apiErr.Field)
 	}
 }
+
+// TestParseMetadataRefusals checks each of the refusals of metadata, and
+// that text which only looks like them is kept.
+func TestParseMetadataRefusals(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"a":{"b":` + strings.Repeat("[", maxMetadataDepth) + strings.Repeat("]", maxMetadataDepth) + `}}`: "metadata nests deeper than 64 levels",
+		`{"s":"a\u0000b"}`:           "metadata must not contain NUL characters",
+		`{"a\u0000":1}`:              "metadata must not contain NUL characters",
+		`{"n":[1,2,3e1001]}`:         "metadata holds a number out of range: 3e1001",
+		`{"n":-2E-1001}`:             "metadata holds a number out of range: -2E-1001",
+		`[1]`:                        "metadata must be a JSON object",
+		`{"s":"a\\u0000b"}`:          "",
+		`{"n":1e1000, "m":-1E-1000}`: "",
+		`{"d":` + strings.Repeat("[", maxMetadataDepth-1) + strings.Repeat("]", maxMetadataDepth-1) + `}`: "",
+	} {
+		out, err := parseMetadata("events[0].metadata", json.RawMessage(raw))
+		if want == "" {
+			require.NoError(t, err, raw)
+			require.True(t, json.Valid(out), raw)
+			continue
+		}
+		var apiErr *Error
+		require.ErrorAs(t, err, &apiErr, raw)
+		require.Equal(t, "events[0].metadata", apiErr.Field, raw)
+		require.Contains(t, apiErr.Message, want, raw)
+	}
+}
