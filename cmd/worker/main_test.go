@@ -33,7 +33,10 @@ func TestRun(t *testing.T) {
 	t.Run("CreatesMissingPartitionsAndStopsOnCancel", func(t *testing.T) {
 		t.Parallel()
 		pool := storetest.Pool(t)
-		future := time.Now().UTC().AddDate(0, 3, 0)
+		// Three months from the 1st (from the 31st, AddDate would skip a
+		// month: November 30 + 3 months is March 2).
+		now := time.Now().UTC()
+		future := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).AddDate(0, 3, 0)
 		partition := fmt.Sprintf("events_%04d_%02d", future.Year(), future.Month())
 		_, err := pool.Exec(t.Context(), "DROP TABLE IF EXISTS "+partition)
 		require.NoError(t, err)

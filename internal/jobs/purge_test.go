@@ -214,11 +214,13 @@ func TestRetentionWorker(t *testing.T) {
 	// run works a retention job and returns when it began and ended.
 	run := func(t *testing.T, b *jobsBundle, w *rivertest.Worker[queue.RetentionArgs, pgx.Tx], tx pgx.Tx) (time.Time, time.Time) {
 		t.Helper()
-		began := time.Now()
+		// In UTC, where a day is 24 hours, as the cut-offs are reckoned
+		// (in a zone with daylight saving, AddDate across a change is not).
+		began := time.Now().UTC()
 		res, err := w.Work(t.Context(), t, tx, queue.RetentionArgs{}, nil)
 		require.NoError(t, err)
 		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
-		return began, time.Now()
+		return began, time.Now().UTC()
 	}
 
 	t.Run("CreatesAPurgeWithItsJobPerTenantWithAPolicy", func(t *testing.T) {
