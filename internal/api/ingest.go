@@ -112,18 +112,7 @@ func parseIngestBody(body []byte, now time.Time) ([]audex.Event, error) {
 	if !ok {
 		return parseEventsByRawValue(body, now)
 	}
-	if err := checkBatchSize(len(inputs)); err != nil {
-		return nil, err
-	}
-	events := make([]audex.Event, len(inputs))
-	for i, in := range inputs {
-		e, err := eventFrom(eventField(i), in, now)
-		if err != nil {
-			return nil, err
-		}
-		events[i] = e
-	}
-	return events, nil
+	return batchOf(len(inputs), func(i int, field string) (audex.Event, error) { return eventFrom(field, inputs[i], now) })
 }
 
 // parseEventsByRawValue is parseIngestBody for any body: the body decoded
@@ -133,18 +122,7 @@ func parseEventsByRawValue(body []byte, now time.Time) ([]audex.Event, error) {
 	if err := decodeStrict("", body, &req); err != nil {
 		return nil, err
 	}
-	if err := checkBatchSize(len(req.Events)); err != nil {
-		return nil, err
-	}
-	events := make([]audex.Event, len(req.Events))
-	for i, raw := range req.Events {
-		e, err := parseEvent(eventField(i), raw, now)
-		if err != nil {
-			return nil, err
-		}
-		events[i] = e
-	}
-	return events, nil
+	return batchOf(len(req.Events), func(i int, field string) (audex.Event, error) { return parseEvent(field, req.Events[i], now) })
 }
 
 // decodeEventsOnce decodes a body of the plainest form, an object whose
@@ -183,16 +161,22 @@ func decodeEventsOnce(body []byte) (inputs []*eventInput, ok bool) {
 	return inputs, true
 }
 
-// checkBatchSize refuses a batch of no events or too many.
-func checkBatchSize(n int) error {
+// batchOf returns a batch of n events, the i-th from parse (given its
+// name in errors, events[i]); a batch of no events or too many is refused.
+func batchOf(n int, parse func(i int, field string) (audex.Event, error)) ([]audex.Event, error) {
 	if n == 0 || n > maxBatchEvents {
-		return invalid("events", "events must hold 1 to %d events", maxBatchEvents)
+		return nil, invalid("events", "events must hold 1 to %d events", maxBatchEvents)
 	}
-	return nil
+	events := make([]audex.Event, n)
+	for i := range events {
+		e, err := parse(i, "events["+strconv.Itoa(i)+"]")
+		if err != nil {
+			return nil, err
+		}
+		events[i] = e
+	}
+	return events, nil
 }
-
-// eventField is the name of the i-th event of a batch in errors.
-func eventField(i int) string { return "events[" + strconv.Itoa(i) + "]" }
 
 // parseEvent decodes one ingested event from its raw value and validates
 // it (eventFrom).
