@@ -157,9 +157,10 @@ func TestPurgeWorker(t *testing.T) {
 		b, _, p := setup(t)
 		// The purge's completion waits longer than the attempt's timeout:
 		// the attempt is stopped, not the purge failed (the reaper gives
-		// it a new job).
-		onPurgeCompleted(t, b, "PERFORM pg_sleep(2)")
-		w := newWorker(t, &jobs.PurgeWorker{Pool: b.pool, Logger: b.logger, Window: 100 * time.Millisecond})
+		// it a new job). The timeout (twice the window) leaves a busy
+		// machine time to start the purge; the sleep ends with it.
+		onPurgeCompleted(t, b, "PERFORM pg_sleep(60)")
+		w := newWorker(t, &jobs.PurgeWorker{Pool: b.pool, Logger: b.logger, Window: 2 * time.Second})
 		_, err := w.Work(t.Context(), t, b.tx(t), queue.PurgeArgs{PurgeID: p.ID}, &river.InsertOpts{MaxAttempts: 1})
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		got, err := store.GetPurgeByID(t.Context(), b.pool, p.ID)
