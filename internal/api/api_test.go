@@ -51,8 +51,7 @@ func setupWith(t *testing.T, cfg api.Config) *testBundle {
 	})
 	cfg.Logger, cfg.CursorSecret = logger, secret
 	srv := api.New(cfg)
-	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
-	t.Cleanup(ts.Close)
+	ts := serve(t, srv, logger)
 	tenant := storetest.NewTenant(t)
 	return &testBundle{
 		url:    ts.URL,
@@ -61,6 +60,17 @@ func setupWith(t *testing.T, cfg api.Config) *testBundle {
 		tenant: tenant,
 		key:    storetest.NewKey(t, pool, tenant, audex.ScopeRead, audex.ScopeWrite, audex.ScopeExport, audex.ScopeAdmin),
 	}
+}
+
+// serve starts h, checked against openapi.json, on an http.Server as
+// audex deploys it (api.NewHTTPServer), until the test ends.
+func serve(t *testing.T, h http.Handler, logger *slog.Logger) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(checkedAgainstSpec(t, h))
+	ts.Config = api.NewHTTPServer(ts.Config.Handler, logger)
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ts
 }
 
 // response is a decoded answer.

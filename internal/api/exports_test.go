@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,8 +150,7 @@ func newExportBundle(t *testing.T, opts exportOptions) *exportBundle {
 	require.NoError(t, err)
 	srv := api.New(api.Config{Pool: pool, Logger: logger, CursorSecret: secret, River: insertClient, Destinations: destinations, RiverUI: riverUI,
 		Exports: opts.exports, Limits: opts.limits, StreamMinInterval: time.Second})
-	ts := httptest.NewServer(checkedAgainstSpec(t, srv))
-	t.Cleanup(ts.Close)
+	ts := serve(t, srv, logger)
 	tenant := storetest.NewTenant(t)
 	b := &exportBundle{
 		testBundle: &testBundle{url: ts.URL, pool: pool, server: srv, tenant: tenant,

@@ -31,8 +31,7 @@ func TestRateLimit(t *testing.T) {
 		// is over, whatever the machine's speed.
 		srv := api.New(api.Config{Pool: pool, Logger: slog.New(slog.DiscardHandler), CursorSecret: secret,
 			RateLimit: api.RateLimit{PerSecond: 1.0 / 60, Burst: 3}})
-		ts := httptest.NewServer(checkedAgainstSpec(t, srv))
-		t.Cleanup(ts.Close)
+		ts := serve(t, srv, slog.New(slog.DiscardHandler))
 		tenant := storetest.NewTenant(t)
 		b := &testBundle{url: ts.URL, pool: pool, server: srv, tenant: tenant}
 		busy, calm := storetest.NewKey(t, pool, tenant, audex.ScopeRead), storetest.NewKey(t, pool, tenant, audex.ScopeRead)
