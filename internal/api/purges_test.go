@@ -239,6 +239,27 @@ func TestPurge(t *testing.T) {
 	})
 }
 
+// seedFiftyDays ingests 200 events for b's tenant, one every 6 hours back
+// from now, and the same events for a new tenant with no retention
+// policy, whose id it returns. That tenant keeps every partition they
+// fall in from being dropped whole, whatever the day of the month, so
+// that retention deletes b's events by a purge of rows.
+func seedFiftyDays(t *testing.T, b *exportBundle) (forever string) {
+	t.Helper()
+	now := time.Now().UTC()
+	var events []map[string]any
+	for i := range 200 {
+		e := event("doc.read", "alice")
+		e["occurred_at"] = now.Add(-time.Duration(i) * 6 * time.Hour).Format(time.RFC3339Nano)
+		events = append(events, e)
+	}
+	b.ingest(t, events...)
+	other := &exportBundle{testBundle: &testBundle{url: b.url, pool: b.pool, server: b.server, tenant: storetest.NewTenant(t)}}
+	other.key = storetest.NewKey(t, b.pool, other.tenant, audex.ScopeWrite)
+	other.ingest(t, events...)
+	return other.tenant
+}
+
 func TestRetention(t *testing.T) {
 	t.Parallel()
 
@@ -273,17 +294,7 @@ func TestRetention(t *testing.T) {
 	t.Run("TheScheduledRunDeletesExactlyTheExpiredEventsOncePerDay", func(t *testing.T) {
 		t.Parallel()
 		b := setupExports(t, true)
-		now := time.Now().UTC()
-		var events []map[string]any
-		for i := range 200 {
-			e := event("doc.read", "alice")
-			e["occurred_at"] = now.Add(-time.Duration(i) * 6 * time.Hour).Format(time.RFC3339Nano) // 50 days back
-			events = append(events, e)
-		}
-		b.ingest(t, events...)
-		forever := &exportBundle{testBundle: &testBundle{url: b.url, pool: b.pool, server: b.server, tenant: storetest.NewTenant(t)}}
-		forever.key = storetest.NewKey(t, b.pool, forever.tenant, audex.ScopeWrite)
-		forever.ingest(t, events...)
+		forever := seedFiftyDays(t, b)
 
 		require.Equal(t, http.StatusOK, b.do(t, "PUT", "/v1/audit/retention", b.key, map[string]any{"retain_days": 10}).status)
 		cut := time.Now().UTC().AddDate(0, 0, -10)
@@ -323,7 +334,7 @@ func TestRetention(t *testing.T) {
 		require.Zero(t, b.countSQL(t, "occurred_at < $2 AND action NOT LIKE 'audit.%'", cut.Add(-time.Minute)))
 		require.Equal(t, int64(200)-p.Deleted, b.countSQL(t, "action = 'doc.read'"))
 		var forevers int64
-		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'doc.read'`, forever.tenant).Scan(&forevers))
+		require.NoError(t, b.pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1 AND action = 'doc.read'`, forever).Scan(&forevers))
 		require.EqualValues(t, 200, forevers, "a tenant without a policy keeps everything")
 		var record listAnswer
 		b.do(t, "GET", "/v1/audit/events?action=audit.purge_completed", b.key, nil).decode(t, &record)
@@ -333,14 +344,7 @@ func TestRetention(t *testing.T) {
 	t.Run("AShorterPolicyIsAppliedByTheNextRunTheSameDay", func(t *testing.T) {
 		t.Parallel()
 		b := setupExports(t, true)
-		now := time.Now().UTC()
-		var events []map[string]any
-		for i := range 200 {
-			e := event("doc.read", "alice")
-			e["occurred_at"] = now.Add(-time.Duration(i) * 6 * time.Hour).Format(time.RFC3339Nano) // 50 days back
-			events = append(events, e)
-		}
-		b.ingest(t, events...)
+		seedFiftyDays(t, b)
 		// completedRun waits for the retention purge that the scheduled
 		// run just fired completes and returns it.
 		completed := map[string]bool{}
