@@ -61,11 +61,11 @@ func (r streamResult) maxLag() float64 {
 
 // streams measures a stream's backfill of the big tenant (every event,
 // JSONL and Parquet to the local folder) next to COPY of the window's
-// rows, with BENCH_EXPORT_5M one of the 5,000,000-event tenant too, and a
+// rows, with big5M (BENCH_EXPORT_5M) one of its 5,000,000 events too, and a
 // stream keeping up with ingest at the benchmark's full HTTP rate; each
 // stream's delivered parts are read back and checked to hold every event
 // once.
-func (b *bench) streams(ctx context.Context, svc *services, key string, win window) (streamResult, error) {
+func (b *bench) streams(ctx context.Context, svc *services, key string, win window, big5M *tenant5M) (streamResult, error) {
 	var res streamResult
 	b.waitQuiet(ctx)
 	var err error
@@ -80,19 +80,8 @@ func (b *bench) streams(ctx context.Context, svc *services, key string, win wind
 		}
 		res.backfills = append(res.backfills, r)
 	}
-	if b.cfg.export5M {
-		// The worker's memory from 1,000,000 to 5,000,000 events: the
-		// exports phase's tenant of 5,000,000, loaded here when that
-		// phase did not run.
-		var loaded bool
-		if err := b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM events WHERE tenant_id = $1)`, exportTenant5M).Scan(&loaded); err != nil {
-			return res, err
-		}
-		if !loaded {
-			if _, _, err := b.loadTenant5M(ctx, time.Now().UTC().Truncate(time.Second)); err != nil {
-				return res, err
-			}
-		}
+	if big5M != nil {
+		// The worker's memory from 1,000,000 to 5,000,000 events.
 		key5M, err := b.newKey(ctx, exportTenant5M, audex.ScopeExport)
 		if err != nil {
 			return res, err
