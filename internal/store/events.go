@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/audex-dev/audex"
 )
@@ -35,14 +36,35 @@ var selectEventColumns = strings.Replace(strings.Join(eventColumns, ", "), "sour
 // wins. It returns, per event, whether it was newly stored, and sets
 // ReceivedAt on the stored ones to the transaction's time. Safe to call
 // concurrently with the same ids: one caller stores each id.
+//
+// Most batches hold no id stored before, so their ids are first copied
+// into event_ids as they are (a COPY; the dedupe's INSERT ... ON CONFLICT
+// costs the database two to four times as much per id). A batch that the
+// copy finds an id of stored, or given twice, is run again with the
+// dedupe.
 func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.Event) ([]bool, error) {
+	stored, err := insertEvents(ctx, db, tenantID, events, false)
+	if isEventIDConflict(err) {
+		stored, err = insertEvents(ctx, db, tenantID, events, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", translate(err))
+	}
+	return stored, nil
+}
+
+// isEventIDConflict reports whether err is a stored (or repeated) event id.
+func isEventIDConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "event_ids_pkey"
+}
+
+// insertEvents is InsertEvents in one transaction: with dedupe, each id
+// is inserted unless it is stored already; without, every id is copied
+// in, and a stored or repeated one fails the transaction.
+func insertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.Event, dedupe bool) ([]bool, error) {
 	stored := make([]bool, len(events))
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		ids := make([]string, len(events))
-		times := make([]time.Time, len(events))
-		for i, e := range events {
-			ids[i], times[i] = e.ID, e.OccurredAt
-		}
 		// The shared ingest lock lets an export wait for every ingest that
 		// was under way when it was created (WaitForIngests); received_at
 		// is read after taking it.
@@ -50,36 +72,28 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 		if err := tx.QueryRow(ctx, `SELECT clock_timestamp() FROM pg_advisory_xact_lock_shared(`+ingestLockKey+`)`, tenantID).Scan(&receivedAt); err != nil {
 			return err
 		}
-		// unnest keeps array order, so of two rows with one id the first is
-		// inserted and the second meets the conflict.
-		rows, err := tx.Query(ctx, `
-			INSERT INTO event_ids (tenant_id, id, occurred_at)
-			SELECT $1, u.id, u.occurred_at FROM unnest($2::text[], $3::timestamptz[]) AS u(id, occurred_at)
-			ON CONFLICT DO NOTHING
-			RETURNING id`, tenantID, ids, times)
-		if err != nil {
-			return err
-		}
-		inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		fresh := make(map[string]bool, len(inserted))
-		for _, id := range inserted {
-			fresh[id] = true
-		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		copyRows := make([][]any, 0, len(fresh))
-		for i := range events {
-			if !fresh[events[i].ID] {
-				continue
+		if dedupe {
+			if err := insertNewIDs(ctx, tx, tenantID, events, stored); err != nil {
+				return err
 			}
-			delete(fresh, events[i].ID)
-			stored[i] = true
-			events[i].ReceivedAt = receivedAt.UTC()
-			copyRows = append(copyRows, EventCopyRow(tenantID, &events[i]))
+		} else {
+			ids := make([][]any, len(events))
+			for i, e := range events {
+				ids[i], stored[i] = []any{tenantID, e.ID, e.OccurredAt}, true
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(ids)); err != nil {
+				return err
+			}
+		}
+		copyRows := make([][]any, 0, len(events))
+		for i := range events {
+			if stored[i] {
+				events[i].ReceivedAt = receivedAt.UTC()
+				copyRows = append(copyRows, EventCopyRow(tenantID, &events[i]))
+			}
+		}
+		if len(copyRows) == 0 {
+			return nil
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, EventCopyColumns, pgx.CopyFromRows(copyRows)); err != nil {
 			return err
@@ -88,10 +102,43 @@ func InsertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 		// the commit that follows.
 		return addValueCounts(ctx, tx, tenantID, valueCounts(events, func(i int) bool { return stored[i] }))
 	})
-	if err != nil {
-		return nil, fmt.Errorf("insert events: %w", translate(err))
+	return stored, err
+}
+
+// insertNewIDs inserts into event_ids the ids of events that are not
+// stored yet, the first of any id the batch repeats, and marks their
+// events in stored.
+func insertNewIDs(ctx context.Context, tx pgx.Tx, tenantID string, events []audex.Event, stored []bool) error {
+	ids := make([]string, len(events))
+	times := make([]time.Time, len(events))
+	for i, e := range events {
+		ids[i], times[i] = e.ID, e.OccurredAt
 	}
-	return stored, nil
+	// unnest keeps array order, so of two rows with one id the first is
+	// inserted and the second meets the conflict.
+	rows, err := tx.Query(ctx, `
+		INSERT INTO event_ids (tenant_id, id, occurred_at)
+		SELECT $1, u.id, u.occurred_at FROM unnest($2::text[], $3::timestamptz[]) AS u(id, occurred_at)
+		ON CONFLICT DO NOTHING
+		RETURNING id`, tenantID, ids, times)
+	if err != nil {
+		return err
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	fresh := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		fresh[id] = true
+	}
+	for i := range events {
+		if fresh[events[i].ID] {
+			delete(fresh, events[i].ID)
+			stored[i] = true
+		}
+	}
+	return nil
 }
 
 // ingestLockKey is the advisory lock key, from the tenant id in $1, that

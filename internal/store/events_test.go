@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -54,6 +55,39 @@ func TestInsertEvents(t *testing.T) {
 		var rows int
 		require.NoError(t, pool.QueryRow(t.Context(), `SELECT count(*) FROM events WHERE tenant_id = $1`, tenant).Scan(&rows))
 		require.Equal(t, 20, rows)
+	})
+
+	t.Run("ABatchWithStoredOrRepeatedIDsStoresOnlyItsNewOnes", func(t *testing.T) {
+		t.Parallel()
+		pool := storetest.Pool(t)
+		tenant := storetest.NewTenant(t)
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		stored, err := store.InsertEvents(t.Context(), pool, tenant, []audex.Event{newEvent("a", now), newEvent("b", now)})
+		require.NoError(t, err)
+		require.Equal(t, []bool{true, true}, stored)
+
+		// "a" is stored, "c" is given twice: the batch goes by the dedupe.
+		batch := []audex.Event{newEvent("c", now), newEvent("a", now), newEvent("d", now), newEvent("c", now)}
+		batch[1].Action, batch[3].Action = "doc.changed", "doc.changed"
+		stored, err = store.InsertEvents(t.Context(), pool, tenant, batch)
+		require.NoError(t, err)
+		require.Equal(t, []bool{true, false, true, false}, stored)
+		require.False(t, batch[0].ReceivedAt.IsZero())
+		require.True(t, batch[1].ReceivedAt.IsZero(), "a duplicate is not given a received_at")
+
+		rows, err := pool.Query(t.Context(), `SELECT id || ':' || action FROM events WHERE tenant_id = $1 ORDER BY id`, tenant)
+		require.NoError(t, err)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.Equal(t, []string{"a:doc.read", "b:doc.read", "c:doc.read", "d:doc.read"}, ids, "the first stored copy of an id wins")
+		var counted int64
+		require.NoError(t, pool.QueryRow(t.Context(), `SELECT coalesce(sum(events), 0) FROM event_values WHERE tenant_id = $1 AND kind = $2`, tenant, store.ValueAction).Scan(&counted))
+		require.EqualValues(t, 4, counted, "the filters' counts hold the stored events only")
+
+		// A batch of new ids alone is stored whole.
+		stored, err = store.InsertEvents(t.Context(), pool, tenant, []audex.Event{newEvent("e", now), newEvent("f", now)})
+		require.NoError(t, err)
+		require.Equal(t, []bool{true, true}, stored)
 	})
 
 	t.Run("NewPartitionTakesOverItsRowsFromTheDefault", func(t *testing.T) {
