@@ -16,7 +16,8 @@ import (
 func TestPartitionMaintenanceWorker(t *testing.T) {
 	t.Parallel()
 	b := setupJobs(t)
-	thisMonth := time.Date(time.Now().UTC().Year(), time.Now().UTC().Month(), 1, 0, 0, 0, 0, time.UTC)
+	now := time.Now().UTC()
+	thisMonth := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	name := func(i int) string { return thisMonth.AddDate(0, i, 0).Format("events_2006_01") }
 	// The months ahead have no partitions (as in a database whose worker
 	// did not run for months), and an event of the last one waits in the

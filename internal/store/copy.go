@@ -61,13 +61,20 @@ func CopyEvents(ctx context.Context, db DBTX, rows [][]any, withIDs bool) error 
 			return nil
 		}
 		// tenant_id, id and occurred_at lead EventCopyColumns.
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, EventCopyColumns[:3], pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
-			return rows[i][:3], nil
-		}))
-		return err
+		return copyEventIDs(ctx, tx, len(rows), func(i int) []any { return rows[i][:3] })
 	})
 	if err != nil {
 		return fmt.Errorf("copy events: %w", translate(err))
 	}
 	return nil
+}
+
+// copyEventIDs writes n rows of event_ids with one COPY: row(i) is the
+// i-th, its tenant_id, id and occurred_at. A stored or repeated id fails
+// it (isEventIDConflict).
+func copyEventIDs(ctx context.Context, tx pgx.Tx, n int, row func(i int) []any) error {
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, EventCopyColumns[:3], pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+		return row(i), nil
+	}))
+	return err
 }

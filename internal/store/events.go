@@ -77,12 +77,12 @@ func insertEvents(ctx context.Context, db DBTX, tenantID string, events []audex.
 				return err
 			}
 		} else {
-			ids := make([][]any, len(events))
-			for i, e := range events {
-				ids[i], stored[i] = []any{tenantID, e.ID, e.OccurredAt}, true
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"event_ids"}, []string{"tenant_id", "id", "occurred_at"}, pgx.CopyFromRows(ids)); err != nil {
+			err := copyEventIDs(ctx, tx, len(events), func(i int) []any { return []any{tenantID, events[i].ID, events[i].OccurredAt} })
+			if err != nil {
 				return err
+			}
+			for i := range stored {
+				stored[i] = true
 			}
 		}
 		copyRows := make([][]any, 0, len(events))
