@@ -379,6 +379,15 @@ func (q *queryBuilder) list(tenantID string, f audex.Filter, order audex.Order, 
 // listOf is list selecting columns, ordered by sortKey (occurred_at, or
 // an expression of it that no index serves), then id.
 func (q *queryBuilder) listOf(columns, sortKey, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) string {
+	dir := q.page(tenantID, f, order, after)
+	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, id %s LIMIT %s",
+		columns, q.source(), strings.Join(q.conds, " AND "), sortKey, dir, dir, q.arg(limit))
+}
+
+// page adds the conditions of the tenant's events that f selects after
+// the position after (nil: from the first) in order, and returns order's
+// SQL direction.
+func (q *queryBuilder) page(tenantID string, f audex.Filter, order audex.Order, after *audex.Position) (dir string) {
 	q.where("tenant_id = " + q.arg(tenantID))
 	q.filter(f)
 	dir, cmp := "ASC", ">"
@@ -388,8 +397,7 @@ func (q *queryBuilder) listOf(columns, sortKey, tenantID string, f audex.Filter,
 	if after != nil {
 		q.where(fmt.Sprintf("(occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID)))
 	}
-	return fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s %s, id %s LIMIT %s",
-		columns, q.source(), strings.Join(q.conds, " AND "), sortKey, dir, dir, q.arg(limit))
+	return dir
 }
 
 // queryBuilder collects the conditions and positional arguments of one

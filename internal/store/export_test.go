@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,6 +39,23 @@ func ListByKeyDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 			return err
 		}
 		events, err = k.listDays(ctx, tx, f, order, after, 1, dayChunkGrowth, limit)
+		return err
+	})
+	return events, err
+}
+
+// ListByRangeDays lists a page of f, which must filter by one range (a
+// prefix, an address block), as wideRangeList does after its first read
+// when the range is neither common nor of few values: from the range's
+// index a day first, then dayChunkGrowth times as many days each read.
+func ListByRangeDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	r, rest, ok := singleColumnRange(f)
+	if !ok {
+		return nil, errors.New("not a filter of one range")
+	}
+	var events []audex.Event
+	err := withListPlans(ctx, db, func(tx pgx.Tx) (err error) {
+		events, err = listRangeByDays(ctx, tx, tenantID, r, rest, order, after, limit)
 		return err
 	})
 	return events, err

@@ -383,17 +383,29 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 // listDays reads up to limit of the events that f selects (k being a
 // part of it) after the position after (nil: from the range's first day),
 // in list order, from the keys index: size days at first, each read
-// growth times as many days as the last, skipping days that hold none of
-// the tenant's events.
+// growth times as many days as the last (listByDays).
 func (k eventKeys) listDays(ctx context.Context, db DBTX, f audex.Filter, order audex.Order, after *audex.Position, size, growth, limit int) ([]audex.Event, error) {
+	return listByDays(ctx, db, k.tenantID, f, order, after, size, growth, k.maxDays(), limit,
+		func(from, to time.Time, limit int) ([]audex.Event, error) {
+			return k.readDays(ctx, db, f, order, after, from, to, limit)
+		})
+}
+
+// listByDays reads up to limit of the tenant's events in f's range after
+// the position after (nil: from the range's first day), in list order,
+// through read, which lists those of the UTC days from to to (up to a
+// limit): size days at first, each read growth times as many days as the
+// last, at most most days, skipping days that hold none of the tenant's
+// events.
+func listByDays(ctx context.Context, db DBTX, tenantID string, f audex.Filter, order audex.Order, after *audex.Position, size, growth, most, limit int, read func(from, to time.Time, limit int) ([]audex.Event, error)) ([]audex.Event, error) {
 	step := -1
 	if order == audex.OrderAsc {
 		step = 1
 	}
 	// The days of the range that hold the tenant's events: each key of
-	// a read costs a scan of the index's pending list, so no read asks
-	// for days before or after them.
-	first, last, ok, err := filterDays(ctx, db, k.tenantID, f)
+	// a read of the keys index costs a scan of its pending list, so no
+	// read asks for days before or after them.
+	first, last, ok, err := filterDays(ctx, db, tenantID, f)
 	if err != nil || !ok {
 		return []audex.Event{}, err
 	}
@@ -406,7 +418,7 @@ func (k eventKeys) listDays(ctx context.Context, db DBTX, f audex.Filter, order 
 	}
 	events := []audex.Event{}
 	for ; ; size *= growth {
-		edge := near.AddDate(0, 0, step*(min(size, k.maxDays())-1))
+		edge := near.AddDate(0, 0, step*(min(size, most)-1))
 		end := step < 0 && !edge.After(far) || step > 0 && !edge.Before(far)
 		if end {
 			edge = far
@@ -415,14 +427,14 @@ func (k eventKeys) listDays(ctx context.Context, db DBTX, f audex.Filter, order 
 		if step < 0 {
 			from, to = edge, near
 		}
-		more, err := k.readDays(ctx, db, f, order, after, from, to, limit-len(events))
+		more, err := read(from, to, limit-len(events))
 		if err != nil {
 			return nil, err
 		}
 		if events = append(events, more...); len(events) >= limit || end {
 			return events, nil
 		}
-		next, ok, err := nextEventDay(ctx, db, k.tenantID, f, order, edge)
+		next, ok, err := nextEventDay(ctx, db, tenantID, f, order, edge)
 		if err != nil || !ok {
 			return events, err
 		}

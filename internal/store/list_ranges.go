@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -30,8 +31,9 @@ import (
 // fills the page at once; when it does not, a range of few distinct values
 // gives each value's page from its own index range, merged
 // (mergedValuesList: at most values x limit rows, whatever the range's
-// share), and one of many values is read on down the list order or sorted,
-// by its share among the rows read.
+// share), and one of many values is read on down the list order or from
+// its own index a few days at a time (listRangeByDays), by its share
+// among the rows read.
 
 // maxRangeValues is the most distinct values that mergedValuesList merges, and
 // rangeRowBudget the most rows it may read for a page (values x limit):
@@ -210,15 +212,7 @@ func valuesList(ctx context.Context, db DBTX, tenantID, column, typ string, valu
 		return []audex.Event{}, true, nil
 	}
 	var q queryBuilder
-	q.where("tenant_id = " + q.arg(tenantID))
-	q.filter(rest)
-	dir, cmp := "ASC", ">"
-	if order == audex.OrderDesc {
-		dir, cmp = "DESC", "<"
-	}
-	if after != nil {
-		q.where(fmt.Sprintf("(occurred_at, id) %s (%s, %s)", cmp, q.arg(after.OccurredAt), q.arg(after.ID)))
-	}
+	dir := q.page(tenantID, rest, order, after)
 	q.where(column + " = v.val")
 	list := q.arg(values)
 	n := q.arg(limit)
@@ -237,16 +231,17 @@ func valuesList(ctx context.Context, db DBTX, tenantID, column, typ string, valu
 // A range of many values (a common prefix, a /16) is read one of two ways:
 // down the list's own order (the time index, or rest's), keeping what is
 // in the range, which costs about limit / share rows; or from the column's
-// index, all of the range, sorted, which costs about share x the tenant's
-// events. Right after a bulk ingest the planner has no statistics to
-// weigh the share with, and its default guess made a /16 holding 22% of a
-// tenant's events sort 225,000 rows for a page of 100. wideRangeList
-// measures the share instead: it reads down the list's order for at most
-// probeRows rows, which ends the page at once when the range is common;
-// otherwise a range of few values gives the rest of the page by merging
-// each value's (mergedValuesList), and the share of one of many among
-// those rows says which way the rest of the page is cheaper, and it
-// continues that way.
+// index, which costs about share x the tenant's events read whole. Right
+// after a bulk ingest the planner has no statistics to weigh the share
+// with, and its default guess made a /16 holding 22% of a tenant's events
+// sort 225,000 rows for a page of 100. wideRangeList measures the share
+// instead: it reads down the list's order for at most probeRows rows,
+// which ends the page at once when the range is common; otherwise a range
+// of few values gives the rest of the page by merging each value's
+// (mergedValuesList), and the share of one of many among those rows says
+// which way the rest of the page is cheaper, and it continues that way:
+// from the column's index, it reads a day's entries first, then more
+// days (listRangeByDays).
 
 // probeRowsPerPageRow is how many rows, per row of the page, the first
 // read down the list order may look at: a page of 100 fills from those
@@ -276,7 +271,7 @@ func wideRangeList(ctx context.Context, db DBTX, tenantID string, r columnRange,
 		share := float64(len(events)) / float64(walked)
 		walk := float64(need) / share // rows to read on down the list order
 		if len(events) == 0 || walk > share*float64(total) {
-			more, err := sortedRangeList(ctx, db, tenantID, r, rest, order, end, need)
+			more, err := listRangeByDays(ctx, db, tenantID, r, rest, order, end, need)
 			return append(events, more...), err
 		}
 		// Reading on down the list's order costs less: about walk rows,
@@ -289,6 +284,51 @@ func wideRangeList(ctx context.Context, db DBTX, tenantID string, r columnRange,
 		events, end, walked = append(events, more...), next, walked+window
 	}
 	return events, nil
+}
+
+// A range of many events that is not common (a medium project's prefix,
+// a /23 of 30,000 events at 10,000,000) is read from its own index a day
+// at a time, then 8 days, 64, ... (listByDays): each read walks the
+// range's index entries but fetches the rows of its days alone, where
+// reading the whole range sorted fetched every row of it (180 ms right
+// after a bulk ingest, when no visibility map lets the index be read
+// alone).
+
+// maxRangeDays is the most days that one read of a range covers: any.
+const maxRangeDays = 1 << 16
+
+// listRangeByDays reads up to limit of the events in the range r that
+// rest selects after the position after, in list order, from the range's
+// index: a day first, then dayChunkGrowth times as many days each read.
+func listRangeByDays(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
+	return listByDays(ctx, db, tenantID, rest, order, after, 1, dayChunkGrowth, maxRangeDays, limit,
+		func(from, to time.Time, limit int) ([]audex.Event, error) {
+			return rangeDaysList(ctx, db, tenantID, r, rest, order, after, from, to, limit)
+		})
+}
+
+// rangeDaysList reads up to limit of the events in the range r that rest
+// selects after the position after, of the UTC days from to to, in list
+// order. The keys are read in the column's order, which only the
+// column's index serves (and lists run with sorts ruled out where an
+// index serves the order: listPlanSettings), so that its entries of
+// other days are passed over in the index, and only the page's rows are
+// fetched by key.
+func rangeDaysList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, from, to time.Time, limit int) ([]audex.Event, error) {
+	var q queryBuilder
+	dir := q.page(tenantID, rest, order, after)
+	q.where(r.condition(&q))
+	q.where("occurred_at >= " + q.arg(from))
+	q.where("occurred_at < " + q.arg(to.AddDate(0, 0, 1)))
+	sql := fmt.Sprintf(`WITH k AS MATERIALIZED (SELECT tenant_id, occurred_at, id FROM events WHERE %s ORDER BY %s)
+		SELECT %s FROM (SELECT * FROM k ORDER BY occurred_at %s, id %s LIMIT %s) p JOIN events e USING (tenant_id, occurred_at, id)
+		ORDER BY occurred_at %s, id %s`,
+		strings.Join(q.conds, " AND "), r.column, selectEventColumns, dir, dir, q.arg(limit), dir, dir)
+	rows, err := db.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanEvent)
 }
 
 // tenantEvents is how many events the tenant holds.

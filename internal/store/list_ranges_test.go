@@ -181,6 +181,54 @@ func TestListByKeysOverDays(t *testing.T) {
 	t.Run("ByDays", func(t *testing.T) { requireListsMatch(t, pool, tenant, store.ListByKeyDays, cases) })
 }
 
+// TestListOfARangeOverDays pages through lists by ranges (a prefix, an
+// address block) of many values whose events lie over 100 days (across
+// months, some days without any), too many for a page of 2 to read whole
+// and too rare for the first rows read down the list order to fill it,
+// so that ListEvents reads them from the range's index a day, then 8 and
+// 64 days at a time; and through ListByRangeDays, which reads so for
+// every page size. Every page must hold exactly the ids that plain SQL
+// finds.
+func TestListOfARangeOverDays(t *testing.T) {
+	t.Parallel()
+	pool, tenant := storetest.Pool(t), storetest.NewTenant(t)
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var events []audex.Event
+	for i := range 12000 {
+		e := newEvent(fmt.Sprintf("d%05d", i), start.Add(time.Duration(i)*12*time.Minute))
+		day := i / 120
+		switch {
+		case i%100 == 3:
+			e.Resource = ptr(fmt.Sprintf("spread/%04d", i)) // 1%, a value each
+		case i%50 == 7 && (day < 40 || day >= 70):
+			e.Resource = ptr(fmt.Sprintf("gap/%04d", i)) // 2%, none on days 40 to 69
+		}
+		if i%100 == 11 {
+			e.SourceIP = ptr(netip.AddrFrom4([4]byte{10, 9, byte(i / 256), byte(i)}).String()) // 1%
+		}
+		e.Success = ptr(i%3 != 0)
+		events = append(events, e)
+	}
+	old := newEvent("before-1970", time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC))
+	old.Resource = ptr("spread/old")
+	events = append(events, old)
+	_, err := store.InsertEvents(t.Context(), pool, tenant, events)
+	require.NoError(t, err)
+
+	since, until := start.Add(500*time.Hour), start.Add(1900*time.Hour)
+	block := netip.MustParsePrefix("10.9.0.0/16")
+	cases := []listCase{
+		{"Spread", audex.Filter{ResourcePrefix: ptr("spread/")}, "starts_with(resource, $2)", "spread/"},
+		{"WithAGap", audex.Filter{ResourcePrefix: ptr("gap/")}, "starts_with(resource, $2)", "gap/"},
+		{"Block", audex.Filter{SourceIP: &block}, "source_ip <<= $2::inet", "10.9.0.0/16"},
+		{"SpreadAndSuccess", audex.Filter{ResourcePrefix: ptr("spread/"), Success: ptr(true)}, "success AND starts_with(resource, $2)", "spread/"},
+		{"SpreadInARange", audex.Filter{ResourcePrefix: ptr("spread/"), Since: &since, Until: &until},
+			"starts_with(resource, 'spread/') AND occurred_at >= $2 AND occurred_at < $2::timestamptz + interval '1400 hours'", since},
+	}
+	requireListsMatch(t, pool, tenant, store.ListEvents, cases)
+	t.Run("ByDays", func(t *testing.T) { requireListsMatch(t, pool, tenant, store.ListByRangeDays, cases) })
+}
+
 // TestListByACommonKey pages through lists by values of the keys index
 // common enough (5% of a tenant of 24,000 events) that a page reads on
 // down the list order after its first read rather than read the keys
