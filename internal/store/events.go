@@ -574,8 +574,8 @@ func DeleteEvent(ctx context.Context, db DBTX, tenantID, id string, actor audex.
 	return nil
 }
 
-// streamPageSize is how many events StreamEvents reads per statement.
-const streamPageSize = 2000
+// streamEventsPageSize is how many events StreamEvents reads per statement.
+const streamEventsPageSize = 2000
 
 // StreamEvents calls fn with each page of the tenant's events that match
 // f and were received before the call (the as-of barrier of exports:
@@ -606,7 +606,7 @@ func StreamEvents(ctx context.Context, db DBTX, reads func(context.Context) (DBT
 	}
 	var after *audex.Position
 	for {
-		page, err := ListEvents(ctx, db, tenantID, f, audex.OrderAsc, after, streamPageSize)
+		page, err := ListEvents(ctx, db, tenantID, f, audex.OrderAsc, after, streamEventsPageSize)
 		if err != nil {
 			return fmt.Errorf("stream events: %w", err)
 		}
@@ -615,7 +615,7 @@ func StreamEvents(ctx context.Context, db DBTX, reads func(context.Context) (DBT
 				return err
 			}
 		}
-		if len(page) < streamPageSize {
+		if len(page) < streamEventsPageSize {
 			return nil
 		}
 		last := page[len(page)-1]

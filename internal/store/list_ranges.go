@@ -231,7 +231,7 @@ func valuesList(ctx context.Context, db DBTX, tenantID, column, typ string, valu
 // A range of many values (a common prefix, a /16) is read one of two ways:
 // down the list's own order (the time index, or rest's), keeping what is
 // in the range, which costs about limit / share rows; or from the column's
-// index, which costs about share x the tenant's events read whole. Right
+// index, which costs at most share x the tenant's events. Right
 // after a bulk ingest the planner has no statistics to weigh the share
 // with, and its default guess made a /16 holding 22% of a tenant's events
 // sort 225,000 rows for a page of 100. wideRangeList measures the share
@@ -311,9 +311,10 @@ func listRangeByDays(ctx context.Context, db DBTX, tenantID string, r columnRang
 // selects after the position after, of the UTC days from to to, in list
 // order. The keys are read in the column's order, which only the
 // column's index serves (and lists run with sorts ruled out where an
-// index serves the order: listPlanSettings), so that its entries of
-// other days are passed over in the index, and only the page's rows are
-// fetched by key.
+// index serves the order: listPlanSettings): its entries of other days
+// are passed over in the index, those of the days read are checked
+// against their rows (visibility, rest's conditions) and sorted, and
+// then the page's rows are fetched by key.
 func rangeDaysList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, from, to time.Time, limit int) ([]audex.Event, error) {
 	var q queryBuilder
 	dir := q.page(tenantID, rest, order, after)
