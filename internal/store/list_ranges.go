@@ -303,33 +303,20 @@ const maxRangeDays = 1 << 16
 func listRangeByDays(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	return listByDays(ctx, db, tenantID, rest, order, after, 1, dayChunkGrowth, maxRangeDays, limit,
 		func(from, to time.Time, limit int) ([]audex.Event, error) {
-			return rangeDaysList(ctx, db, tenantID, r, rest, order, after, from, to, limit)
+			return sortedRangeList(ctx, db, tenantID, r, daysOf(rest, from, to), order, after, limit)
 		})
 }
 
-// rangeDaysList reads up to limit of the events in the range r that rest
-// selects after the position after, of the UTC days from to to, in list
-// order. The keys are read in the column's order, which only the
-// column's index serves (and lists run with sorts ruled out where an
-// index serves the order: listPlanSettings): its entries of other days
-// are passed over in the index, those of the days read are checked
-// against their rows (visibility, rest's conditions) and sorted, and
-// then the page's rows are fetched by key.
-func rangeDaysList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, from, to time.Time, limit int) ([]audex.Event, error) {
-	var q queryBuilder
-	dir := q.page(tenantID, rest, order, after)
-	q.where(r.condition(&q))
-	q.where("occurred_at >= " + q.arg(from))
-	q.where("occurred_at < " + q.arg(to.AddDate(0, 0, 1)))
-	sql := fmt.Sprintf(`WITH k AS MATERIALIZED (SELECT tenant_id, occurred_at, id FROM events WHERE %s ORDER BY %s)
-		SELECT %s FROM (SELECT * FROM k ORDER BY occurred_at %s, id %s LIMIT %s) p JOIN events e USING (tenant_id, occurred_at, id)
-		ORDER BY occurred_at %s, id %s`,
-		strings.Join(q.conds, " AND "), r.column, selectEventColumns, dir, dir, q.arg(limit), dir, dir)
-	rows, err := db.Query(ctx, sql, q.args...)
-	if err != nil {
-		return nil, err
+// daysOf is f narrowed to the UTC days from to to.
+func daysOf(f audex.Filter, from, to time.Time) audex.Filter {
+	end := to.AddDate(0, 0, 1)
+	if f.Since == nil || f.Since.Before(from) {
+		f.Since = &from
 	}
-	return pgx.CollectRows(rows, scanEvent)
+	if f.Until == nil || f.Until.After(end) {
+		f.Until = &end
+	}
+	return f
 }
 
 // tenantEvents is how many events the tenant holds.
@@ -348,23 +335,26 @@ func tenantEventsQuery(q *queryBuilder, tenant string) string {
 }
 
 // sortedRangeList reads the page from the range's own index, all of the
-// range (with rest), sorted. The order is an expression that no index
-// serves, so that the planner reads the range rather than walk the time
-// index, whatever its statistics say; and only the keys are sorted, read
-// from the index alone where the table's visibility map allows (the index
-// holds occurred_at and id), before the page's rows are fetched by key: a
-// range of 3,000 events costs 3,000 index entries, not 3,000 rows.
+// range (with rest), sorted. The keys are read in the column's order,
+// which only the column's index serves (and lists run with sorts ruled
+// out where an index serves the order: listPlanSettings), so that the
+// planner reads the range rather than walk the time index, whatever its
+// statistics say; conditions on occurred_at (rest's range, the days of
+// listRangeByDays) pass over the range's other entries in the index.
+// Only the keys are sorted, read from the index alone where the table's
+// visibility map allows (the index holds occurred_at and id), before the
+// page's rows are fetched by key: a range of 3,000 events costs 3,000
+// index entries, not 3,000 rows.
 func sortedRangeList(ctx context.Context, db DBTX, tenantID string, r columnRange, rest audex.Filter, order audex.Order, after *audex.Position, limit int) ([]audex.Event, error) {
 	var q queryBuilder
+	dir := q.page(tenantID, rest, order, after)
 	q.where(r.condition(&q))
-	keys := q.listOf("tenant_id, occurred_at, id", "(occurred_at + interval '0 s')", tenantID, rest, order, after, limit)
-	dir := "ASC"
-	if order == audex.OrderDesc {
-		dir = "DESC"
-	}
-	sql := fmt.Sprintf(`WITH k AS MATERIALIZED (%s)
-		SELECT %s FROM k JOIN events e USING (tenant_id, occurred_at, id)
-		ORDER BY occurred_at %s, id %s`, keys, selectEventColumns, dir, dir)
+	// (A subquery with an ORDER BY or a LIMIT is not merged into the
+	// statement around it: each runs as written.)
+	sql := fmt.Sprintf(`SELECT %[3]s FROM (SELECT * FROM (SELECT tenant_id, occurred_at, id FROM events WHERE %[1]s ORDER BY %[2]s) k
+			ORDER BY occurred_at %[4]s, id %[4]s LIMIT %[5]s) p
+		JOIN events e USING (tenant_id, occurred_at, id) ORDER BY occurred_at %[4]s, id %[4]s`,
+		strings.Join(q.conds, " AND "), r.column, selectEventColumns, dir, q.arg(limit))
 	rows, err := db.Query(ctx, sql, q.args...)
 	if err != nil {
 		return nil, err
