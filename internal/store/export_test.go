@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -26,6 +27,16 @@ var (
 
 // LeavesOfInChunks is LeavesOf joining chunk arrivals at a time.
 var LeavesOfInChunks = leavesOf
+
+// LeavesByTime finds the leaves of the events that f matches received
+// from from on and before to, among the leaves from first to before last,
+// from the log alone (leavesByTime), into a set of size leaves; found is
+// false when it could not.
+func LeavesByTime(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, to time.Time, first, last, size int64) (LeafSet, bool, error) {
+	set := newLeafSet(size)
+	found, err := leavesByTime(ctx, db, tenantID, f, from, to, first, last, set)
+	return set, found, err
+}
 
 // ListByKeyDays lists a page of f, which must hold values of the keys
 // index, as keysList does after its first read when the values are

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -476,30 +477,120 @@ func TestLeavesOfInChunks(t *testing.T) {
 		{"the second to the fifth ingest", audex.Filter{Since: new(time.Now().Add(-30 * time.Hour))}, arrived[1], arrived[4]},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var q strings.Builder
-			q.WriteString(`SELECT l.leaf_index FROM events e JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id
-				WHERE e.tenant_id = $1 AND e.received_at >= $2 AND e.received_at < $3 AND l.deleted_by IS NULL AND l.leaf_index < $4`)
-			args := []any{b.tenant, c.from, c.to, size}
-			if c.f.Since != nil {
-				q.WriteString(` AND e.occurred_at >= $5`)
-				args = append(args, *c.f.Since)
-			}
-			rows, err := b.pool.Query(ctx, q.String()+` ORDER BY 1`, args...)
-			require.NoError(t, err)
-			want, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-			require.NoError(t, err)
+			want := b.joinedLeaves(t, c.f, c.from, c.to, size)
 			require.NotEmpty(t, want)
 			for _, chunk := range []int{1, 2, 3, 7, 10, 1000} {
 				set, err := store.LeavesOfInChunks(ctx, b.pool, b.tenant, c.f, c.from, c.to, size, chunk)
 				require.NoError(t, err)
-				var got []int64
-				for i := range size {
-					if set.Has(i) {
-						got = append(got, i)
-					}
-				}
-				require.Equal(t, want, got, "chunks of %d", chunk)
+				require.Equal(t, want, leavesIn(set, size), "chunks of %d", chunk)
 			}
 		})
 	}
+}
+
+// joinedLeaves returns the leaves, below size, of the tenant's events that
+// f (a filter of Since, Until and Actions at most) matches received from
+// from on and before to: one plain join of the events with the log.
+func (b *logBundle) joinedLeaves(t *testing.T, f audex.Filter, from, to time.Time, size int64) []int64 {
+	t.Helper()
+	var q strings.Builder
+	q.WriteString(`SELECT l.leaf_index FROM events e JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id
+		WHERE e.tenant_id = $1 AND e.received_at >= $2 AND e.received_at < $3 AND l.deleted_by IS NULL AND l.leaf_index < $4`)
+	args := []any{b.tenant, from, to, size}
+	for cond, v := range map[string]any{"e.occurred_at >= ": f.Since, "e.occurred_at < ": f.Until, "e.action = ANY(": f.Actions} {
+		if !reflect.ValueOf(v).IsNil() {
+			args = append(args, v)
+			fmt.Fprintf(&q, " AND %s$%d", cond, len(args))
+			if strings.HasSuffix(cond, "(") {
+				q.WriteString(")")
+			}
+		}
+	}
+	rows, err := b.pool.Query(t.Context(), q.String()+` ORDER BY 1`, args...)
+	require.NoError(t, err)
+	want, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	return want
+}
+
+// leavesIn lists the leaves of set below size.
+func leavesIn(set store.LeafSet, size int64) []int64 {
+	var leaves []int64
+	for i := range size {
+		if set.Has(i) {
+			leaves = append(leaves, i)
+		}
+	}
+	return leaves
+}
+
+// TestLeavesByTime checks that the leaves of a selection by time alone
+// are found from the log alone, the very leaves that the join finds, and
+// that whatever sets the log's leaves apart from the events' (an event
+// deleted or inserted behind audex's back, both at once, a leaf without
+// its time) or a filter of more than time makes it give way to the join,
+// which LeavesOf then runs.
+func TestLeavesByTime(t *testing.T) {
+	t.Parallel()
+	b := setupLog(t)
+	ctx := t.Context()
+	b.ingest(t, b.tenant, "a", 12) // occurring now, a day ago and two days ago
+	b.sealAll(t, 1000)
+	require.NoError(t, store.DeleteEvent(ctx, b.pool, b.tenant, "a-0004", audex.Actor{ID: "ops", Type: new("user")}))
+	b.ingest(t, b.tenant, "b", 6)
+	b.sealAll(t, 1000)
+	size, _, err := store.LatestLogCheckpoint(ctx, b.pool, b.tenant)
+	require.NoError(t, err)
+	through := time.Now().Add(time.Hour)
+	aDay, now := time.Now().Add(-30*time.Hour), time.Now().Add(-time.Hour)
+	filters := map[string]audex.Filter{
+		"everything":               {},
+		"since a day ago":          {Since: &aDay},
+		"a day, until an hour ago": {Since: &aDay, Until: &now},
+		"received before through":  {ReceivedBefore: &through},
+		"an action":                {Actions: []string{"doc.read"}},
+	}
+	check := func(t *testing.T, byLog map[string]bool) {
+		t.Helper()
+		for name, f := range filters {
+			want := b.joinedLeaves(t, f, time.Time{}, through, size)
+			require.NotEmpty(t, want, name)
+			set, found, err := store.LeavesByTime(ctx, b.pool, b.tenant, f, time.Time{}, through, 0, size, size)
+			require.NoError(t, err)
+			require.Equal(t, byLog[name], found, name)
+			if found {
+				require.Equal(t, want, leavesIn(set, size), name)
+			} else {
+				require.Empty(t, leavesIn(set, size), "%s: nothing added when not found", name)
+			}
+			set, err = store.LeavesOf(ctx, b.pool, b.tenant, f, time.Time{}, through, size)
+			require.NoError(t, err)
+			require.Equal(t, want, leavesIn(set, size), "%s: LeavesOf", name)
+		}
+	}
+	t.Run("as sealed", func(t *testing.T) {
+		check(t, map[string]bool{"everything": true, "since a day ago": true, "a day, until an hour ago": true, "received before through": true})
+	})
+	t.Run("a leaf without its time", func(t *testing.T) {
+		_, err := b.pool.Exec(ctx, `UPDATE log_leaves SET occurred_at = NULL WHERE tenant_id = $1 AND leaf_index = 1`, b.tenant)
+		require.NoError(t, err)
+		check(t, map[string]bool{"everything": true, "received before through": true})
+		_, err = b.pool.Exec(ctx, `UPDATE log_leaves l SET occurred_at = e.occurred_at FROM events e
+			WHERE l.tenant_id = $1 AND l.leaf_index = 1 AND e.tenant_id = l.tenant_id AND e.id = l.event_id`, b.tenant)
+		require.NoError(t, err)
+		check(t, map[string]bool{"everything": true, "since a day ago": true, "a day, until an hour ago": true, "received before through": true})
+	})
+	t.Run("deleted behind audex's back", func(t *testing.T) {
+		for _, table := range []string{"events", "event_ids"} {
+			_, err := b.pool.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = 'a-0003'`, b.tenant)
+			require.NoError(t, err)
+		}
+		// a-0003 occurred now: the day that ends an hour ago is as sealed.
+		check(t, map[string]bool{"a day, until an hour ago": true})
+	})
+	t.Run("and one inserted behind its back", func(t *testing.T) {
+		// As many events as leaves again: only the ids tell them apart.
+		b.ingest(t, b.tenant, "forged", 1)
+		check(t, map[string]bool{"a day, until an hour ago": true})
+	})
 }
