@@ -38,6 +38,14 @@ func LeavesByTime(ctx context.Context, db DBTX, tenantID string, f audex.Filter,
 	return set, found, err
 }
 
+// CheaperByDays reports whether a page of limit events of the tenant's,
+// of values of the keys index that match matches of its total events, is
+// read a day at a time rather than down the list order (when nothing else
+// filters rows).
+func CheaperByDays(ctx context.Context, db DBTX, tenantID string, limit int, matches, total int64) (bool, error) {
+	return eventKeys{tenantID: tenantID}.cheaperByDays(ctx, db, limit, matches, total)
+}
+
 // ListByKeyDays lists a page of f, which must hold values of the keys
 // index, as keysList does after its first read when the values are
 // common: from the keys index a day first, then dayChunkGrowth times as

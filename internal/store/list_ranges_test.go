@@ -309,3 +309,36 @@ func requireListsMatch(t *testing.T, pool store.DBTX, tenant string, list listFu
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestCheaperByDays checks when a list by values of the keys index is read
+// a day at a time rather than down the list order: when the read in order
+// would look at more than keysWalkRowsPerPageRow rows per page row, or at
+// more than sortedRowCost times an average day's matches, over the days
+// from the tenant's first event to its last.
+func TestCheaperByDays(t *testing.T) {
+	t.Parallel()
+	pool := storetest.Pool(t)
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	tenDays, oneDay := storetest.NewTenant(t), storetest.NewTenant(t)
+	for tenant, last := range map[string]time.Time{tenDays: start.AddDate(0, 0, 9), oneDay: start.Add(time.Hour)} {
+		_, err := store.InsertEvents(t.Context(), pool, tenant, []audex.Event{newEvent("first", start), newEvent("last", last)})
+		require.NoError(t, err)
+	}
+	for _, c := range []struct {
+		name           string
+		tenant         string
+		matches, total int64
+		want           bool
+	}{
+		{"read in order: 5,000 rows, a day holds 2,000 matches", tenDays, 20_000, 1_000_000, false},
+		{"by days: 10,000 rows in order", tenDays, 10_000, 1_000_000, true},
+		{"by days: 5,000 rows in order, a day holds 600 matches", tenDays, 6_000, 300_000, true},
+		{"read in order: the same value, all of it in a day", oneDay, 6_000, 300_000, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			byDays, err := store.CheaperByDays(t.Context(), pool, c.tenant, 100, c.matches, c.total)
+			require.NoError(t, err)
+			require.Equal(t, c.want, byDays)
+		})
+	}
+}
