@@ -446,9 +446,10 @@ func leavesOf(ctx context.Context, db DBTX, tenantID string, f audex.Filter, fro
 				return nil, err
 			}
 		}
-		found, err := leavesByTime(ctx, db, tenantID, f, from, end, first, min(last, size), set)
+		last = min(last, size)
+		found, err := leavesByTime(ctx, db, tenantID, f, from, end, first, last, set)
 		if err == nil && !found {
-			err = joinLeaves(ctx, db, tenantID, f, from, end, first, min(last, size), set)
+			err = joinLeaves(ctx, db, tenantID, f, from, end, first, last, set)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("leaves of events: %w", translate(err))
@@ -500,9 +501,9 @@ func joinLeaves(ctx context.Context, db DBTX, tenantID string, f audex.Filter, f
 // call a leaf of a gone event a record, which the verifier still fails
 // (no record has its hash), only without naming it missing.
 func leavesByTime(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, to time.Time, first, last int64, set LeafSet) (found bool, err error) {
-	rest := f
-	rest.ReceivedBefore = nil // the events' side keeps it: a leaf past it breaks the equality
-	if !timeRangeOnly(rest) {
+	// ReceivedBefore is kept on the events' side only: a leaf past it
+	// breaks the equality.
+	if rowFilters(f) {
 		return false, nil
 	}
 	seeds := [2]int64{rand.Int64(), rand.Int64()}

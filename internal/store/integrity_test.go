@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -497,14 +496,18 @@ func (b *logBundle) joinedLeaves(t *testing.T, f audex.Filter, from, to time.Tim
 	q.WriteString(`SELECT l.leaf_index FROM events e JOIN log_leaves l ON l.tenant_id = e.tenant_id AND l.event_id = e.id
 		WHERE e.tenant_id = $1 AND e.received_at >= $2 AND e.received_at < $3 AND l.deleted_by IS NULL AND l.leaf_index < $4`)
 	args := []any{b.tenant, from, to, size}
-	for cond, v := range map[string]any{"e.occurred_at >= ": f.Since, "e.occurred_at < ": f.Until, "e.action = ANY(": f.Actions} {
-		if !reflect.ValueOf(v).IsNil() {
-			args = append(args, v)
-			fmt.Fprintf(&q, " AND %s$%d", cond, len(args))
-			if strings.HasSuffix(cond, "(") {
-				q.WriteString(")")
-			}
-		}
+	where := func(cond string, arg any) {
+		args = append(args, arg)
+		fmt.Fprintf(&q, " AND "+cond, len(args))
+	}
+	if f.Since != nil {
+		where("e.occurred_at >= $%d", *f.Since)
+	}
+	if f.Until != nil {
+		where("e.occurred_at < $%d", *f.Until)
+	}
+	if f.Actions != nil {
+		where("e.action = ANY($%d)", f.Actions)
 	}
 	rows, err := b.pool.Query(t.Context(), q.String()+` ORDER BY 1`, args...)
 	require.NoError(t, err)
