@@ -351,13 +351,21 @@ func (w *ExportWorker) run(ctx context.Context, log *slog.Logger, e *audex.Expor
 	// off: else a part too big for one attempt would restart forever.
 	closePartBy := deadline.Add(w.Timing.LeaseTTL / 2)
 	rows := partRows(formatName(e.Format))
+	// An attempt that writes every part of an export selected by time
+	// alone tallies its records' ids, so that the manifest's leaves can
+	// come from the log alone, checked against them, rather than from a
+	// second read of the records.
+	var recordIDs *store.IDMultiset
+	if e.Checkpoint == nil && w.Sealer != nil && store.SelectsByTime(e.Filter) {
+		recordIDs = store.NewIDMultiset()
+	}
 	// What the manifest says of the integrity log depends on the export's
 	// selection alone: it is worked out while the parts are written.
-	manifestLog := w.startManifestLog(ctx, log, e, sink)
+	manifestLog := w.startManifestLog(ctx, log, e, sink, recordIDs)
 	defer manifestLog.stop()
 	for {
 		number := e.Progress.PartsWritten + 1
-		part, err := w.writePart(ctx, e, sink, owner, rows, number, closePartBy, lease)
+		part, err := w.writePart(ctx, e, sink, owner, rows, number, closePartBy, lease, recordIDs)
 		if err != nil {
 			return err
 		}
@@ -395,9 +403,10 @@ type writtenPart struct {
 }
 
 // writePart uploads the next part from the checkpoint, closing it at
-// closeBy if it is still open then. It returns zero records (and uploads
-// nothing) when no event is left.
-func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sinks.Sink, owner string, rows format.Rows, number int, closeBy time.Time, lease *leaseKeeper) (writtenPart, error) {
+// closeBy if it is still open then, and adds its records' ids to
+// recordIDs when not nil. It returns zero records (and uploads nothing)
+// when no event is left.
+func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sinks.Sink, owner string, rows format.Rows, number int, closeBy time.Time, lease *leaseKeeper, recordIDs *store.IDMultiset) (writtenPart, error) {
 	var part writtenPart
 	events, err := eventReader(ctx, w.Reads, w.Pool, w.Logger.With(slog.String("export_id", e.ID), slog.Int("part", number)))
 	if err != nil {
@@ -409,7 +418,7 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 	}
 	key := partKey(e, number)
 	obj, err := uploadPart(ctx, sink, key, func(out io.Writer) error {
-		return w.produce(ctx, e, owner, rows, events, page, &part, out, closeBy, lease)
+		return w.produce(ctx, e, owner, rows, events, page, &part, out, closeBy, lease, recordIDs)
 	})
 	if err != nil {
 		return part, err
@@ -423,7 +432,8 @@ func (w *ExportWorker) writePart(ctx context.Context, e *audex.Export, sink sink
 // run out. It stops with the lease keeper's cause when the lease may no
 // longer be held: before each page and before the part is closed, so that
 // the upload fails instead of storing a part another attempt may write.
-func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, events store.DBTX, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time, lease *leaseKeeper) error {
+// It adds each record's id to recordIDs when not nil.
+func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner string, rows format.Rows, events store.DBTX, page []audex.Event, part *writtenPart, out io.Writer, closeBy time.Time, lease *leaseKeeper, recordIDs *store.IDMultiset) error {
 	body, err := newPartBody(out, formatName(e.Format), e.Compression, rows)
 	if err != nil {
 		return err
@@ -461,6 +471,9 @@ func (w *ExportWorker) produce(ctx context.Context, e *audex.Export, owner strin
 			}
 			written += int64(len(buf))
 			part.records++
+			if recordIDs != nil {
+				recordIDs.Add(page[i].ID)
+			}
 			part.last = audex.Position{OccurredAt: page[i].OccurredAt, ID: page[i].ID}
 		}
 		if pages++; pages%statusCheckPages == 0 {
@@ -539,7 +552,7 @@ func (w *ExportWorker) complete(ctx context.Context, log *slog.Logger, e *audex.
 	count := done.Progress.RecordsExported
 	done.Status, done.CompletedAt, done.ManifestKey, done.RecordCount = audex.ExportCompleted, &completedAt, &manifestKey, &count
 	done.Progress.Percent = 100
-	if done.Log, err = manifestLog.wait(); err != nil {
+	if done.Log, err = w.checkedManifestLog(ctx, log, e, sink, manifestLog); err != nil {
 		return err
 	}
 	manifest, err := json.MarshalIndent(done, "", "  ")
@@ -590,17 +603,25 @@ type pendingLog struct {
 	cancel context.CancelFunc
 	log    *audex.ManifestLog
 	err    error
+	// recordIDs are the records' ids as the parts are written, and
+	// leafIDs the event ids of the leaves found from the log alone; both
+	// nil when the leaves are found from the records.
+	recordIDs, leafIDs *store.IDMultiset
 }
 
 // startManifestLog works out what export e's manifest says of the
-// integrity log (LogSealer.manifestLog) in the background.
-func (w *ExportWorker) startManifestLog(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink) *pendingLog {
+// integrity log (LogSealer.manifestLog) in the background: with
+// recordIDs, from the log alone (see checkedManifestLog).
+func (w *ExportWorker) startManifestLog(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, recordIDs *store.IDMultiset) *pendingLog {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &pendingLog{done: make(chan struct{}), cancel: cancel}
+	p := &pendingLog{done: make(chan struct{}), cancel: cancel, recordIDs: recordIDs}
+	if recordIDs != nil {
+		p.leafIDs = recordIDs.Like()
+	}
 	go func() {
 		defer close(p.done)
 		started := time.Now()
-		p.log, p.err = w.Sealer.manifestLog(ctx, log, w.Pool, sink, e.TenantID, "", e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf)
+		p.log, p.err = w.Sealer.manifestLog(ctx, log, w.Pool, sink, e.TenantID, "", e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf, p.leafIDs)
 		if p.log != nil {
 			log.Info("export_log_written", slog.Int64("leaves", p.log.EndLeaf-p.log.FirstLeaf), slog.Duration("took", time.Since(started)))
 		}
@@ -612,6 +633,21 @@ func (w *ExportWorker) startManifestLog(ctx context.Context, log *slog.Logger, e
 func (p *pendingLog) wait() (*audex.ManifestLog, error) {
 	<-p.done
 	return p.log, p.err
+}
+
+// checkedManifestLog returns what export e's manifest says of the
+// integrity log, once every part is written: p's, unless its leaves came
+// from the log alone and their event ids are not the records' (an event
+// deleted, inserted or ingested again behind audex's back, a leaf sealed
+// before leaves kept their event's time); then the log is worked out
+// again from the records, which names such leaves.
+func (w *ExportWorker) checkedManifestLog(ctx context.Context, log *slog.Logger, e *audex.Export, sink sinks.Sink, p *pendingLog) (*audex.ManifestLog, error) {
+	m, err := p.wait()
+	if err != nil || p.recordIDs == nil || p.recordIDs.Equal(p.leafIDs) {
+		return m, err
+	}
+	log.Info("export_log_from_records", slog.String("reason", "the leaves of the records' times are not the records'"))
+	return w.Sealer.manifestLog(ctx, log, w.Pool, sink, e.TenantID, "", e.KeyPrefix+leavesObject, e.Filter, time.Time{}, e.AsOf, nil)
 }
 
 // stop ends the work (an attempt that ends before the export completes

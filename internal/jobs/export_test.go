@@ -31,6 +31,14 @@ func (b *jobsBundle) exportWorker(t *testing.T, timing jobs.ExportTiming) *river
 	return newWorker(t, &jobs.ExportWorker{Pool: b.pool, Logger: b.logger, OpenSink: b.open, Timing: timing})
 }
 
+// newSealer returns a log sealer of the test's signing key, and the key.
+func newSealer(t *testing.T) (*jobs.LogSealer, *integrity.Keys) {
+	t.Helper()
+	keys, err := integrity.ParseKeys(storetest.LogKey(t))
+	require.NoError(t, err)
+	return &jobs.LogSealer{Name: "audex", Keys: keys}, keys
+}
+
 // partAnAttempt stores an export that River's test worker works one part
 // an attempt (each attempt's window is used up by its first part), and
 // returns it with what works its next attempt after prev (nil: the first).
@@ -280,9 +288,7 @@ func TestExportManifestBesideAPurge(t *testing.T) {
 	t.Parallel()
 	b := setupJobs(t)
 	ctx := t.Context()
-	keys, err := integrity.ParseKeys(storetest.LogKey(t))
-	require.NoError(t, err)
-	sealer := &jobs.LogSealer{Name: "audex", Keys: keys}
+	sealer, keys := newSealer(t)
 	old, late := make([]audex.Event, 10), make([]audex.Event, 5)
 	for i := range old {
 		old[i] = audex.Event{ID: fmt.Sprintf("old-%02d", i), OccurredAt: time.Now().Add(-30 * 24 * time.Hour), Action: "doc.read", Actor: audex.Actor{ID: "bob"}, Metadata: []byte("{}")}
@@ -351,4 +357,47 @@ func TestExportManifestBesideAPurge(t *testing.T) {
 		require.Contains(t, by, "audit.purge_completed")
 		require.EqualValues(t, 10, n)
 	}
+}
+
+// TestExportLeavesFromTheLog checks that an export selected by time alone
+// takes its manifest's leaves from the log alone when the log's leaves of
+// its times are its records, and works them out from the records when
+// they are not (an event deleted behind audex's back), so that its
+// manifest names that event's leaf missing.
+func TestExportLeavesFromTheLog(t *testing.T) {
+	t.Parallel()
+	b := setupJobs(t)
+	ctx := t.Context()
+	sealer, keys := newSealer(t)
+	require.NoError(t, sealer.SealTenant(ctx, b.pool, b.tenant))
+	w := newWorker(t, &jobs.ExportWorker{Pool: b.pool, Logger: b.logger, OpenSink: b.open, Sealer: sealer,
+		Timing: jobs.ExportTiming{Window: time.Minute, LeaseTTL: 5 * time.Second}})
+	export := func(t *testing.T) integrity.Verdict {
+		t.Helper()
+		id := b.storeExport(t, b.newExport())
+		res, err := w.Work(ctx, t, b.tx(t), queue.ExportArgs{ExportID: id}, nil)
+		require.NoError(t, err)
+		require.Equal(t, river.EventKindJobCompleted, res.EventKind)
+		e, err := store.GetExportByID(ctx, b.pool, id)
+		require.NoError(t, err)
+		return sinktest.CheckSignedManifest(t, b.sink(t), *e.ManifestKey, keys.VerifierKeys())
+	}
+
+	t.Run("the log's leaves are the records'", func(t *testing.T) {
+		v := export(t)
+		require.Empty(t, v.Problems)
+		require.EqualValues(t, 25, v.Matched)
+		require.NotContains(t, b.logs.String(), `"msg":"export_log_from_records"`)
+	})
+	t.Run("an event deleted behind audex's back", func(t *testing.T) {
+		for _, table := range []string{"events", "event_ids"} {
+			_, err := b.pool.Exec(ctx, `DELETE FROM `+table+` WHERE tenant_id = $1 AND id = 'ev-07'`, b.tenant)
+			require.NoError(t, err)
+		}
+		v := export(t)
+		require.Equal(t, v.Records, v.Matched, "every record is a leaf")
+		require.Len(t, v.Problems, 1)
+		require.Regexp(t, `\(event "ev-07"\) is MISSING`, v.Problems[0])
+		require.Contains(t, b.logs.String(), `"msg":"export_log_from_records"`)
+	})
 }

@@ -289,7 +289,7 @@ func (o objectWriter) write(ctx context.Context, w *StreamWorker, s audex.Stream
 		return nil
 	}
 	var err error
-	if b.Log, err = w.Sealer.manifestLog(ctx, w.Logger.With(slog.String("stream_id", s.ID)), w.Pool, o.sink, s.TenantID, s.ID, base+leavesObject, s.Filter, b.After, b.Through); err != nil {
+	if b.Log, err = w.Sealer.manifestLog(ctx, w.Logger.With(slog.String("stream_id", s.ID)), w.Pool, o.sink, s.TenantID, s.ID, base+leavesObject, s.Filter, b.After, b.Through, nil); err != nil {
 		return err
 	}
 	b.DeliveredAt = time.Now().UTC().Truncate(time.Microsecond)

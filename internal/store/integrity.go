@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	mathbits "math/bits"
 	"math/rand/v2"
@@ -507,7 +508,7 @@ func leavesByTime(ctx context.Context, db DBTX, tenantID string, f audex.Filter,
 		return false, nil
 	}
 	seeds := [2]int64{rand.Int64(), rand.Int64()}
-	var events, leaves idMultiset
+	var events, leaves sqlIDMultiset
 	var q queryBuilder
 	arrivals(&q, tenantID, f, from, to)
 	sums := idSums(&q, "id", seeds)
@@ -517,11 +518,7 @@ func leavesByTime(ctx context.Context, db DBTX, tenantID string, f audex.Filter,
 		return false, err
 	}
 	var l queryBuilder
-	l.where("tenant_id = " + l.arg(tenantID))
-	l.where("leaf_index >= " + l.arg(first))
-	l.where("leaf_index < " + l.arg(last))
-	l.where("deleted_by IS NULL")
-	l.filter(audex.Filter{Since: f.Since, Until: f.Until}) // on the leaves' occurred_at
+	leavesOfTimes(&l, tenantID, f, first, last)
 	var indexes []int64
 	err = db.QueryRow(ctx, fmt.Sprintf(`SELECT count(*), %s, coalesce(array_agg(leaf_index), '{}') FROM log_leaves WHERE %s`,
 		idSums(&l, "event_id", seeds), strings.Join(l.conds, " AND ")),
@@ -535,14 +532,110 @@ func leavesByTime(ctx context.Context, db DBTX, tenantID string, f audex.Filter,
 	return true, nil
 }
 
-// idMultiset is what leavesByTime compares of two multisets of event ids:
-// their count and two sums of seeded hashes (numeric, as text).
-type idMultiset struct {
+// sqlIDMultiset is what leavesByTime compares of two multisets of event
+// ids: their count and two sums of seeded hashes (numeric, as text).
+type sqlIDMultiset struct {
 	count int64
 	sums  [2]string
 }
 
-// idSums returns the select expressions of an idMultiset's two sums of
+// leavesOfTimes adds to q the conditions on log_leaves of the leaves from
+// first to before last that audex did not delete and whose event's
+// occurred_at (kept on the leaf by the seal) f's times keep.
+func leavesOfTimes(q *queryBuilder, tenantID string, f audex.Filter, first, last int64) {
+	q.where("tenant_id = " + q.arg(tenantID))
+	q.where("leaf_index >= " + q.arg(first))
+	q.where("leaf_index < " + q.arg(last))
+	q.where("deleted_by IS NULL")
+	q.filter(audex.Filter{Since: f.Since, Until: f.Until}) // on the leaves' occurred_at
+}
+
+// LeavesOfTimes returns, from the log alone, the leaves that an export's
+// records have when the log and the events agree: of the tenant's tree of
+// size leaves, those from the leaf of its first event received from from
+// on to before the leaf of its first event received from through on, that
+// audex did not delete and whose event's occurred_at f keeps. f must
+// select by time alone (SelectsByTime). The caller checks the guess:
+// WriteManifestLog tallies the set's event ids, and they must equal the
+// records' ids (IDMultiset); when they do not (an event deleted, inserted
+// or ingested again behind audex's back, a leaf sealed before the seal
+// kept times, a later seal of events in f's times), LeavesOf finds the
+// leaves instead. It reads no event but the two firsts: an export's
+// parts read the events, and tally their ids as they go.
+func LeavesOfTimes(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, through time.Time, size int64) (LeafSet, error) {
+	if !SelectsByTime(f) {
+		return nil, errors.New("leaves of times: the filter selects by more than time")
+	}
+	first, err := firstLeafFrom(ctx, db, tenantID, from, through, size)
+	if err != nil {
+		return nil, err
+	}
+	last, err := firstLeafFrom(ctx, db, tenantID, through, endOfTime, size)
+	if err != nil {
+		return nil, err
+	}
+	set := newLeafSet(size)
+	for begin := first; begin < min(last, size); begin += leavesOfTimesChunk {
+		var q queryBuilder
+		leavesOfTimes(&q, tenantID, f, begin, min(begin+leavesOfTimesChunk, last, size))
+		rows, err := db.Query(ctx, `SELECT leaf_index FROM log_leaves WHERE `+strings.Join(q.conds, " AND "), q.args...)
+		if err != nil {
+			return nil, fmt.Errorf("leaves of times: %w", translate(err))
+		}
+		var leaf int64
+		if _, err := pgx.ForEachRow(rows, []any{&leaf}, func() error { set.add(leaf); return nil }); err != nil {
+			return nil, fmt.Errorf("leaves of times: %w", translate(err))
+		}
+	}
+	return set, nil
+}
+
+// leavesOfTimesChunk is how many leaves one statement of LeavesOfTimes
+// reads through.
+const leavesOfTimesChunk = 1_000_000
+
+// endOfTime is later than any event's received_at.
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// SelectsByTime reports whether f selects events by their times alone
+// (since, until, received before), as LeavesOfTimes needs.
+func SelectsByTime(f audex.Filter) bool { return !rowFilters(f) }
+
+// IDMultiset is what an export's manifest compares of its records' event
+// ids, tallied as its parts are written, and of its leaves' (tallied by
+// WriteManifestLog): their count and two sums, modulo 2^64, of each id's
+// 64-bit hash under two seeds (hash/maphash) drawn afresh for each
+// export. A collision of both sums under seeds drawn after the events
+// were stored would make a manifest call a leaf of a gone event a record,
+// which the verifier still fails (no record has its hash), only without
+// naming it missing.
+type IDMultiset struct {
+	seeds [2]maphash.Seed
+	count uint64
+	sums  [2]uint64
+}
+
+// NewIDMultiset returns an empty multiset with fresh seeds.
+func NewIDMultiset() *IDMultiset {
+	return &IDMultiset{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+}
+
+// Like returns an empty multiset with m's seeds, to compare with m.
+func (m *IDMultiset) Like() *IDMultiset { return &IDMultiset{seeds: m.seeds} }
+
+// Add adds id.
+func (m *IDMultiset) Add(id string) {
+	m.count++
+	for i, seed := range m.seeds {
+		m.sums[i] += maphash.String(seed, id)
+	}
+}
+
+// Equal reports whether m and o hold the same ids, as far as their
+// counts and sums tell; multisets of different seeds are never equal.
+func (m *IDMultiset) Equal(o *IDMultiset) bool { return *m == *o }
+
+// idSums returns the select expressions of an sqlIDMultiset's two sums of
 // column under seeds.
 func idSums(q *queryBuilder, column string, seeds [2]int64) string {
 	sums := make([]string, len(seeds))
@@ -592,20 +685,22 @@ const manifestLogPage = 10_000
 // tree: a purge still running, or a record not sealed yet. A manifest
 // written with any cannot be verified; the same call after they are
 // recorded and sealed returns none.
-func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer) (m audex.ManifestLog, unrecorded []string, err error) {
+//
+// recordIDs, when not nil, gets the event ids of records' leaves.
+func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer, recordIDs *IDMultiset) (m audex.ManifestLog, unrecorded []string, err error) {
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		// One snapshot: a purge that commits meanwhile must not make a
 		// leaf read as stored look gone without a deletion record.
 		if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`); err != nil {
 			return err
 		}
-		m, unrecorded, err = writeManifestLog(ctx, tx, tenantID, records, size, w)
+		m, unrecorded, err = writeManifestLog(ctx, tx, tenantID, records, size, w, recordIDs)
 		return err
 	})
 	return m, unrecorded, err
 }
 
-func writeManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer) (audex.ManifestLog, []string, error) {
+func writeManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer, recordIDs *IDMultiset) (audex.ManifestLog, []string, error) {
 	var m audex.ManifestLog
 	m.FirstLeaf, m.EndLeaf = records.bounds()
 	if m.EndLeaf == 0 {
@@ -638,6 +733,9 @@ func writeManifestLog(ctx context.Context, db DBTX, tenantID string, records Lea
 			next++
 			switch {
 			case records.Has(leaf):
+				if recordIDs != nil {
+					recordIDs.Add(eventID)
+				}
 			case deletedBy != nil:
 				deleted++
 				if !slices.Contains(deleters, *deletedBy) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -125,7 +126,7 @@ func (b *logBundle) checkManifest(t *testing.T, records audex.Filter, through ti
 	require.NoError(t, err)
 	var c checkedManifest
 	var leaves bytes.Buffer
-	c.log, c.unrecorded, err = store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves)
+	c.log, c.unrecorded, err = store.WriteManifestLog(ctx, b.pool, b.tenant, set, size, &leaves, nil)
 	require.NoError(t, err)
 	c.log.Checkpoint = note
 	check, err := integrity.NewLogCheck(c.log, &leaves, b.keys.VerifierKeys())
@@ -532,7 +533,9 @@ func leavesIn(set store.LeafSet, size int64) []int64 {
 // that whatever sets the log's leaves apart from the events' (an event
 // deleted or inserted behind audex's back, both at once, a leaf without
 // its time) or a filter of more than time makes it give way to the join,
-// which LeavesOf then runs.
+// which LeavesOf then runs. An export's guess (LeavesOfTimes), checked
+// by the event ids that WriteManifestLog tallies against the records',
+// holds in the same cases, and there gives the same leaves.
 func TestLeavesByTime(t *testing.T) {
 	t.Parallel()
 	b := setupLog(t)
@@ -569,6 +572,26 @@ func TestLeavesByTime(t *testing.T) {
 			set, err = store.LeavesOf(ctx, b.pool, b.tenant, f, time.Time{}, through, size)
 			require.NoError(t, err)
 			require.Equal(t, want, leavesIn(set, size), "%s: LeavesOf", name)
+
+			guess, err := store.LeavesOfTimes(ctx, b.pool, b.tenant, f, time.Time{}, through, size)
+			if !store.SelectsByTime(f) {
+				require.Error(t, err, name)
+				continue
+			}
+			require.NoError(t, err)
+			records := store.NewIDMultiset()
+			stored, err := store.ListArrivals(ctx, b.pool, b.tenant, f, time.Time{}, through, nil, 1000)
+			require.NoError(t, err)
+			for _, e := range stored {
+				records.Add(e.ID)
+			}
+			leafIDs := records.Like()
+			_, _, err = store.WriteManifestLog(ctx, b.pool, b.tenant, guess, size, io.Discard, leafIDs)
+			require.NoError(t, err)
+			require.Equal(t, byLog[name], records.Equal(leafIDs), "%s: the guess's ids are the records'", name)
+			if byLog[name] {
+				require.Equal(t, want, leavesIn(guess, size), "%s: LeavesOfTimes", name)
+			}
 		}
 	}
 	t.Run("as sealed", func(t *testing.T) {
@@ -596,4 +619,23 @@ func TestLeavesByTime(t *testing.T) {
 		b.ingest(t, b.tenant, "forged", 1)
 		check(t, map[string]bool{"a day, until an hour ago": true})
 	})
+}
+
+// TestIDMultiset checks that two tallies of ids are equal when they hold
+// the same ids in any order, and not when an id differs, is given twice
+// for another, or the seeds differ.
+func TestIDMultiset(t *testing.T) {
+	t.Parallel()
+	tally := func(m *store.IDMultiset, ids ...string) *store.IDMultiset {
+		for _, id := range ids {
+			m.Add(id)
+		}
+		return m
+	}
+	a := tally(store.NewIDMultiset(), "e1", "e2", "e3")
+	require.True(t, a.Equal(tally(a.Like(), "e3", "e1", "e2")))
+	require.False(t, a.Equal(tally(a.Like(), "e1", "e2", "e4")))
+	require.False(t, a.Equal(tally(a.Like(), "e1", "e2", "e2")))
+	require.False(t, a.Equal(tally(a.Like(), "e1", "e2")))
+	require.False(t, a.Equal(tally(store.NewIDMultiset(), "e1", "e2", "e3")), "other seeds")
 }
