@@ -575,20 +575,33 @@ func LeavesOfTimes(ctx context.Context, db DBTX, tenantID string, f audex.Filter
 		return nil, err
 	}
 	set := newLeafSet(size)
-	for begin := first; begin < min(last, size); begin += leavesOfTimesChunk {
-		var q queryBuilder
-		leavesOfTimes(&q, tenantID, f, begin, min(begin+leavesOfTimesChunk, last, size))
-		rows, err := db.Query(ctx, `SELECT leaf_index FROM log_leaves WHERE `+strings.Join(q.conds, " AND "), q.args...)
-		if err != nil {
-			return nil, fmt.Errorf("leaves of times: %w", translate(err))
+	// The tenant's leaves by its index or by their time's, never the
+	// whole log's table: the guess of a log that grew since its
+	// statistics made a month's leaves of one tenant a parallel scan of
+	// every tenant's.
+	err = withSettings(ctx, db, leavesOfTimesSettings, func(tx pgx.Tx) error {
+		for begin := first; begin < min(last, size); begin += leavesOfTimesChunk {
+			var q queryBuilder
+			leavesOfTimes(&q, tenantID, f, begin, min(begin+leavesOfTimesChunk, last, size))
+			rows, err := tx.Query(ctx, `SELECT leaf_index FROM log_leaves WHERE `+strings.Join(q.conds, " AND "), q.args...)
+			if err != nil {
+				return err
+			}
+			var leaf int64
+			if _, err := pgx.ForEachRow(rows, []any{&leaf}, func() error { set.add(leaf); return nil }); err != nil {
+				return err
+			}
 		}
-		var leaf int64
-		if _, err := pgx.ForEachRow(rows, []any{&leaf}, func() error { set.add(leaf); return nil }); err != nil {
-			return nil, fmt.Errorf("leaves of times: %w", translate(err))
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("leaves of times: %w", translate(err))
 	}
 	return set, nil
 }
+
+// leavesOfTimesSettings are LeavesOfTimes' plan settings.
+var leavesOfTimesSettings = localSettings("enable_seqscan", "off", "max_parallel_workers_per_gather", "0", "jit", "off")
 
 // leavesOfTimesChunk is how many leaves one statement of LeavesOfTimes
 // reads through.
