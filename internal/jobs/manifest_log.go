@@ -26,18 +26,18 @@ const leavesObject = "log-leaves.bin"
 // from from on and before through. Nil when s is nil or no record is a
 // leaf.
 //
-// With recordIDs, f must select by time alone: the records' leaves are
-// then found from the log alone (store.LeavesOfTimes), and recordIDs
-// gets their event ids, which the caller compares with the records'
-// before it uses the manifest. Without, they are found by reading the
-// records (store.LeavesOf).
+// With leafIDs, f must select by time alone: the records' leaves are
+// then guessed from the log alone (store.LeavesOfTimes), and leafIDs gets
+// their event ids, which the caller compares with the records' before it
+// uses the manifest. Without, they are found by reading the records
+// (store.LeavesOf).
 //
 // When a purge deleted leaves among the records' and has not recorded it
 // yet, it waits for the purge to end, seals its record and works the log
 // out again, so that the manifest verifies. streamID names the stream
 // whose batch this is ("" for an export): a purge that waits for that
 // stream is not waited for.
-func (s *LogSealer) manifestLog(ctx context.Context, log *slog.Logger, db store.DBTX, sink sinks.Sink, tenantID, streamID, leavesKey string, f audex.Filter, from, through time.Time, recordIDs *store.IDMultiset) (*audex.ManifestLog, error) {
+func (s *LogSealer) manifestLog(ctx context.Context, log *slog.Logger, db store.DBTX, sink sinks.Sink, tenantID, streamID, leavesKey string, f audex.Filter, from, through time.Time, leafIDs *store.IDMultiset) (*audex.ManifestLog, error) {
 	if s == nil {
 		return nil, nil
 	}
@@ -45,7 +45,7 @@ func (s *LogSealer) manifestLog(ctx context.Context, log *slog.Logger, db store.
 		return nil, err
 	}
 	for resealed := false; ; resealed = true {
-		m, unrecorded, err := s.writeManifestLog(ctx, db, sink, tenantID, leavesKey, f, from, through, recordIDs)
+		m, unrecorded, err := s.writeManifestLog(ctx, db, sink, tenantID, leavesKey, f, from, through, leafIDs)
 		if err != nil || len(unrecorded) == 0 {
 			return m, err
 		}
@@ -68,16 +68,16 @@ func (s *LogSealer) manifestLog(ctx context.Context, log *slog.Logger, db store.
 // writeManifestLog writes the leaves object of the records at leavesKey
 // and returns what the manifest says of the log in the latest checkpoint,
 // and the deletions of its leaves not recorded in that checkpoint
-// (store.WriteManifestLog). recordIDs, when not nil, is emptied and gets
+// (store.WriteManifestLog). leafIDs, when not nil, is emptied and gets
 // the event ids of the records' leaves (see manifestLog).
-func (s *LogSealer) writeManifestLog(ctx context.Context, db store.DBTX, sink sinks.Sink, tenantID, leavesKey string, f audex.Filter, from, through time.Time, recordIDs *store.IDMultiset) (*audex.ManifestLog, []string, error) {
+func (s *LogSealer) writeManifestLog(ctx context.Context, db store.DBTX, sink sinks.Sink, tenantID, leavesKey string, f audex.Filter, from, through time.Time, leafIDs *store.IDMultiset) (*audex.ManifestLog, []string, error) {
 	size, checkpoint, err := store.LatestLogCheckpoint(ctx, db, tenantID)
 	if err != nil {
 		return nil, nil, err
 	}
 	var records store.LeafSet
-	if recordIDs != nil {
-		*recordIDs = *recordIDs.Like()
+	if leafIDs != nil {
+		leafIDs.Reset()
 		records, err = store.LeavesOfTimes(ctx, db, tenantID, f, from, through, size)
 	} else {
 		records, err = store.LeavesOf(ctx, db, tenantID, f, from, through, size)
@@ -92,7 +92,7 @@ func (s *LogSealer) writeManifestLog(ctx context.Context, db store.DBTX, sink si
 		// (unbuffered, a 1,000,000-event export made 1,000,000 writes).
 		buffered := bufio.NewWriterSize(w, partBufferSize)
 		var err error
-		if m, unrecorded, err = store.WriteManifestLog(ctx, db, tenantID, records, size, buffered, recordIDs); err != nil {
+		if m, unrecorded, err = store.WriteManifestLog(ctx, db, tenantID, records, size, buffered, leafIDs); err != nil {
 			return err
 		}
 		return buffered.Flush()

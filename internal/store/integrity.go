@@ -636,6 +636,9 @@ func NewIDMultiset() *IDMultiset {
 // Like returns an empty multiset with m's seeds, to compare with m.
 func (m *IDMultiset) Like() *IDMultiset { return &IDMultiset{seeds: m.seeds} }
 
+// Reset empties m, keeping its seeds.
+func (m *IDMultiset) Reset() { m.count, m.sums = 0, [2]uint64{} }
+
 // Add adds id.
 func (m *IDMultiset) Add(id string) {
 	m.count++
@@ -699,21 +702,21 @@ const manifestLogPage = 10_000
 // written with any cannot be verified; the same call after they are
 // recorded and sealed returns none.
 //
-// recordIDs, when not nil, gets the event ids of records' leaves.
-func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer, recordIDs *IDMultiset) (m audex.ManifestLog, unrecorded []string, err error) {
+// leafIDs, when not nil, gets the event ids of records' leaves.
+func WriteManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer, leafIDs *IDMultiset) (m audex.ManifestLog, unrecorded []string, err error) {
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		// One snapshot: a purge that commits meanwhile must not make a
 		// leaf read as stored look gone without a deletion record.
 		if _, err := tx.Exec(ctx, `SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY`); err != nil {
 			return err
 		}
-		m, unrecorded, err = writeManifestLog(ctx, tx, tenantID, records, size, w, recordIDs)
+		m, unrecorded, err = writeManifestLog(ctx, tx, tenantID, records, size, w, leafIDs)
 		return err
 	})
 	return m, unrecorded, err
 }
 
-func writeManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer, recordIDs *IDMultiset) (audex.ManifestLog, []string, error) {
+func writeManifestLog(ctx context.Context, db DBTX, tenantID string, records LeafSet, size int64, w io.Writer, leafIDs *IDMultiset) (audex.ManifestLog, []string, error) {
 	var m audex.ManifestLog
 	m.FirstLeaf, m.EndLeaf = records.bounds()
 	if m.EndLeaf == 0 {
@@ -746,8 +749,8 @@ func writeManifestLog(ctx context.Context, db DBTX, tenantID string, records Lea
 			next++
 			switch {
 			case records.Has(leaf):
-				if recordIDs != nil {
-					recordIDs.Add(eventID)
+				if leafIDs != nil {
+					leafIDs.Add(eventID)
 				}
 			case deletedBy != nil:
 				deleted++
