@@ -504,7 +504,7 @@ func joinLeaves(ctx context.Context, db DBTX, tenantID string, f audex.Filter, f
 func leavesByTime(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, to time.Time, first, last int64, set LeafSet) (found bool, err error) {
 	// ReceivedBefore is kept on the events' side only: a leaf past it
 	// breaks the equality.
-	if rowFilters(f) {
+	if !SelectsByTime(f) {
 		return false, nil
 	}
 	seeds := [2]int64{rand.Int64(), rand.Int64()}
@@ -559,8 +559,7 @@ func leavesOfTimes(q *queryBuilder, tenantID string, f audex.Filter, first, last
 // WriteManifestLog tallies the set's event ids, and they must equal the
 // records' ids (IDMultiset); when they do not (an event deleted, inserted
 // or ingested again behind audex's back, a leaf sealed before the seal
-// kept times, a later seal of events in f's times), LeavesOf finds the
-// leaves instead. It reads no event but the two firsts: an export's
+// kept times), LeavesOf finds the leaves instead. It reads no event but the two firsts: an export's
 // parts read the events, and tally their ids as they go.
 func LeavesOfTimes(ctx context.Context, db DBTX, tenantID string, f audex.Filter, from, through time.Time, size int64) (LeafSet, error) {
 	if !SelectsByTime(f) {

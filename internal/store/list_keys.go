@@ -343,7 +343,7 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 	if err != nil {
 		return nil, true, err
 	}
-	page := int64(max(limit, 100))
+	page := pageWeight(limit)
 	switch {
 	case counted && matches <= fewKeyMatchesPerPageRow*page:
 		events, err := k.listDays(ctx, db, f, order, after, k.maxDays(), 1, limit)
@@ -374,11 +374,11 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 	}
 	share := float64(max(len(events), 1)) / float64(window)
 	size, growth := k.maxDays(), 1
-	if share*float64(total) > float64(fewKeyMatchesPerPageRow*max(limit, 100)) {
+	if share*float64(total) > float64(fewKeyMatchesPerPageRow*pageWeight(limit)) {
 		size, growth = 1, dayChunkGrowth
 		// Common enough that reading on down the list order for the
 		// rest of the page costs little: do so (with room to spare).
-		if need := float64(limit - len(events)); len(events) > 0 && need/share <= float64(keysWalkRowsPerPageRow*max(limit, 100)) {
+		if need := float64(limit - len(events)); len(events) > 0 && need/share <= float64(keysWalkRowsPerPageRow*pageWeight(limit)) {
 			more, next, err := walkSelection(ctx, db, tenantID, k, rest, order, end, int(2*need/share)+limit, limit-len(events))
 			if events = append(events, more...); err != nil || next == nil {
 				return events, true, err
@@ -389,6 +389,11 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 	more, err := k.listDays(ctx, db, f, order, end, size, growth, limit-len(events))
 	return append(events, more...), true, err
 }
+
+// pageWeight is the rows that the keys index's rules weigh a page of
+// limit rows at: its limit, and at least 100, so that a shorter page
+// chooses its read as a page of 100 would.
+func pageWeight(limit int) int64 { return int64(max(limit, 100)) }
 
 // cheaperByDays reports whether a page of limit events of k's values,
 // which match matches of the tenant's total events, when nothing else
@@ -402,7 +407,7 @@ func keysList(ctx context.Context, db DBTX, tenantID string, f audex.Filter, ord
 // read down the list order looked at 5,000 rows and more (8-11 ms).
 func (k eventKeys) cheaperByDays(ctx context.Context, db DBTX, limit int, matches, total int64) (bool, error) {
 	walk := int64(limit) * total / matches
-	if walk > keysWalkRowsPerPageRow*int64(max(limit, 100)) {
+	if walk > keysWalkRowsPerPageRow*pageWeight(limit) {
 		return true, nil
 	}
 	first, last, ok, err := filterDays(ctx, db, k.tenantID, audex.Filter{})
